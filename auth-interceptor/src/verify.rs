@@ -1,0 +1,284 @@
+//! The access-token verifier shared by the auth server's `Validate` RPC and by the interceptor layer.
+//!
+//! What it enforces beyond `jsonwebtoken` (see `shared/security/catalogue.md`): a size cap before any
+//! decoding; `typ: at+jwt`; no `crit`, `jku`, `jwk`, `x5u` or `x5c` header; a `kid` that names a known key;
+//! the header `alg` equal to that key's one algorithm; `iss`, `aud`, `sub`, `exp`, `nbf` and `iat` present
+//! and typed; `nbf`/`iat` not in the future; a bounded lifetime; a configurable leeway.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Validation};
+use serde::Deserialize;
+
+use crate::claims::Claims;
+use crate::keys::KeySet;
+
+/// Default cap on the size of an access token, in bytes. Ours are well under 1 KiB.
+pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// The `typ` header value of an RFC 9068 access token.
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// What a token must satisfy besides its signature.
+#[derive(Debug, Clone)]
+pub struct VerifierConfig {
+    /// The required `iss`.
+    pub issuer: String,
+    /// Accepted audiences; a token's `aud` must contain at least one of them.
+    pub audiences: Vec<String>,
+    /// Clock-skew allowance for `exp`, `nbf` and `iat` (default 30 s).
+    pub leeway: Duration,
+    /// Tokens longer than this are rejected before any decoding.
+    pub max_token_len: usize,
+    /// Upper bound on `exp - iat`; a longer-lived token is rejected (default 24 h).
+    pub max_lifetime: Duration,
+}
+
+impl VerifierConfig {
+    /// A configuration with the default leeway (30 s), size cap (8 KiB) and lifetime bound (24 h).
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            audiences: vec![audience.into()],
+            leeway: Duration::from_secs(30),
+            max_token_len: DEFAULT_MAX_TOKEN_LEN,
+            max_lifetime: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// Why a token was rejected. The caller of an RPC only ever sees a fixed message; this goes to logs
+/// and, through `Validate`, to the machine-readable reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// Larger than [`VerifierConfig::max_token_len`].
+    #[error("token too large")]
+    TooLarge,
+    /// Not a well-formed access token; the string says which rule failed (never token content).
+    #[error("malformed token: {0}")]
+    Malformed(&'static str),
+    /// The `kid` is not in the current key set.
+    #[error("unknown signing key")]
+    UnknownKey,
+    /// The signature does not verify under the key named by `kid`.
+    #[error("bad signature")]
+    BadSignature,
+    /// `exp` is in the past (beyond the leeway).
+    #[error("token expired")]
+    Expired,
+    /// `nbf` or `iat` is in the future (beyond the leeway).
+    #[error("token not yet valid")]
+    NotYetValid,
+    /// `aud` is missing or contains none of the accepted audiences.
+    #[error("wrong audience")]
+    WrongAudience,
+    /// `iss` is missing or not the expected issuer.
+    #[error("wrong issuer")]
+    WrongIssuer,
+}
+
+#[derive(Deserialize)]
+struct RawHeader {
+    alg: String,
+    typ: Option<String>,
+    kid: Option<String>,
+    crit: Option<serde::de::IgnoredAny>,
+    jku: Option<serde::de::IgnoredAny>,
+    jwk: Option<serde::de::IgnoredAny>,
+    x5u: Option<serde::de::IgnoredAny>,
+    x5c: Option<serde::de::IgnoredAny>,
+}
+
+/// Verifies access tokens against a [`KeySet`].
+///
+/// ```
+/// use auth_interceptor::{KeySet, Verifier, VerifierConfig, VerificationKey, VerifyError};
+/// use jsonwebtoken::Algorithm;
+///
+/// let keys = KeySet::new()
+///     .with("k1", VerificationKey::hmac(Algorithm::HS256, &[7u8; 32]).unwrap())
+///     .unwrap();
+/// let verifier = Verifier::new(VerifierConfig::new("https://auth.internal", "orders"));
+/// assert_eq!(verifier.verify(&keys, "not.a.token").unwrap_err(), VerifyError::Malformed("encoding"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    config: VerifierConfig,
+    validations: HashMap<Algorithm, Validation>,
+}
+
+const SUPPORTED: [Algorithm; 12] = [
+    Algorithm::HS256,
+    Algorithm::HS384,
+    Algorithm::HS512,
+    Algorithm::EdDSA,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+];
+
+impl Verifier {
+    /// A verifier enforcing `config`.
+    pub fn new(config: VerifierConfig) -> Self {
+        let validations = SUPPORTED
+            .iter()
+            .map(|&alg| {
+                let mut v = Validation::new(alg);
+                v.algorithms = vec![alg];
+                // jsonwebtoken does not make a configured iss/aud required by itself (Keats#493).
+                v.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+                v.set_issuer(&[&config.issuer]);
+                v.set_audience(&config.audiences);
+                v.validate_aud = true;
+                // Times are checked below against an explicit clock, with our leeway.
+                v.validate_exp = false;
+                v.validate_nbf = false;
+                v.leeway = 0;
+                (alg, v)
+            })
+            .collect();
+        Self {
+            config,
+            validations,
+        }
+    }
+
+    /// The configuration this verifier enforces.
+    pub fn config(&self) -> &VerifierConfig {
+        &self.config
+    }
+
+    /// Verifies `token` at the current time.
+    pub fn verify(&self, keys: &KeySet, token: &str) -> Result<Claims, VerifyError> {
+        self.verify_at(keys, token, unix_now())
+    }
+
+    /// Returns the `kid` a token names, after the same structural checks as [`Verifier::verify`]
+    /// (size, encoding, header rules). Used to decide whether an unknown key warrants a refetch.
+    pub fn token_kid(&self, token: &str) -> Result<String, VerifyError> {
+        Ok(self.parse_header(token)?.0)
+    }
+
+    fn parse_header(&self, token: &str) -> Result<(String, String), VerifyError> {
+        if token.len() > self.config.max_token_len {
+            return Err(VerifyError::TooLarge);
+        }
+        let mut parts = token.split('.');
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(VerifyError::Malformed("encoding"));
+        };
+        let b64 = |x: &str| {
+            !x.is_empty()
+                && x.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        if !b64(h) || !b64(p) || !b64(s) {
+            return Err(VerifyError::Malformed("encoding"));
+        }
+        let raw = URL_SAFE_NO_PAD
+            .decode(h)
+            .map_err(|_| VerifyError::Malformed("encoding"))?;
+        let header: RawHeader =
+            serde_json::from_slice(&raw).map_err(|_| VerifyError::Malformed("header"))?;
+        if header.crit.is_some() {
+            return Err(VerifyError::Malformed("crit header"));
+        }
+        if header.jku.is_some()
+            || header.jwk.is_some()
+            || header.x5u.is_some()
+            || header.x5c.is_some()
+        {
+            return Err(VerifyError::Malformed("key reference header"));
+        }
+        let typ_ok = header.typ.as_deref().is_some_and(|t| {
+            t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
+        });
+        if !typ_ok {
+            return Err(VerifyError::Malformed("typ"));
+        }
+        let kid = header
+            .kid
+            .filter(|k| !k.is_empty())
+            .ok_or(VerifyError::Malformed("kid"))?;
+        Ok((kid, header.alg))
+    }
+
+    /// Verifies `token` as of `now` (seconds since the Unix epoch).
+    pub fn verify_at(&self, keys: &KeySet, token: &str, now: u64) -> Result<Claims, VerifyError> {
+        let (kid, alg) = self.parse_header(token)?;
+        let key = keys.get(&kid).ok_or(VerifyError::UnknownKey)?;
+        // One key, one algorithm: the header never selects the algorithm (RFC 8725 §3.1).
+        if alg != alg_name(key.alg) {
+            return Err(VerifyError::Malformed("alg"));
+        }
+        let validation = self
+            .validations
+            .get(&key.alg)
+            .ok_or(VerifyError::Malformed("alg"))?;
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &key.key, validation).map_err(|e| {
+                match e.kind() {
+                    ErrorKind::InvalidSignature => VerifyError::BadSignature,
+                    ErrorKind::InvalidAudience => VerifyError::WrongAudience,
+                    ErrorKind::InvalidIssuer => VerifyError::WrongIssuer,
+                    ErrorKind::MissingRequiredClaim(c) if c == "aud" => VerifyError::WrongAudience,
+                    ErrorKind::MissingRequiredClaim(c) if c == "iss" => VerifyError::WrongIssuer,
+                    _ => VerifyError::Malformed("claims"),
+                }
+            })?;
+        let claims = data.claims;
+        if claims.sub.is_empty() || claims.jti.is_empty() || claims.sid.is_empty() {
+            return Err(VerifyError::Malformed("claims"));
+        }
+        let leeway = self.config.leeway.as_secs();
+        if claims.exp < claims.iat || claims.exp - claims.iat > self.config.max_lifetime.as_secs() {
+            return Err(VerifyError::Malformed("lifetime"));
+        }
+        if now >= claims.exp.saturating_add(leeway) {
+            return Err(VerifyError::Expired);
+        }
+        if claims.nbf > now.saturating_add(leeway) || claims.iat > now.saturating_add(leeway) {
+            return Err(VerifyError::NotYetValid);
+        }
+        Ok(claims)
+    }
+}
+
+/// The JOSE name of an algorithm (`"EdDSA"`, `"ES256"`, ...).
+pub fn alg_name(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::HS256 => "HS256",
+        Algorithm::HS384 => "HS384",
+        Algorithm::HS512 => "HS512",
+        Algorithm::ES256 => "ES256",
+        Algorithm::ES384 => "ES384",
+        Algorithm::RS256 => "RS256",
+        Algorithm::RS384 => "RS384",
+        Algorithm::RS512 => "RS512",
+        Algorithm::PS256 => "PS256",
+        Algorithm::PS384 => "PS384",
+        Algorithm::PS512 => "PS512",
+        Algorithm::EdDSA => "EdDSA",
+        _ => "",
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,15 @@
+//! Generated Rust types, clients and servers for the `auth.v1` gRPC contract (`proto/auth/v1`).
+//!
+//! The `.proto` files are the source of truth; this crate only compiles them (with `protox`, so no
+//! system `protoc` is needed) and exposes the encoded descriptor set for gRPC server reflection.
+
+#![allow(missing_docs, clippy::all)]
+
+/// `auth.v1`: the authentication and administration services.
+pub mod v1 {
+    tonic::include_proto!("auth.v1");
+}
+
+/// Encoded `FileDescriptorSet` of `auth.v1` (with its imports), for `tonic-reflection`.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/auth_v1_descriptor.bin"));
