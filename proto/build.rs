@@ -4,14 +4,14 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["auth/v1/auth.proto", "auth/v1/admin.proto"];
+    let files = ["auth/v1/auth.proto", "auth/v1/admin.proto", "demo/v1/greeter.proto"];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");
     }
     let fds = protox::compile(files, ["."])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(
-        out.join("auth_v1_descriptor.bin"),
+        out.join("descriptor.bin"),
         prost::Message::encode_to_vec(&fds),
     )?;
     tonic_prost_build::configure()

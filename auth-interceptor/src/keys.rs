@@ -229,3 +229,29 @@ impl KeySet {
         self.keys.is_empty()
     }
 }
+
+/// A shared, atomically swapped [`KeySet`]: lock-free reads on the hot path, whole-snapshot updates.
+///
+/// Cloning is cheap and every clone sees the same keys. The auth server updates one of these when it
+/// rotates keys; key sources in this crate update one when they fetch a JWKS.
+#[derive(Debug, Clone, Default)]
+pub struct SharedKeys {
+    inner: Arc<arc_swap::ArcSwap<KeySet>>,
+}
+
+impl SharedKeys {
+    /// A handle holding `keys`.
+    pub fn new(keys: KeySet) -> Self {
+        Self { inner: Arc::new(arc_swap::ArcSwap::from_pointee(keys)) }
+    }
+
+    /// The current snapshot.
+    pub fn load(&self) -> Arc<KeySet> {
+        self.inner.load_full()
+    }
+
+    /// Replaces the snapshot.
+    pub fn store(&self, keys: KeySet) {
+        self.inner.store(Arc::new(keys));
+    }
+}

@@ -8,7 +8,7 @@ pub mod keys;
 pub mod verify;
 
 pub use claims::{Audience, Claims};
-pub use keys::{KeyError, KeySet, VerificationKey};
+pub use keys::{KeyError, KeySet, SharedKeys, VerificationKey};
 pub use verify::{Verifier, VerifierConfig, VerifyError};
 
 /// Re-export of the `jsonwebtoken` algorithm type used in this crate's API.
