@@ -1,0 +1,256 @@
+//! Persistence: the [`Store`] trait and its records, with one implementation per backend
+//! ([`postgres::PgStore`] for production, [`sqlite::SqliteStore`] as the zero-config default).
+//!
+//! Every method that depends on time takes `now` (seconds since the Unix epoch) from the caller, so
+//! the services own the clock and tests can move it. Secrets never reach this layer in clear: refresh
+//! tokens arrive as SHA-256 digests, passwords as PHC strings, private keys encrypted.
+
+use async_trait::async_trait;
+
+pub mod postgres;
+pub mod sqlite;
+
+#[cfg(test)]
+mod tests;
+
+/// Storage failures. The message of [`StoreError::Database`] is for logs only, never for callers.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was violated (e.g. the username is taken).
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// The database could not be reached or the query failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored row could not be decoded (e.g. roles column is not a JSON list).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// Result alias for storage calls.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A user account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// Stable id (UUID v7 text); the `sub` of the user's tokens.
+    pub id: String,
+    /// The username as created (display form).
+    pub username: String,
+    /// The canonical username (NFKC, lower-cased): unique.
+    pub username_key: String,
+    /// Argon2id PHC string; `None` for an account that cannot log in with a password.
+    pub password_hash: Option<String>,
+    /// Roles.
+    pub roles: Vec<String>,
+    /// A disabled user cannot log in or refresh, and its tokens fail `Validate`.
+    pub disabled: bool,
+    /// Creation time.
+    pub created_at: i64,
+    /// Last change time.
+    pub updated_at: i64,
+}
+
+/// A session: one login, i.e. one family of rotating refresh tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// Session id (UUID v7 text); the `sid` claim.
+    pub id: String,
+    /// Owner.
+    pub user_id: String,
+    /// Login time.
+    pub created_at: i64,
+    /// Last refresh time (equals `created_at` until the first refresh).
+    pub last_used_at: i64,
+    /// The session ends at this time whatever its use (absolute lifetime).
+    pub absolute_expires_at: i64,
+    /// Set when the session was ended (logout, revocation, reuse detection, password change, ...).
+    pub revoked_at: Option<i64>,
+}
+
+/// A new session with its first refresh token.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    /// Session id.
+    pub id: String,
+    /// Owner.
+    pub user_id: String,
+    /// SHA-256 of the first refresh token.
+    pub refresh_hash: Vec<u8>,
+    /// When the first refresh token expires if unused (idle timeout).
+    pub refresh_expires_at: i64,
+    /// When the session ends regardless of use.
+    pub absolute_expires_at: i64,
+}
+
+/// What happened to a presented refresh token in [`Store::rotate_refresh`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// The token was live: it is now spent and `new_hash` is the session's live token.
+    Rotated {
+        /// The session (with `last_used_at` updated).
+        session: SessionRecord,
+        /// The session's owner, as stored now (current roles and username).
+        user: UserRecord,
+        /// When the new refresh token expires if unused.
+        refresh_expires_at: i64,
+    },
+    /// The token had already been used: the whole session was revoked (RFC 9700 reuse detection).
+    /// This revocation is committed even though the call fails.
+    Reused {
+        /// The revoked session.
+        session_id: String,
+        /// Its owner.
+        user_id: String,
+    },
+    /// The token is unknown, expired (idle), or its session is revoked or past its absolute lifetime, or
+    /// its user is disabled. Nothing was changed.
+    Rejected,
+}
+
+/// Which of a user's sessions to end alongside a password change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeScope<'a> {
+    /// None (e.g. a transparent rehash on login).
+    None,
+    /// All of them (admin password reset).
+    All,
+    /// All but this session (the caller's own password change).
+    AllExcept(&'a str),
+}
+
+/// What `Validate` needs to know about a session, in one query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionStatus {
+    /// Owner.
+    pub user_id: String,
+    /// True when the session was ended.
+    pub revoked: bool,
+    /// Absolute end of the session.
+    pub absolute_expires_at: i64,
+    /// True when the owner is disabled.
+    pub user_disabled: bool,
+}
+
+/// Lifecycle state of a signing key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStatus {
+    /// Signs new tokens. Exactly one key is current.
+    Current,
+    /// Published ahead of use; becomes current at the next rotation.
+    Next,
+    /// No longer signs; published until `publish_until` so its tokens keep verifying.
+    Retired,
+}
+
+impl KeyStatus {
+    /// Column value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::Current => "current",
+            KeyStatus::Next => "next",
+            KeyStatus::Retired => "retired",
+        }
+    }
+
+    /// Parses a column value.
+    pub fn parse(s: &str) -> StoreResult<Self> {
+        match s {
+            "current" => Ok(KeyStatus::Current),
+            "next" => Ok(KeyStatus::Next),
+            "retired" => Ok(KeyStatus::Retired),
+            other => Err(StoreError::Corrupt(format!("unknown key status {other:?}"))),
+        }
+    }
+}
+
+/// A signing key as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    /// Key id (`kid`).
+    pub kid: String,
+    /// JOSE algorithm name, e.g. `"EdDSA"`.
+    pub alg: String,
+    /// Lifecycle state.
+    pub status: KeyStatus,
+    /// PKCS#8 private key, encrypted under the master key (nonce ‖ AES-256-GCM ciphertext).
+    pub private_key_enc: Vec<u8>,
+    /// The public JWK as JSON (no private members).
+    pub public_jwk: String,
+    /// Creation time.
+    pub created_at: i64,
+    /// For retired keys: stop publishing (and delete) after this time.
+    pub publish_until: Option<i64>,
+}
+
+/// The storage interface of the auth server. Implementations must make each method atomic: a failed
+/// call leaves the database as it was.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies the embedded migrations.
+    async fn migrate(&self) -> StoreResult<()>;
+    /// Checks that the database answers (health).
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Inserts a user; [`StoreError::Conflict`] when `username_key` is taken.
+    async fn create_user(&self, user: &UserRecord) -> StoreResult<()>;
+    /// A user by id.
+    async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRecord>>;
+    /// A user by canonical username.
+    async fn user_by_username_key(&self, key: &str) -> StoreResult<Option<UserRecord>>;
+    /// Users ordered by `username_key`, strictly after `after_key`, at most `limit`.
+    async fn list_users(&self, after_key: Option<&str>, limit: i64) -> StoreResult<Vec<UserRecord>>;
+    /// Number of users.
+    async fn count_users(&self) -> StoreResult<i64>;
+    /// Replaces a user's roles; `None` when the user does not exist.
+    async fn set_roles(&self, id: &str, roles: &[String], now: i64) -> StoreResult<Option<UserRecord>>;
+    /// Sets `disabled`; disabling also revokes all of the user's live sessions in the same transaction.
+    /// Returns the updated user and the number of sessions revoked; `None` when the user does not exist.
+    async fn set_disabled(&self, id: &str, disabled: bool, now: i64) -> StoreResult<Option<(UserRecord, u64)>>;
+    /// Sets the password hash and revokes sessions per `scope`, atomically. Returns the number of
+    /// sessions revoked; `None` when the user does not exist.
+    async fn set_password_hash(&self, id: &str, hash: &str, now: i64, scope: RevokeScope<'_>)
+    -> StoreResult<Option<u64>>;
+    /// Deletes a user with its sessions and refresh tokens. False when it did not exist.
+    async fn delete_user(&self, id: &str) -> StoreResult<bool>;
+
+    /// Creates a session with its first refresh token.
+    async fn create_session(&self, session: &NewSession, now: i64) -> StoreResult<()>;
+    /// Consumes the refresh token whose digest is `old_hash` and stores `new_hash` as its successor, in
+    /// one transaction, such that of N concurrent calls with the same `old_hash` exactly one rotates.
+    /// `idle_ttl` (seconds) sets the successor's expiry, capped by the session's absolute lifetime.
+    async fn rotate_refresh(&self, old_hash: &[u8], new_hash: &[u8], now: i64, idle_ttl: i64)
+    -> StoreResult<RotateOutcome>;
+    /// Revokes the session that owns the refresh token `hash` (any token of the family, spent or live).
+    /// Returns the session id and owner when a live session was revoked.
+    async fn revoke_session_by_refresh(&self, hash: &[u8], now: i64) -> StoreResult<Option<(String, String)>>;
+    /// Revokes one session; false when unknown or already revoked.
+    async fn revoke_session(&self, session_id: &str, now: i64) -> StoreResult<bool>;
+    /// Revokes all live sessions of a user, except `except`; returns how many.
+    async fn revoke_user_sessions(&self, user_id: &str, except: Option<&str>, now: i64) -> StoreResult<u64>;
+    /// Session and owner status for `Validate`; `None` when the session (or its user) does not exist.
+    async fn session_status(&self, session_id: &str) -> StoreResult<Option<SessionStatus>>;
+    /// A session by id.
+    async fn session_by_id(&self, session_id: &str) -> StoreResult<Option<SessionRecord>>;
+    /// Live sessions of a user (not revoked, absolute lifetime not over), newest first.
+    async fn list_active_sessions(&self, user_id: &str, now: i64) -> StoreResult<Vec<SessionRecord>>;
+
+    /// All stored signing keys.
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
+    /// Inserts signing keys (first start: a current and a next key) unless a current key already exists,
+    /// atomically. Returns false when keys already existed (another replica won the race).
+    async fn init_signing_keys(&self, keys: &[SigningKeyRecord]) -> StoreResult<bool>;
+    /// Rotation, atomically: the current key becomes retired with `publish_until = retire_until`, the next
+    /// key becomes current, and `new_next` is inserted as the next key. Returns the kids
+    /// `(current, retired)` after rotation; fails if there is no current or no next key.
+    async fn rotate_signing_keys(&self, new_next: &SigningKeyRecord, retire_until: i64)
+    -> StoreResult<(String, String)>;
+
+    /// Housekeeping: deletes retired keys past `publish_until` and sessions past their absolute lifetime
+    /// (with their refresh tokens, which until then serve as reuse-detection tombstones). Returns the
+    /// number of rows deleted.
+    async fn purge_expired(&self, now: i64) -> StoreResult<u64>;
+}
