@@ -1,3 +1,14 @@
 //! The auth server: a tonic `AuthService` and `AdminService` over PostgreSQL or SQLite.
+//!
+//! [`server::serve`] runs the whole server on a listener; `main.rs` only parses the command line.
 
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod input;
+pub mod keys;
+pub mod password;
+pub mod service;
+pub mod state;
 pub mod store;
+pub mod token;

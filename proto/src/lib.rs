@@ -10,6 +10,10 @@ pub mod v1 {
     tonic::include_proto!("auth.v1");
 }
 
-/// Encoded `FileDescriptorSet` of `auth.v1` (with its imports), for `tonic-reflection`.
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/auth_v1_descriptor.bin"));
+/// `demo.v1`: a small greeter service for the interceptor's examples, tests and load generator.
+pub mod demo {
+    tonic::include_proto!("demo.v1");
+}
+
+/// Encoded `FileDescriptorSet` of `auth.v1` and `demo.v1` (with their imports), for `tonic-reflection`.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));

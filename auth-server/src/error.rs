@@ -1,0 +1,125 @@
+//! Domain errors of the auth server and the single place where they become `tonic::Status`.
+//!
+//! Messages sent to callers are fixed and generic; details (SQL errors, verification reasons) are
+//! logged here, never returned.
+
+use tonic::{Code, Status};
+
+use crate::store::StoreError;
+
+/// Message for every failed login, whatever the cause (unknown user, wrong password, disabled user).
+pub const INVALID_CREDENTIALS: &str = "invalid credentials";
+/// Message for every rejected refresh token or bearer token.
+pub const INVALID_TOKEN: &str = "invalid token";
+
+/// Everything an RPC of this server can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The request is malformed; the message says what to fix and echoes no input.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// Login failed (identical for every cause).
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// A refresh or bearer token was rejected; the reason is for logs only.
+    #[error("invalid token: {0}")]
+    InvalidToken(&'static str),
+    /// The caller is authenticated but not allowed.
+    #[error("permission denied")]
+    PermissionDenied,
+    /// The named object does not exist.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The object already exists.
+    #[error("{0}")]
+    AlreadyExists(&'static str),
+    /// The operation does not apply in the current state or mode.
+    #[error("{0}")]
+    FailedPrecondition(&'static str),
+    /// Too many password hashes are queued: shed load (retryable elsewhere).
+    #[error("overloaded")]
+    Overloaded,
+    /// Storage failure.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Any other internal failure (crypto, encoding); the detail is logged, not returned.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl AuthError {
+    /// Shorthand for [`AuthError::InvalidArgument`].
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        AuthError::InvalidArgument(msg.into())
+    }
+}
+
+impl From<AuthError> for Status {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::InvalidArgument(msg) => Status::invalid_argument(msg),
+            AuthError::InvalidCredentials => Status::unauthenticated(INVALID_CREDENTIALS),
+            AuthError::InvalidToken(reason) => {
+                tracing::debug!(reason, "token rejected");
+                Status::unauthenticated(INVALID_TOKEN)
+            }
+            AuthError::PermissionDenied => Status::permission_denied("permission denied"),
+            AuthError::NotFound(what) => Status::not_found(format!("{what} not found")),
+            AuthError::AlreadyExists(msg) => Status::already_exists(msg),
+            AuthError::FailedPrecondition(msg) => Status::failed_precondition(msg),
+            AuthError::Overloaded => {
+                let mut status = Status::unavailable("server busy, retry later");
+                // gRPC retry pushback (A6): tell a retrying client or mesh when to come back.
+                status.metadata_mut().insert("grpc-retry-pushback-ms", tonic::metadata::MetadataValue::from_static("200"));
+                status
+            }
+            AuthError::Store(e) => store_status(&e),
+            AuthError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                Status::internal("internal error")
+            }
+        }
+    }
+}
+
+impl From<StoreError> for Status {
+    fn from(err: StoreError) -> Self {
+        AuthError::Store(err).into()
+    }
+}
+
+fn store_status(err: &StoreError) -> Status {
+    match err {
+        StoreError::Conflict(msg) => Status::already_exists(*msg),
+        StoreError::Database(
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_),
+        ) => {
+            tracing::error!(error = %err, "database unavailable");
+            Status::new(Code::Unavailable, "storage unavailable")
+        }
+        _ => {
+            tracing::error!(error = %err, "storage error");
+            Status::internal("internal error")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_generic() {
+        let s: Status = AuthError::InvalidCredentials.into();
+        assert_eq!((s.code(), s.message()), (Code::Unauthenticated, INVALID_CREDENTIALS));
+        let s: Status = AuthError::InvalidToken("reuse").into();
+        assert_eq!((s.code(), s.message()), (Code::Unauthenticated, INVALID_TOKEN));
+        let s: Status = AuthError::Store(StoreError::Database(sqlx::Error::PoolTimedOut)).into();
+        assert_eq!((s.code(), s.message()), (Code::Unavailable, "storage unavailable"));
+        let s: Status = AuthError::Store(StoreError::Corrupt("roles".into())).into();
+        assert_eq!((s.code(), s.message()), (Code::Internal, "internal error"));
+        let s: Status = AuthError::Overloaded.into();
+        assert_eq!(s.code(), Code::Unavailable);
+        assert!(s.metadata().get("grpc-retry-pushback-ms").is_some());
+    }
+}

@@ -1,0 +1,249 @@
+//! Signing keys: generation, encryption at rest, rotation, and the published JWKS.
+//!
+//! Asymmetric mode (default) keeps keys in the database: one `current` key signs, one `next` key is
+//! published ahead of use, and `retired` keys stay published until every token they signed has
+//! expired. Shared-secret mode (HS256) signs with a configured secret and publishes nothing.
+
+pub mod generate;
+pub mod master;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use auth_interceptor::{KeySet, SharedKeys, VerificationKey};
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{Algorithm, EncodingKey};
+use tokio::sync::Mutex;
+use zeroize::Zeroizing;
+
+use crate::error::AuthError;
+use crate::store::{KeyStatus, SigningKeyRecord, Store};
+use master::MasterKey;
+
+/// How tokens are signed.
+pub enum SigningMode {
+    /// Keys generated and stored (encrypted under `master`) in the database.
+    Asymmetric {
+        /// EdDSA, ES256 or RS256: the algorithm of newly generated keys.
+        alg: Algorithm,
+        /// Encrypts private keys at rest.
+        master: MasterKey,
+    },
+    /// HS256 with a shared secret (≥ 32 bytes); no JWKS is published.
+    SharedSecret {
+        /// The secret.
+        secret: Zeroizing<Vec<u8>>,
+    },
+}
+
+impl std::fmt::Debug for SigningMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SigningMode::Asymmetric { alg, .. } => write!(f, "Asymmetric({alg:?})"),
+            SigningMode::SharedSecret { .. } => f.write_str("SharedSecret(HS256)"),
+        }
+    }
+}
+
+/// The key that signs new tokens.
+pub struct Signer {
+    /// Key id, put in the token header.
+    pub kid: String,
+    /// Algorithm.
+    pub alg: Algorithm,
+    /// The private key.
+    pub key: EncodingKey,
+}
+
+/// Kids after a rotation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    /// Signs from now on.
+    pub current: String,
+    /// Published ahead of the next rotation.
+    pub next: String,
+    /// Was current; published until its tokens expire.
+    pub retired: String,
+}
+
+/// Owns the signing keys of this replica and keeps them in step with the database.
+pub struct KeyManager {
+    mode: SigningMode,
+    store: Arc<dyn Store>,
+    /// How long a retired key stays published: the access-token lifetime plus leeway.
+    retire_after: i64,
+    signer: ArcSwap<Signer>,
+    published: SharedKeys,
+    jwks_json: ArcSwap<String>,
+    last_reload: Mutex<Instant>,
+}
+
+impl std::fmt::Debug for KeyManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyManager").field("mode", &self.mode).field("kid", &self.signer.load().kid).finish()
+    }
+}
+
+/// Minimum gap between two reloads triggered by an unknown `kid`.
+const RELOAD_MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+impl KeyManager {
+    /// Loads the keys, generating a current and a next key on first start.
+    pub async fn start(mode: SigningMode, store: Arc<dyn Store>, retire_after: i64, now: i64) -> Result<Self, AuthError> {
+        if let SigningMode::SharedSecret { secret } = &mode {
+            let kid = shared_secret_kid(secret);
+            let published = KeySet::new()
+                .with(kid.clone(), VerificationKey::hmac(Algorithm::HS256, secret).map_err(internal)?)
+                .map_err(internal)?;
+            let signer = Signer { kid, alg: Algorithm::HS256, key: EncodingKey::from_secret(secret) };
+            return Ok(Self::assemble(mode, store, retire_after, signer, published, r#"{"keys":[]}"#.into()));
+        }
+        if let SigningMode::Asymmetric { alg, master } = &mode {
+            let existing = store.signing_keys().await?;
+            if !existing.iter().any(|k| k.status == KeyStatus::Current) {
+                let current = new_record(*alg, master, KeyStatus::Current, now)?;
+                let next = new_record(*alg, master, KeyStatus::Next, now)?;
+                if store.init_signing_keys(&[current, next]).await? {
+                    tracing::info!(alg = ?alg, "generated initial signing keys");
+                }
+            }
+        }
+        let (signer, published, jwks) = load(&mode, store.as_ref(), now).await?;
+        Ok(Self::assemble(mode, store, retire_after, signer, published, jwks))
+    }
+
+    fn assemble(
+        mode: SigningMode,
+        store: Arc<dyn Store>,
+        retire_after: i64,
+        signer: Signer,
+        published: KeySet,
+        jwks: String,
+    ) -> Self {
+        Self {
+            mode,
+            store,
+            retire_after,
+            signer: ArcSwap::from_pointee(signer),
+            published: SharedKeys::new(published),
+            jwks_json: ArcSwap::from_pointee(jwks),
+            last_reload: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// The key that signs new tokens.
+    pub fn signer(&self) -> Arc<Signer> {
+        self.signer.load_full()
+    }
+
+    /// The published verification keys (current, next and unexpired retired keys).
+    pub fn verification_keys(&self) -> &SharedKeys {
+        &self.published
+    }
+
+    /// The published JWKS document.
+    pub fn jwks_json(&self) -> Arc<String> {
+        self.jwks_json.load_full()
+    }
+
+    /// Re-reads the keys from the database (another replica may have rotated).
+    pub async fn reload(&self, now: i64) -> Result<(), AuthError> {
+        if matches!(self.mode, SigningMode::SharedSecret { .. }) {
+            return Ok(());
+        }
+        let (signer, published, jwks) = load(&self.mode, self.store.as_ref(), now).await?;
+        if signer.kid != self.signer.load().kid {
+            tracing::info!(kid = %signer.kid, "signing key changed");
+        }
+        self.signer.store(Arc::new(signer));
+        self.published.store(published);
+        self.jwks_json.store(Arc::new(jwks));
+        *self.last_reload.lock().await = Instant::now();
+        Ok(())
+    }
+
+    /// Reloads unless a reload happened within the last second (used when a token names an unknown kid,
+    /// so a flood of forged kids costs at most one query per second).
+    pub async fn reload_rate_limited(&self, now: i64) -> Result<bool, AuthError> {
+        {
+            let last = self.last_reload.lock().await;
+            if last.elapsed() < RELOAD_MIN_INTERVAL {
+                return Ok(false);
+            }
+        }
+        self.reload(now).await?;
+        Ok(true)
+    }
+
+    /// Rotates: next → current, current → retired (published for `retire_after` more seconds), and a
+    /// new next key.
+    pub async fn rotate(&self, now: i64) -> Result<Rotation, AuthError> {
+        let SigningMode::Asymmetric { alg, master } = &self.mode else {
+            return Err(AuthError::FailedPrecondition(
+                "shared-secret (HS256) mode has no key rotation: change AUTH_HS256_SECRET on all services",
+            ));
+        };
+        let next = new_record(*alg, master, KeyStatus::Next, now)?;
+        let next_kid = next.kid.clone();
+        let (current, retired) = self.store.rotate_signing_keys(&next, now + self.retire_after).await?;
+        self.reload(now).await?;
+        Ok(Rotation { current, next: next_kid, retired })
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> AuthError {
+    AuthError::Internal(e.to_string())
+}
+
+/// A stable kid for a shared secret: a truncated SHA-256 of it (reveals nothing useful about it).
+fn shared_secret_kid(secret: &[u8]) -> String {
+    use base64::Engine;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret);
+    let kid = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest.as_ref()[..12]);
+    format!("hs-{kid}")
+}
+
+/// Generates and encrypts a new key record.
+fn new_record(alg: Algorithm, master: &MasterKey, status: KeyStatus, now: i64) -> Result<SigningKeyRecord, AuthError> {
+    let key = generate::generate(alg).map_err(internal)?;
+    Ok(SigningKeyRecord {
+        private_key_enc: master.seal(&key.kid, &key.pkcs8).map_err(internal)?,
+        public_jwk: serde_json::to_string(&key.public_jwk).map_err(internal)?,
+        kid: key.kid,
+        alg: auth_interceptor::verify::alg_name(alg).to_owned(),
+        status,
+        created_at: now,
+        publish_until: None,
+    })
+}
+
+async fn load(mode: &SigningMode, store: &dyn Store, now: i64) -> Result<(Signer, KeySet, String), AuthError> {
+    let SigningMode::Asymmetric { master, .. } = mode else {
+        return Err(AuthError::Internal("load called in shared-secret mode".into()));
+    };
+    let mut records = store.signing_keys().await?;
+    records.retain(|r| r.status != KeyStatus::Retired || r.publish_until.is_some_and(|t| t > now));
+    records.sort_by_key(|r| match r.status {
+        KeyStatus::Current => 0,
+        KeyStatus::Next => 1,
+        KeyStatus::Retired => 2,
+    });
+    let mut published = KeySet::new();
+    let mut jwks = Vec::with_capacity(records.len());
+    let mut signer = None;
+    for r in &records {
+        let jwk: Jwk = serde_json::from_str(&r.public_jwk).map_err(internal)?;
+        published.insert(r.kid.clone(), VerificationKey::from_jwk(&jwk).map_err(internal)?).map_err(internal)?;
+        jwks.push(jwk);
+        if r.status == KeyStatus::Current {
+            let alg: Algorithm = r.alg.parse().map_err(internal)?;
+            let pkcs8 = master.open(&r.kid, &r.private_key_enc).map_err(internal)?;
+            let key = generate::encoding_key(alg, &pkcs8).map_err(internal)?;
+            signer = Some(Signer { kid: r.kid.clone(), alg, key });
+        }
+    }
+    let signer = signer.ok_or_else(|| AuthError::Internal("no current signing key in the database".into()))?;
+    let jwks = serde_json::to_string(&jsonwebtoken::jwk::JwkSet { keys: jwks }).map_err(internal)?;
+    Ok((signer, published, jwks))
+}

@@ -1,0 +1,278 @@
+//! Password hashing with argon2id: explicit parameters, PHC strings, NFC normalisation, a bounded
+//! blocking pool, a dummy hash for unknown users, and rehash detection.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::Semaphore;
+use unicode_normalization::UnicodeNormalization;
+use zeroize::Zeroizing;
+
+use crate::error::AuthError;
+
+/// Argon2id cost parameters and the bounds of the hashing pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashParams {
+    /// Memory per hash, KiB (OWASP minimum 19456).
+    pub memory_kib: u32,
+    /// Iterations.
+    pub iterations: u32,
+    /// Lanes.
+    pub parallelism: u32,
+    /// Hashes running at once (blocking threads used).
+    pub max_concurrent: usize,
+    /// Callers allowed to wait for a hashing slot; beyond that, logins fail fast with UNAVAILABLE.
+    pub max_queued: usize,
+}
+
+/// Password rules applied when a password is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordPolicy {
+    /// Minimum length in characters (after NFC).
+    pub min_chars: usize,
+    /// Maximum length in bytes (after NFC); longer input is refused before any hashing.
+    pub max_bytes: usize,
+}
+
+/// Outcome of a verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    /// The password matched.
+    pub ok: bool,
+    /// It matched, but the stored hash uses other parameters than the current ones: rehash it.
+    pub needs_rehash: bool,
+}
+
+/// Hashes and verifies passwords off the async runtime with bounded concurrency.
+#[derive(Clone)]
+pub struct PasswordHasher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    params: Params,
+    permits: Semaphore,
+    waiting: AtomicUsize,
+    max_queued: usize,
+    policy: PasswordPolicy,
+    dummy_hash: String,
+}
+
+impl std::fmt::Debug for PasswordHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordHasher").field("params", &self.inner.params).finish_non_exhaustive()
+    }
+}
+
+/// NFC-normalises a password (NIST SP 800-63B §3.1.1.2); nothing else: no trimming, no case folding.
+pub fn normalize(password: &str) -> Zeroizing<String> {
+    Zeroizing::new(password.nfc().collect())
+}
+
+impl PasswordHasher {
+    /// Builds a hasher; computes the dummy hash used for unknown users (one hash at startup).
+    pub fn new(hash: HashParams, policy: PasswordPolicy) -> Result<Self, AuthError> {
+        let params = Params::new(hash.memory_kib, hash.iterations, hash.parallelism, Some(32))
+            .map_err(|e| AuthError::Internal(format!("argon2 params: {e}")))?;
+        let mut dummy_secret = [0u8; 24];
+        aws_lc_rs::rand::fill(&mut dummy_secret).map_err(|_| AuthError::Internal("rng".into()))?;
+        let dummy_hash = hash_with(&params, &dummy_secret)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                params,
+                permits: Semaphore::new(hash.max_concurrent.max(1)),
+                waiting: AtomicUsize::new(0),
+                max_queued: hash.max_queued,
+                policy,
+                dummy_hash,
+            }),
+        })
+    }
+
+    /// The password policy.
+    pub fn policy(&self) -> PasswordPolicy {
+        self.inner.policy
+    }
+
+    /// Normalises a password presented at login; refuses empty or oversized input before any hashing.
+    pub fn check_login_input(&self, password: &str) -> Result<Zeroizing<String>, AuthError> {
+        if password.is_empty() {
+            return Err(AuthError::invalid("password must not be empty"));
+        }
+        // Cheap bound before normalising: NFC never shrinks input by more than a small factor.
+        if password.len() > self.inner.policy.max_bytes * 4 {
+            return Err(self.too_long());
+        }
+        let nfc = normalize(password);
+        if nfc.len() > self.inner.policy.max_bytes {
+            return Err(self.too_long());
+        }
+        Ok(nfc)
+    }
+
+    /// Normalises a new password and applies the policy (length bounds, no control characters).
+    pub fn check_new_password(&self, password: &str) -> Result<Zeroizing<String>, AuthError> {
+        let nfc = self.check_login_input(password)?;
+        if nfc.chars().count() < self.inner.policy.min_chars {
+            return Err(AuthError::invalid(format!(
+                "password must be at least {} characters",
+                self.inner.policy.min_chars
+            )));
+        }
+        if nfc.chars().any(|c| c.is_control()) {
+            return Err(AuthError::invalid("password must not contain control characters"));
+        }
+        Ok(nfc)
+    }
+
+    fn too_long(&self) -> AuthError {
+        AuthError::invalid(format!("password must be at most {} bytes", self.inner.policy.max_bytes))
+    }
+
+    /// Hashes an already-normalised password into a PHC string.
+    pub async fn hash(&self, password: Zeroizing<String>) -> Result<String, AuthError> {
+        let params = self.inner.params.clone();
+        self.run(move || hash_with(&params, password.as_bytes())).await
+    }
+
+    /// Verifies an already-normalised password against `phc`, or against the dummy hash when `phc` is
+    /// `None` (unknown user, or an account without a password), so both cost the same.
+    pub async fn verify(&self, password: Zeroizing<String>, phc: Option<String>) -> Result<Verified, AuthError> {
+        let inner = self.inner.clone();
+        self.run(move || {
+            let real = phc.is_some();
+            let phc = phc.unwrap_or_else(|| inner.dummy_hash.clone());
+            let Ok(parsed) = PasswordHash::new(&phc) else {
+                tracing::error!("stored password hash is not a valid PHC string");
+                return Ok(Verified { ok: false, needs_rehash: false });
+            };
+            let ok = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok() && real;
+            let needs_rehash = ok && !matches_params(&parsed, &inner.params);
+            Ok(Verified { ok, needs_rehash })
+        })
+        .await
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
+    ) -> Result<T, AuthError> {
+        let inner = &self.inner;
+        let permit = match inner.permits.try_acquire() {
+            Ok(p) => p,
+            Err(_) => {
+                // Bounded queue: beyond it, fail fast instead of letting latency grow without bound.
+                if inner.waiting.fetch_add(1, Ordering::SeqCst) >= inner.max_queued {
+                    inner.waiting.fetch_sub(1, Ordering::SeqCst);
+                    return Err(AuthError::Overloaded);
+                }
+                let acquired = inner.permits.acquire().await;
+                inner.waiting.fetch_sub(1, Ordering::SeqCst);
+                acquired.map_err(|_| AuthError::Internal("hashing pool closed".into()))?
+            }
+        };
+        let result = tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| AuthError::Internal(format!("hashing task failed: {e}")))?;
+        drop(permit);
+        result
+    }
+}
+
+fn hash_with(params: &Params, password: &[u8]) -> Result<String, AuthError> {
+    let mut salt = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut salt).map_err(|_| AuthError::Internal("rng".into()))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| AuthError::Internal(format!("salt: {e}")))?;
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+        .hash_password(password, &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AuthError::Internal(format!("argon2: {e}")))
+}
+
+fn matches_params(hash: &PasswordHash<'_>, params: &Params) -> bool {
+    let Ok(stored) = Params::try_from(hash) else { return false };
+    hash.algorithm.as_str() == "argon2id"
+        && hash.version == Some(Version::V0x13.into())
+        && stored.m_cost() == params.m_cost()
+        && stored.t_cost() == params.t_cost()
+        && stored.p_cost() == params.p_cost()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hasher(memory_kib: u32) -> PasswordHasher {
+        PasswordHasher::new(
+            HashParams { memory_kib, iterations: 2, parallelism: 1, max_concurrent: 2, max_queued: 8 },
+            PasswordPolicy { min_chars: 8, max_bytes: 1024 },
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn hash_verify_and_rehash() {
+        let h = hasher(1024);
+        let phc = h.hash(normalize("correct horse")).await.unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=1024,t=2,p=1$"));
+        let v = h.verify(normalize("correct horse"), Some(phc.clone())).await.unwrap();
+        assert_eq!(v, Verified { ok: true, needs_rehash: false });
+        assert!(!h.verify(normalize("wrong horse"), Some(phc.clone())).await.unwrap().ok);
+        // Same password under new parameters: still verifies, flagged for rehash.
+        let v = hasher(2048).verify(normalize("correct horse"), Some(phc)).await.unwrap();
+        assert_eq!(v, Verified { ok: true, needs_rehash: true });
+    }
+
+    #[tokio::test]
+    async fn unknown_user_never_verifies() {
+        let h = hasher(1024);
+        assert!(!h.verify(normalize("anything"), None).await.unwrap().ok);
+        assert!(!h.verify(normalize("x"), Some("not a phc".into())).await.unwrap().ok);
+    }
+
+    #[tokio::test]
+    async fn nfc_equivalent_passwords_match_and_nothing_is_truncated() {
+        let h = hasher(1024);
+        let phc = h.hash(h.check_new_password("ma\u{f1}ana!!").unwrap()).await.unwrap();
+        let decomposed = h.check_login_input("man\u{303}ana!!").unwrap();
+        assert!(h.verify(decomposed, Some(phc)).await.unwrap().ok);
+        let long = "p".repeat(100);
+        let phc = h.hash(h.check_new_password(&long).unwrap()).await.unwrap();
+        assert!(!h.verify(normalize(&long[..72]), Some(phc)).await.unwrap().ok);
+    }
+
+    #[test]
+    fn input_bounds() {
+        let h = hasher(1024);
+        assert!(matches!(h.check_login_input(""), Err(AuthError::InvalidArgument(_))));
+        assert!(h.check_login_input(&"a".repeat(1024)).is_ok());
+        assert!(matches!(h.check_login_input(&"a".repeat(1025)), Err(AuthError::InvalidArgument(_))));
+        assert!(matches!(h.check_login_input(&"a".repeat(1 << 20)), Err(AuthError::InvalidArgument(_))));
+        assert!(matches!(h.check_new_password("short"), Err(AuthError::InvalidArgument(_))));
+        assert!(h.check_new_password("🔑 パスワード with spaces").is_ok());
+    }
+
+    #[tokio::test]
+    async fn saturated_pool_sheds_load() {
+        let h = PasswordHasher::new(
+            HashParams { memory_kib: 8192, iterations: 3, parallelism: 1, max_concurrent: 1, max_queued: 1 },
+            PasswordPolicy { min_chars: 8, max_bytes: 1024 },
+        )
+        .unwrap();
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let h = h.clone();
+                tokio::spawn(async move { h.hash(normalize("password1")).await })
+            })
+            .collect();
+        let mut shed = 0;
+        for t in tasks {
+            if matches!(t.await.unwrap(), Err(AuthError::Overloaded)) {
+                shed += 1;
+            }
+        }
+        assert!(shed >= 1, "at most one running and one queued: the rest are shed");
+    }
+}

@@ -1,0 +1,245 @@
+//! `auth.v1.AdminService`: users, sessions and key rotation, for callers with the role `admin`.
+
+use std::sync::Arc;
+
+use auth_interceptor::Claims;
+use auth_proto::v1::admin_service_server::AdminService;
+use auth_proto::v1::*;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use tonic::{Request, Response, Status};
+
+use super::{caller, peer, require_live_session, timestamp};
+use crate::error::AuthError;
+use crate::input;
+use crate::state::AppState;
+use crate::store::{RevokeScope, SessionRecord, UserRecord};
+
+/// The role required for every admin call.
+pub const ADMIN_ROLE: &str = "admin";
+const DEFAULT_PAGE_SIZE: i64 = 100;
+const MAX_PAGE_SIZE: i64 = 1000;
+
+/// The `AdminService` implementation.
+#[derive(Debug, Clone)]
+pub struct AdminServiceImpl {
+    state: Arc<AppState>,
+}
+
+/// The authenticated admin making a call, for authorisation and the audit log.
+struct Admin {
+    claims: Claims,
+    peer: String,
+}
+
+impl AdminServiceImpl {
+    /// A service over `state`.
+    pub fn new(state: Arc<AppState>) -> Self {
+        Self { state }
+    }
+
+    /// Checks the caller (the layer already required the role; this re-checks it and the session's
+    /// liveness, so a revoked admin session stops working at once) and splits the request.
+    async fn admin<T>(&self, request: Request<T>) -> Result<(Admin, T), AuthError> {
+        let claims = caller(&request)?;
+        if !claims.has_role(ADMIN_ROLE) {
+            return Err(AuthError::PermissionDenied);
+        }
+        require_live_session(&self.state, &claims).await?;
+        let peer = peer(&request);
+        Ok((Admin { claims, peer }, request.into_inner()))
+    }
+
+    async fn user(&self, id: &str) -> Result<UserRecord, AuthError> {
+        let id = input::id("user_id", id)?;
+        self.state.store.user_by_id(id).await?.ok_or(AuthError::NotFound("user"))
+    }
+}
+
+fn audit(admin: &Admin, event: &'static str, subject: &str) {
+    tracing::info!(target: "audit", event, actor = %admin.claims.sub, actor_username = %admin.claims.username,
+        subject, peer = %admin.peer);
+}
+
+fn user_pb(u: UserRecord) -> User {
+    User {
+        id: u.id,
+        username: u.username,
+        roles: u.roles,
+        disabled: u.disabled,
+        create_time: Some(timestamp(u.created_at)),
+        update_time: Some(timestamp(u.updated_at)),
+    }
+}
+
+fn session_pb(s: SessionRecord) -> Session {
+    Session {
+        id: s.id,
+        user_id: s.user_id,
+        create_time: Some(timestamp(s.created_at)),
+        last_use_time: Some(timestamp(s.last_used_at)),
+        expire_time: Some(timestamp(s.absolute_expires_at)),
+    }
+}
+
+fn not_self(admin: &Admin, user_id: &str, what: &'static str) -> Result<(), AuthError> {
+    if admin.claims.sub == user_id { Err(AuthError::FailedPrecondition(what)) } else { Ok(()) }
+}
+
+type Rpc<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl AdminService for AdminServiceImpl {
+    async fn create_user(&self, request: Request<CreateUserRequest>) -> Rpc<CreateUserResponse> {
+        let (admin, req) = self.admin(request).await?;
+        let st = &self.state;
+        let name = input::username(&req.username)?;
+        let roles = input::roles(&req.roles)?;
+        let password = st.hasher.check_new_password(&req.password)?;
+        let phc = st.hasher.hash(password).await?;
+        let now = st.now();
+        let user = UserRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            username: name.display,
+            username_key: name.key,
+            password_hash: Some(phc),
+            roles,
+            disabled: false,
+            created_at: now,
+            updated_at: now,
+        };
+        st.store.create_user(&user).await.map_err(|e| match e {
+            crate::store::StoreError::Conflict(_) => AuthError::AlreadyExists("username already exists"),
+            other => other.into(),
+        })?;
+        audit(&admin, "user.created", &user.id);
+        Ok(Response::new(CreateUserResponse { user: Some(user_pb(user)) }))
+    }
+
+    async fn get_user(&self, request: Request<GetUserRequest>) -> Rpc<GetUserResponse> {
+        let (_admin, req) = self.admin(request).await?;
+        let user = match (req.user_id.is_empty(), req.username.is_empty()) {
+            (false, true) => self.user(&req.user_id).await?,
+            (true, false) => {
+                let name = input::username(&req.username)?;
+                self.state.store.user_by_username_key(&name.key).await?.ok_or(AuthError::NotFound("user"))?
+            }
+            _ => return Err(AuthError::invalid("set exactly one of user_id and username").into()),
+        };
+        Ok(Response::new(GetUserResponse { user: Some(user_pb(user)) }))
+    }
+
+    async fn list_users(&self, request: Request<ListUsersRequest>) -> Rpc<ListUsersResponse> {
+        let (_admin, req) = self.admin(request).await?;
+        let size = match i64::from(req.page_size) {
+            0 => DEFAULT_PAGE_SIZE,
+            n if (1..=MAX_PAGE_SIZE).contains(&n) => n,
+            _ => return Err(AuthError::invalid(format!("page_size must be between 0 and {MAX_PAGE_SIZE}")).into()),
+        };
+        let after = if req.page_token.is_empty() {
+            None
+        } else {
+            let raw = URL_SAFE_NO_PAD.decode(&req.page_token).ok().and_then(|b| String::from_utf8(b).ok());
+            Some(raw.ok_or_else(|| AuthError::invalid("page_token is not valid"))?)
+        };
+        let mut users = self.state.store.list_users(after.as_deref(), size + 1).await?;
+        let next_page_token = if users.len() as i64 > size {
+            users.truncate(size as usize);
+            users.last().map(|u| URL_SAFE_NO_PAD.encode(&u.username_key)).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(ListUsersResponse { users: users.into_iter().map(user_pb).collect(), next_page_token }))
+    }
+
+    async fn set_user_roles(&self, request: Request<SetUserRolesRequest>) -> Rpc<SetUserRolesResponse> {
+        let (admin, req) = self.admin(request).await?;
+        let id = input::id("user_id", &req.user_id)?;
+        let roles = input::roles(&req.roles)?;
+        if admin.claims.sub == id && !roles.iter().any(|r| r == ADMIN_ROLE) {
+            return Err(AuthError::FailedPrecondition("an admin cannot remove their own admin role").into());
+        }
+        let user = self.state.store.set_roles(id, &roles, self.state.now()).await?.ok_or(AuthError::NotFound("user"))?;
+        audit(&admin, "user.roles_set", &user.id);
+        Ok(Response::new(SetUserRolesResponse { user: Some(user_pb(user)) }))
+    }
+
+    async fn disable_user(&self, request: Request<DisableUserRequest>) -> Rpc<DisableUserResponse> {
+        let (admin, req) = self.admin(request).await?;
+        let id = input::id("user_id", &req.user_id)?;
+        not_self(&admin, id, "an admin cannot disable their own account")?;
+        let (user, revoked) =
+            self.state.store.set_disabled(id, true, self.state.now()).await?.ok_or(AuthError::NotFound("user"))?;
+        audit(&admin, "user.disabled", &user.id);
+        Ok(Response::new(DisableUserResponse { user: Some(user_pb(user)), revoked_sessions: revoked as i64 }))
+    }
+
+    async fn enable_user(&self, request: Request<EnableUserRequest>) -> Rpc<EnableUserResponse> {
+        let (admin, req) = self.admin(request).await?;
+        let id = input::id("user_id", &req.user_id)?;
+        let (user, _) =
+            self.state.store.set_disabled(id, false, self.state.now()).await?.ok_or(AuthError::NotFound("user"))?;
+        audit(&admin, "user.enabled", &user.id);
+        Ok(Response::new(EnableUserResponse { user: Some(user_pb(user)) }))
+    }
+
+    async fn set_user_password(&self, request: Request<SetUserPasswordRequest>) -> Rpc<SetUserPasswordResponse> {
+        let (admin, req) = self.admin(request).await?;
+        let st = &self.state;
+        let id = input::id("user_id", &req.user_id)?;
+        let password = st.hasher.check_new_password(&req.password)?;
+        // Check existence before paying for a hash.
+        self.user(id).await?;
+        let phc = st.hasher.hash(password).await?;
+        let revoked =
+            st.store.set_password_hash(id, &phc, st.now(), RevokeScope::All).await?.ok_or(AuthError::NotFound("user"))?;
+        audit(&admin, "user.password_set", id);
+        Ok(Response::new(SetUserPasswordResponse { revoked_sessions: revoked as i64 }))
+    }
+
+    async fn delete_user(&self, request: Request<DeleteUserRequest>) -> Rpc<DeleteUserResponse> {
+        let (admin, req) = self.admin(request).await?;
+        let id = input::id("user_id", &req.user_id)?;
+        not_self(&admin, id, "an admin cannot delete their own account")?;
+        if !self.state.store.delete_user(id).await? {
+            return Err(AuthError::NotFound("user").into());
+        }
+        audit(&admin, "user.deleted", id);
+        Ok(Response::new(DeleteUserResponse {}))
+    }
+
+    async fn list_user_sessions(&self, request: Request<ListUserSessionsRequest>) -> Rpc<ListUserSessionsResponse> {
+        let (_admin, req) = self.admin(request).await?;
+        let user = self.user(&req.user_id).await?;
+        let sessions = self.state.store.list_active_sessions(&user.id, self.state.now()).await?;
+        Ok(Response::new(ListUserSessionsResponse { sessions: sessions.into_iter().map(session_pb).collect() }))
+    }
+
+    async fn revoke_session(&self, request: Request<RevokeSessionRequest>) -> Rpc<RevokeSessionResponse> {
+        let (admin, req) = self.admin(request).await?;
+        let id = input::id("session_id", &req.session_id)?;
+        let revoked = self.state.store.revoke_session(id, self.state.now()).await?;
+        if revoked {
+            audit(&admin, "session.revoked", id);
+        }
+        Ok(Response::new(RevokeSessionResponse { revoked }))
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        request: Request<RevokeUserSessionsRequest>,
+    ) -> Rpc<RevokeUserSessionsResponse> {
+        let (admin, req) = self.admin(request).await?;
+        let user = self.user(&req.user_id).await?;
+        let revoked = self.state.store.revoke_user_sessions(&user.id, None, self.state.now()).await?;
+        audit(&admin, "user.sessions_revoked", &user.id);
+        Ok(Response::new(RevokeUserSessionsResponse { revoked_sessions: revoked as i64 }))
+    }
+
+    async fn rotate_signing_key(&self, request: Request<RotateSigningKeyRequest>) -> Rpc<RotateSigningKeyResponse> {
+        let (admin, _req) = self.admin(request).await?;
+        let r = self.state.keys.rotate(self.state.now()).await?;
+        audit(&admin, "key.rotated", &r.current);
+        Ok(Response::new(RotateSigningKeyResponse { current_kid: r.current, next_kid: r.next, retired_kid: r.retired }))
+    }
+}

@@ -1,0 +1,230 @@
+//! `auth.v1.AuthService`: Login, Refresh, Validate, Logout, GetJwks and ChangePassword.
+
+use std::sync::Arc;
+
+use auth_interceptor::VerifyError;
+use auth_proto::v1::auth_service_server::AuthService;
+use auth_proto::v1::{
+    AccessTokenClaims, ChangePasswordRequest, ChangePasswordResponse, GetJwksRequest, GetJwksResponse, InvalidReason,
+    LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, RefreshRequest, RefreshResponse, ValidateRequest,
+    ValidateResponse,
+};
+use tonic::{Request, Response, Status};
+
+use super::{caller, peer, timestamp};
+use crate::error::AuthError;
+use crate::input;
+use crate::state::AppState;
+use crate::store::{RevokeScope, RotateOutcome};
+use crate::token::refresh;
+
+const TOKEN_TYPE: &str = "Bearer";
+
+/// The `AuthService` implementation.
+#[derive(Debug, Clone)]
+pub struct AuthServiceImpl {
+    state: Arc<AppState>,
+}
+
+impl AuthServiceImpl {
+    /// A service over `state`.
+    pub fn new(state: Arc<AppState>) -> Self {
+        Self { state }
+    }
+
+    async fn login(&self, peer: &str, req: LoginRequest) -> Result<LoginResponse, AuthError> {
+        let st = &self.state;
+        let name = input::username(&req.username)?;
+        let password = st.hasher.check_login_input(&req.password)?;
+        let user = st.store.user_by_username_key(&name.key).await?;
+        // Unknown users and password-less accounts are verified against a dummy hash: same cost.
+        let phc = user.as_ref().and_then(|u| u.password_hash.clone());
+        let verified = st.hasher.verify(password.clone(), phc).await?;
+        let user = match user {
+            Some(u) if verified.ok && !u.disabled => u,
+            other => {
+                let cause = match other {
+                    None => "unknown user",
+                    Some(u) if u.disabled => "user disabled",
+                    Some(_) => "wrong password",
+                };
+                tracing::warn!(target: "audit", event = "login.failed", username = %name.display, peer, cause);
+                return Err(AuthError::InvalidCredentials);
+            }
+        };
+        if verified.needs_rehash {
+            match st.hasher.hash(password).await {
+                Ok(phc) => {
+                    if let Err(e) = st.store.set_password_hash(&user.id, &phc, st.now(), RevokeScope::None).await {
+                        tracing::warn!(error = %e, user_id = %user.id, "password rehash not stored");
+                    } else {
+                        tracing::info!(user_id = %user.id, "password rehashed with current parameters");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "password rehash failed"),
+            }
+        }
+        let pair = st.start_session(&user).await?;
+        tracing::info!(target: "audit", event = "login.succeeded", user_id = %user.id, username = %user.username,
+            session_id = %pair.session_id, peer);
+        Ok(LoginResponse {
+            access_token: pair.access_token,
+            refresh_token: pair.refresh_token.to_string(),
+            token_type: TOKEN_TYPE.into(),
+            expires_in: pair.expires_in,
+            refresh_expires_in: pair.refresh_expires_in,
+        })
+    }
+
+    async fn refresh(&self, peer: &str, req: RefreshRequest) -> Result<RefreshResponse, AuthError> {
+        let st = &self.state;
+        let old = refresh::digest(&req.refresh_token).ok_or(AuthError::InvalidToken("malformed refresh token"))?;
+        let (token, new_hash) = refresh::generate()?;
+        let now = st.now();
+        match st.store.rotate_refresh(&old, &new_hash, now, st.sessions.idle_ttl).await? {
+            RotateOutcome::Rotated { session, user, refresh_expires_at } => {
+                let access = st.issuer.issue(&st.keys.signer(), &user, &session.id, now)?;
+                tracing::info!(target: "audit", event = "refresh.succeeded", user_id = %user.id,
+                    session_id = %session.id, peer);
+                Ok(RefreshResponse {
+                    access_token: access.token,
+                    refresh_token: token.to_string(),
+                    token_type: TOKEN_TYPE.into(),
+                    expires_in: access.exp - now,
+                    refresh_expires_in: refresh_expires_at - now,
+                })
+            }
+            RotateOutcome::Reused { session_id, user_id } => {
+                tracing::warn!(target: "audit", event = "refresh.reuse_detected", %user_id, %session_id, peer,
+                    "refresh token reused: session revoked");
+                Err(AuthError::InvalidToken("refresh token reuse"))
+            }
+            RotateOutcome::Rejected => Err(AuthError::InvalidToken("refresh token unknown, expired or revoked")),
+        }
+    }
+
+    async fn validate(&self, req: ValidateRequest) -> Result<ValidateResponse, AuthError> {
+        let st = &self.state;
+        let now = st.now();
+        let now_u = u64::try_from(now).unwrap_or_default();
+        let mut result = st.verifier.verify_at(&st.keys.verification_keys().load(), &req.access_token, now_u);
+        if result == Err(VerifyError::UnknownKey) && st.keys.reload_rate_limited(now).await? {
+            // Another replica may have rotated keys since our last reload.
+            result = st.verifier.verify_at(&st.keys.verification_keys().load(), &req.access_token, now_u);
+        }
+        let claims = match result {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(reason = %e, "validate: token rejected");
+                return Ok(invalid(reason(e)));
+            }
+        };
+        let status = st.store.session_status(&claims.sid).await?;
+        if !AppState::session_is_live(status.as_ref(), &claims.sub, now) {
+            tracing::debug!(session_id = %claims.sid, "validate: session not live");
+            return Ok(invalid(InvalidReason::Revoked));
+        }
+        Ok(ValidateResponse {
+            valid: true,
+            reason: InvalidReason::Unspecified.into(),
+            claims: Some(AccessTokenClaims {
+                subject: claims.sub,
+                username: claims.username,
+                roles: claims.roles,
+                session_id: claims.sid,
+                token_id: claims.jti,
+                issuer: claims.iss,
+                audience: claims.aud.iter().map(str::to_owned).collect(),
+                issue_time: Some(timestamp(claims.iat as i64)),
+                expire_time: Some(timestamp(claims.exp as i64)),
+            }),
+        })
+    }
+
+    async fn logout(&self, peer: &str, req: LogoutRequest) -> Result<LogoutResponse, AuthError> {
+        // Same answer whether or not the token was known: no oracle.
+        if let Some(hash) = refresh::digest(&req.refresh_token)
+            && let Some((session_id, user_id)) = self.state.store.revoke_session_by_refresh(&hash, self.state.now()).await?
+        {
+            tracing::info!(target: "audit", event = "logout", %user_id, %session_id, peer);
+        }
+        Ok(LogoutResponse {})
+    }
+
+    async fn change_password(
+        &self,
+        peer: &str,
+        claims: &auth_interceptor::Claims,
+        req: ChangePasswordRequest,
+    ) -> Result<ChangePasswordResponse, AuthError> {
+        let st = &self.state;
+        super::require_live_session(st, claims).await?;
+        let old = st.hasher.check_login_input(&req.old_password)?;
+        let new = st.hasher.check_new_password(&req.new_password)?;
+        let user = st.store.user_by_id(&claims.sub).await?.ok_or(AuthError::InvalidToken("user gone"))?;
+        if !st.hasher.verify(old, user.password_hash.clone()).await?.ok {
+            tracing::warn!(target: "audit", event = "password.change_failed", user_id = %user.id, peer);
+            return Err(AuthError::InvalidCredentials);
+        }
+        let phc = st.hasher.hash(new).await?;
+        let revoked = st
+            .store
+            .set_password_hash(&user.id, &phc, st.now(), RevokeScope::AllExcept(&claims.sid))
+            .await?
+            .ok_or(AuthError::InvalidToken("user gone"))?;
+        tracing::info!(target: "audit", event = "password.changed", user_id = %user.id, revoked_sessions = revoked, peer);
+        Ok(ChangePasswordResponse { revoked_sessions: revoked as i64 })
+    }
+}
+
+fn invalid(reason: InvalidReason) -> ValidateResponse {
+    ValidateResponse { valid: false, claims: None, reason: reason.into() }
+}
+
+fn reason(e: VerifyError) -> InvalidReason {
+    match e {
+        VerifyError::TooLarge => InvalidReason::TooLarge,
+        VerifyError::UnknownKey => InvalidReason::UnknownKey,
+        VerifyError::BadSignature => InvalidReason::BadSignature,
+        VerifyError::Expired => InvalidReason::Expired,
+        VerifyError::NotYetValid => InvalidReason::NotYetValid,
+        VerifyError::WrongAudience => InvalidReason::WrongAudience,
+        VerifyError::WrongIssuer => InvalidReason::WrongIssuer,
+        _ => InvalidReason::Malformed,
+    }
+}
+
+#[tonic::async_trait]
+impl AuthService for AuthServiceImpl {
+    async fn login(&self, request: Request<LoginRequest>) -> Result<Response<LoginResponse>, Status> {
+        let peer = peer(&request);
+        Ok(Response::new(self.login(&peer, request.into_inner()).await?))
+    }
+
+    async fn refresh(&self, request: Request<RefreshRequest>) -> Result<Response<RefreshResponse>, Status> {
+        let peer = peer(&request);
+        Ok(Response::new(self.refresh(&peer, request.into_inner()).await?))
+    }
+
+    async fn validate(&self, request: Request<ValidateRequest>) -> Result<Response<ValidateResponse>, Status> {
+        Ok(Response::new(self.validate(request.into_inner()).await?))
+    }
+
+    async fn logout(&self, request: Request<LogoutRequest>) -> Result<Response<LogoutResponse>, Status> {
+        let peer = peer(&request);
+        Ok(Response::new(self.logout(&peer, request.into_inner()).await?))
+    }
+
+    async fn get_jwks(&self, _request: Request<GetJwksRequest>) -> Result<Response<GetJwksResponse>, Status> {
+        Ok(Response::new(GetJwksResponse { jwks_json: self.state.keys.jwks_json().as_ref().clone() }))
+    }
+
+    async fn change_password(
+        &self,
+        request: Request<ChangePasswordRequest>,
+    ) -> Result<Response<ChangePasswordResponse>, Status> {
+        let peer = peer(&request);
+        let claims = caller(&request)?;
+        Ok(Response::new(self.change_password(&peer, &claims, request.into_inner()).await?))
+    }
+}

@@ -1,0 +1,100 @@
+//! Shared state of the services: storage, hasher, keys, verifier, clock and token lifetimes.
+
+use std::sync::Arc;
+
+use auth_interceptor::Verifier;
+
+use crate::clock::Clock;
+use crate::error::AuthError;
+use crate::keys::KeyManager;
+use crate::password::PasswordHasher;
+use crate::store::{NewSession, SessionStatus, Store, UserRecord};
+use crate::token::access::AccessTokenIssuer;
+use crate::token::refresh;
+
+/// Session lifetimes, seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionPolicy {
+    /// A refresh token unused this long expires.
+    pub idle_ttl: i64,
+    /// A session ends this long after login, however it is used.
+    pub absolute_ttl: i64,
+}
+
+/// Everything the RPC handlers need.
+pub struct AppState {
+    /// Persistence.
+    pub store: Arc<dyn Store>,
+    /// Password hashing.
+    pub hasher: PasswordHasher,
+    /// Signing keys.
+    pub keys: KeyManager,
+    /// The shared token verifier (same rules as the interceptor).
+    pub verifier: Verifier,
+    /// Access-token issuing.
+    pub issuer: AccessTokenIssuer,
+    /// Session lifetimes.
+    pub sessions: SessionPolicy,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("keys", &self.keys).field("sessions", &self.sessions).finish_non_exhaustive()
+    }
+}
+
+/// Tokens of a new or rotated session.
+#[derive(Debug)]
+pub struct TokenPair {
+    /// Signed JWT.
+    pub access_token: String,
+    /// Opaque refresh token.
+    pub refresh_token: zeroize::Zeroizing<String>,
+    /// Access-token lifetime, seconds.
+    pub expires_in: i64,
+    /// Seconds until the refresh token expires if unused.
+    pub refresh_expires_in: i64,
+    /// Session id.
+    pub session_id: String,
+}
+
+impl AppState {
+    /// Now, per the state's clock.
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// Starts a session for `user`: signs an access token, then stores the session and its first
+    /// refresh token (nothing is written if signing fails).
+    pub async fn start_session(&self, user: &UserRecord) -> Result<TokenPair, AuthError> {
+        let now = self.now();
+        let session_id = uuid::Uuid::now_v7().to_string();
+        let access = self.issuer.issue(&self.keys.signer(), user, &session_id, now)?;
+        let (refresh_token, refresh_hash) = refresh::generate()?;
+        let absolute_expires_at = now + self.sessions.absolute_ttl;
+        let refresh_expires_at = (now + self.sessions.idle_ttl).min(absolute_expires_at);
+        let session = NewSession {
+            id: session_id.clone(),
+            user_id: user.id.clone(),
+            refresh_hash: refresh_hash.to_vec(),
+            refresh_expires_at,
+            absolute_expires_at,
+        };
+        self.store.create_session(&session, now).await?;
+        Ok(TokenPair {
+            access_token: access.token,
+            refresh_token,
+            expires_in: access.exp - now,
+            refresh_expires_in: refresh_expires_at - now,
+            session_id,
+        })
+    }
+
+    /// True when the session `sid` of user `sub` is live: not revoked, not past its absolute lifetime,
+    /// and its user exists and is enabled.
+    pub fn session_is_live(status: Option<&SessionStatus>, sub: &str, now: i64) -> bool {
+        status.is_some_and(|s| !s.revoked && !s.user_disabled && s.user_id == sub && s.absolute_expires_at > now)
+    }
+}

@@ -1,0 +1,4 @@
+//! Tokens: signed JWT access tokens and opaque refresh tokens.
+
+pub mod access;
+pub mod refresh;
