@@ -2,13 +2,17 @@
 //!
 //! [`server::serve`] runs the whole server on a listener; `main.rs` only parses the command line.
 
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod error;
 pub mod input;
 pub mod keys;
 pub mod password;
+pub mod policy;
+pub mod server;
 pub mod service;
 pub mod state;
 pub mod store;
+pub mod telemetry;
 pub mod token;

@@ -1,1 +1,28 @@
-fn main() {}
+//! `auth-server`: the binary. Parses the command line, sets up logging, runs the command, and turns
+//! any error into one line on stderr and a non-zero exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use auth_server::cli::{self, Cli};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    auth_server::telemetry::init(cli.config().log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("auth-server: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the context chain, e.g. "invalid configuration: AUTH_MASTER_KEY: must ...".
+            eprintln!("auth-server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
