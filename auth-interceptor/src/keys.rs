@@ -242,7 +242,9 @@ pub struct SharedKeys {
 impl SharedKeys {
     /// A handle holding `keys`.
     pub fn new(keys: KeySet) -> Self {
-        Self { inner: Arc::new(arc_swap::ArcSwap::from_pointee(keys)) }
+        Self {
+            inner: Arc::new(arc_swap::ArcSwap::from_pointee(keys)),
+        }
     }
 
     /// The current snapshot.

@@ -94,6 +94,43 @@ struct RawHeader {
     x5c: Option<serde::de::IgnoredAny>,
 }
 
+/// [`Claims`] as decoded: `iss` and `aud` may be absent here so that their absence is reported by the
+/// required-claims check as [`VerifyError::WrongIssuer`] / [`VerifyError::WrongAudience`] rather than
+/// as a generic deserialization failure. Every other rule (types, duplicates) is the same.
+#[derive(Deserialize)]
+struct WireClaims {
+    iss: Option<String>,
+    sub: String,
+    aud: Option<crate::claims::Audience>,
+    exp: u64,
+    iat: u64,
+    nbf: u64,
+    jti: String,
+    sid: String,
+    #[serde(default)]
+    roles: Vec<String>,
+    username: String,
+    client_id: String,
+}
+
+impl WireClaims {
+    fn into_claims(self) -> Result<Claims, VerifyError> {
+        Ok(Claims {
+            iss: self.iss.ok_or(VerifyError::WrongIssuer)?,
+            sub: self.sub,
+            aud: self.aud.ok_or(VerifyError::WrongAudience)?,
+            exp: self.exp,
+            iat: self.iat,
+            nbf: self.nbf,
+            jti: self.jti,
+            sid: self.sid,
+            roles: self.roles,
+            username: self.username,
+            client_id: self.client_id,
+        })
+    }
+}
+
 /// Verifies access tokens against a [`KeySet`].
 ///
 /// ```
@@ -228,17 +265,17 @@ impl Verifier {
             .get(&key.alg)
             .ok_or(VerifyError::Malformed("alg"))?;
         let data =
-            jsonwebtoken::decode::<Claims>(token, &key.key, validation).map_err(|e| {
-                match e.kind() {
-                    ErrorKind::InvalidSignature => VerifyError::BadSignature,
-                    ErrorKind::InvalidAudience => VerifyError::WrongAudience,
-                    ErrorKind::InvalidIssuer => VerifyError::WrongIssuer,
-                    ErrorKind::MissingRequiredClaim(c) if c == "aud" => VerifyError::WrongAudience,
-                    ErrorKind::MissingRequiredClaim(c) if c == "iss" => VerifyError::WrongIssuer,
-                    _ => VerifyError::Malformed("claims"),
-                }
+            jsonwebtoken::decode::<WireClaims>(token, &key.key, validation).map_err(|e| match e
+                .kind()
+            {
+                ErrorKind::InvalidSignature => VerifyError::BadSignature,
+                ErrorKind::InvalidAudience => VerifyError::WrongAudience,
+                ErrorKind::InvalidIssuer => VerifyError::WrongIssuer,
+                ErrorKind::MissingRequiredClaim(c) if c == "aud" => VerifyError::WrongAudience,
+                ErrorKind::MissingRequiredClaim(c) if c == "iss" => VerifyError::WrongIssuer,
+                _ => VerifyError::Malformed("claims"),
             })?;
-        let claims = data.claims;
+        let claims = data.claims.into_claims()?;
         if claims.sub.is_empty() || claims.jti.is_empty() || claims.sid.is_empty() {
             return Err(VerifyError::Malformed("claims"));
         }

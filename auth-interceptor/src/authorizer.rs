@@ -1,0 +1,221 @@
+//! The request-path core shared by [`AuthLayer`](crate::AuthLayer) and
+//! [`AuthInterceptor`](crate::AuthInterceptor): policy lookup, token extraction, verification through
+//! the cache and the key source, role checks and the optional revocation check.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderMap;
+
+use crate::cache::TokenCache;
+use crate::claims::Claims;
+use crate::context::AuthContext;
+use crate::error::AuthError;
+use crate::extract::bearer_token;
+use crate::policy::{Access, Policy, Rule};
+use crate::revoke::RevocationChecker;
+use crate::source::KeySource;
+use crate::verify::{Verifier, VerifyError, unix_now};
+
+/// Decides whether a request may proceed, and with which identity.
+///
+/// Build one, then turn it into a [`AuthLayer`](crate::AuthLayer) with [`Authorizer::layer`] or an
+/// [`AuthInterceptor`](crate::AuthInterceptor) with [`Authorizer::interceptor`].
+pub struct Authorizer {
+    verifier: Verifier,
+    keys: Box<dyn KeySource>,
+    policy: Policy,
+    cache: TokenCache,
+    revocation: Option<RevocationChecker>,
+}
+
+impl std::fmt::Debug for Authorizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authorizer")
+            .field("verifier", &self.verifier)
+            .field("policy", &self.policy)
+            .field("revocation", &self.revocation.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a successful verification left unknown.
+enum Outcome {
+    Verified(Arc<Claims>),
+    UnknownKid(String),
+}
+
+impl Authorizer {
+    /// An authorizer verifying with `verifier` against `keys` and enforcing `policy`, with the default
+    /// verified-token cache.
+    pub fn new(verifier: Verifier, keys: impl KeySource, policy: Policy) -> Self {
+        Self {
+            verifier,
+            keys: Box::new(keys),
+            policy,
+            cache: TokenCache::default(),
+            revocation: None,
+        }
+    }
+
+    /// Replaces the verified-token cache (`capacity` 0 disables it).
+    pub fn with_cache(mut self, capacity: usize, max_age: Duration) -> Self {
+        self.cache = TokenCache::new(capacity, max_age);
+        self
+    }
+
+    /// Enables the `Validate` revocation check for rules marked [`Rule::revalidate`]. Without it,
+    /// such rules fail closed with `UNAVAILABLE`.
+    pub fn with_revocation_check(mut self, checker: RevocationChecker) -> Self {
+        self.revocation = Some(checker);
+        self
+    }
+
+    /// The policy enforced.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The verifier used.
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    /// The verified-token cache.
+    pub fn cache(&self) -> &TokenCache {
+        &self.cache
+    }
+
+    /// A tower layer enforcing this authorizer's policy on every method.
+    pub fn layer(self) -> crate::AuthLayer {
+        crate::AuthLayer::new(self)
+    }
+
+    /// A tonic interceptor applying `rule` to every call of the service it wraps.
+    pub fn interceptor(self, rule: impl Into<Rule>) -> crate::AuthInterceptor {
+        crate::AuthInterceptor::new(self, rule)
+    }
+
+    /// Verifies through the cache; reports an unknown `kid` instead of failing on it.
+    fn verify_cached(&self, token: &str) -> Result<Outcome, AuthError> {
+        let keys = self.keys.current().map_err(|_| AuthError::Unavailable)?;
+        let now = unix_now();
+        if let Some(claims) = self.cache.get(token, &keys, now) {
+            return Ok(Outcome::Verified(claims));
+        }
+        match self.verifier.verify_at(&keys, token, now) {
+            Ok(claims) => {
+                let claims = Arc::new(claims);
+                // verify_at succeeded, so the header (and its kid) parsed.
+                if let Ok(kid) = self.verifier.token_kid(token) {
+                    self.cache.insert(token, &kid, claims.clone(), now);
+                }
+                Ok(Outcome::Verified(claims))
+            }
+            Err(VerifyError::UnknownKey) => {
+                let kid = self.verifier.token_kid(token)?;
+                Ok(Outcome::UnknownKid(kid))
+            }
+            Err(e) => Err(AuthError::Invalid(e)),
+        }
+    }
+
+    async fn verify(&self, token: &str) -> Result<Arc<Claims>, AuthError> {
+        match self.verify_cached(token)? {
+            Outcome::Verified(c) => Ok(c),
+            Outcome::UnknownKid(kid) => {
+                if self.keys.refresh_for_kid(&kid).await
+                    && let Outcome::Verified(c) = self.verify_cached(token)?
+                {
+                    return Ok(c);
+                }
+                Err(AuthError::Invalid(VerifyError::UnknownKey))
+            }
+        }
+    }
+
+    fn verify_now(&self, token: &str) -> Result<Arc<Claims>, AuthError> {
+        match self.verify_cached(token)? {
+            Outcome::Verified(c) => Ok(c),
+            Outcome::UnknownKid(kid) => {
+                self.keys.hint_unknown_kid(&kid);
+                Err(AuthError::Invalid(VerifyError::UnknownKey))
+            }
+        }
+    }
+
+    /// Decides a call to `path` (`/pkg.Svc/Method`) carrying `headers`: `Ok(Some(_))` with the
+    /// caller's identity, `Ok(None)` for an anonymous call that is allowed, or the reason to refuse.
+    pub async fn authorize(
+        &self,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Result<Option<AuthContext>, AuthError> {
+        let rule = self.policy.rule_for(path);
+        let Some(token) = self.token_for(rule, headers)? else {
+            return Ok(None);
+        };
+        let claims = self.verify(token).await?;
+        if rule.revalidate {
+            match &self.revocation {
+                Some(checker) => checker.check(token).await?,
+                None => {
+                    tracing::error!(
+                        method = path,
+                        "rule asks for revalidation but no revocation checker is configured"
+                    );
+                    return Err(AuthError::Unavailable);
+                }
+            }
+        }
+        check_access(&rule.access, &claims)?;
+        Ok(Some(AuthContext::new(claims)))
+    }
+
+    /// Like [`Authorizer::authorize`] with `rule`, without waiting: an unknown `kid` only schedules a
+    /// background refetch, and revalidation is refused (`UNAVAILABLE`), since it needs I/O.
+    pub fn authorize_sync(
+        &self,
+        rule: &Rule,
+        headers: &HeaderMap,
+    ) -> Result<Option<AuthContext>, AuthError> {
+        let Some(token) = self.token_for(rule, headers)? else {
+            return Ok(None);
+        };
+        let claims = self.verify_now(token)?;
+        if rule.revalidate {
+            return Err(AuthError::Unavailable);
+        }
+        check_access(&rule.access, &claims)?;
+        Ok(Some(AuthContext::new(claims)))
+    }
+
+    fn token_for<'h>(
+        &self,
+        rule: &Rule,
+        headers: &'h HeaderMap,
+    ) -> Result<Option<&'h str>, AuthError> {
+        if rule.access == Access::Public {
+            return Ok(None);
+        }
+        match bearer_token(headers, self.verifier.config().max_token_len) {
+            Ok(t) => Ok(Some(t)),
+            Err(AuthError::MissingToken) if rule.access == Access::Optional => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn check_access(access: &Access, claims: &Claims) -> Result<(), AuthError> {
+    let ok = match access {
+        Access::Public | Access::Optional | Access::Required => true,
+        Access::AnyRole(roles) => roles.iter().any(|r| claims.has_role(r)),
+        Access::AllRoles(roles) => roles.iter().all(|r| claims.has_role(r)),
+        Access::Deny => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(AuthError::Forbidden)
+    }
+}

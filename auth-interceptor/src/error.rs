@@ -1,0 +1,134 @@
+//! The single place where an authentication or authorisation failure becomes a `tonic::Status`.
+//!
+//! Callers get a short fixed message and an RFC 6750 §3 `www-authenticate` hint; the precise reason
+//! goes to `tracing` only (never the token itself).
+
+use tonic::metadata::MetadataValue;
+use tonic::{Code, Status};
+
+use crate::verify::VerifyError;
+
+/// The fixed message of every `UNAUTHENTICATED` answer.
+pub const INVALID_TOKEN_MESSAGE: &str = "invalid token";
+/// The fixed message of every `PERMISSION_DENIED` answer.
+pub const PERMISSION_DENIED_MESSAGE: &str = "permission denied";
+/// The fixed message of every `UNAVAILABLE` answer (no usable keys, or the revocation check failed).
+pub const UNAVAILABLE_MESSAGE: &str = "authentication unavailable";
+
+/// The `www-authenticate` value sent with `UNAUTHENTICATED` (RFC 6750 §3.1 `invalid_token`).
+pub const INVALID_TOKEN_CHALLENGE: &str = "Bearer error=\"invalid_token\"";
+/// The `www-authenticate` value sent with `PERMISSION_DENIED` (RFC 6750 §3.1 `insufficient_scope`).
+pub const INSUFFICIENT_SCOPE_CHALLENGE: &str = "Bearer error=\"insufficient_scope\"";
+
+/// Why a request was refused. Only [`AuthError::into_status`] turns it into what the caller sees.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// No `authorization` metadata where a token is required.
+    #[error("missing bearer token")]
+    MissingToken,
+    /// The `authorization` metadata is not exactly one well-formed `Bearer` credential.
+    #[error("malformed authorization metadata: {0}")]
+    BadMetadata(&'static str),
+    /// The token did not verify.
+    #[error("token rejected: {0}")]
+    Invalid(VerifyError),
+    /// The auth server says the token's session or user is no longer active.
+    #[error("token revoked")]
+    Revoked,
+    /// The token is valid but lacks a required role, or the method is denied to everyone.
+    #[error("insufficient scope")]
+    Forbidden,
+    /// No usable key set (the key source is down beyond the staleness bound, or never answered), or
+    /// the revocation check could not reach the auth server.
+    #[error("key source unavailable")]
+    Unavailable,
+}
+
+impl AuthError {
+    /// The gRPC code this failure maps to.
+    pub fn code(&self) -> Code {
+        match self {
+            AuthError::MissingToken
+            | AuthError::BadMetadata(_)
+            | AuthError::Invalid(_)
+            | AuthError::Revoked => Code::Unauthenticated,
+            AuthError::Forbidden => Code::PermissionDenied,
+            AuthError::Unavailable => Code::Unavailable,
+        }
+    }
+
+    /// The status sent to the caller: fixed message plus a `www-authenticate` hint.
+    pub fn into_status(self) -> Status {
+        match self.code() {
+            Code::Unauthenticated => with_challenge(
+                Code::Unauthenticated,
+                INVALID_TOKEN_MESSAGE,
+                INVALID_TOKEN_CHALLENGE,
+            ),
+            Code::PermissionDenied => with_challenge(
+                Code::PermissionDenied,
+                PERMISSION_DENIED_MESSAGE,
+                INSUFFICIENT_SCOPE_CHALLENGE,
+            ),
+            _ => Status::unavailable(UNAVAILABLE_MESSAGE),
+        }
+    }
+}
+
+impl From<VerifyError> for AuthError {
+    fn from(e: VerifyError) -> Self {
+        AuthError::Invalid(e)
+    }
+}
+
+impl From<AuthError> for Status {
+    fn from(e: AuthError) -> Self {
+        e.into_status()
+    }
+}
+
+fn with_challenge(code: Code, message: &str, challenge: &'static str) -> Status {
+    let mut status = Status::new(code, message);
+    status
+        .metadata_mut()
+        .insert("www-authenticate", MetadataValue::from_static(challenge));
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_fixed_and_carry_hints() {
+        let s = AuthError::Invalid(VerifyError::Malformed("alg")).into_status();
+        assert_eq!(s.code(), Code::Unauthenticated);
+        assert_eq!(s.message(), "invalid token");
+        assert_eq!(
+            s.metadata().get("www-authenticate").unwrap(),
+            "Bearer error=\"invalid_token\""
+        );
+        for e in [
+            AuthError::MissingToken,
+            AuthError::BadMetadata("x"),
+            AuthError::Revoked,
+        ] {
+            assert_eq!(e.into_status().message(), "invalid token");
+        }
+        let s = AuthError::Forbidden.into_status();
+        assert_eq!(s.code(), Code::PermissionDenied);
+        assert!(
+            s.metadata()
+                .get("www-authenticate")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .contains("insufficient_scope")
+        );
+        assert_eq!(
+            AuthError::Unavailable.into_status().code(),
+            Code::Unavailable
+        );
+    }
+}

@@ -1,0 +1,161 @@
+//! Request metadata → bearer token, following RFC 6750 §2.1 strictly (catalogue M01–M06).
+//!
+//! Exactly one `authorization` entry; scheme `Bearer` in any case; one run of spaces; a token made only
+//! of base64url characters and dots. Anything else — tabs, trailing whitespace, a second credential,
+//! non-ASCII bytes — is refused without decoding anything. `-bin` keys are never consulted.
+
+use http::HeaderMap;
+use http::header::AUTHORIZATION;
+
+use crate::error::AuthError;
+
+/// Room for the scheme and separator on top of the token-size cap.
+const SCHEME_ALLOWANCE: usize = 64;
+
+/// Extracts the bearer token from `headers`.
+///
+/// `max_token_len` bounds the token; a longer `authorization` value is refused before it is parsed.
+/// Returns [`AuthError::MissingToken`] when there is no `authorization` entry at all.
+///
+/// ```
+/// use auth_interceptor::extract::bearer_token;
+/// let mut h = http::HeaderMap::new();
+/// h.insert("authorization", "bearer abc.def.ghi".parse().unwrap());
+/// assert_eq!(bearer_token(&h, 8192).unwrap(), "abc.def.ghi");
+/// h.append("authorization", "Bearer x.y.z".parse().unwrap());
+/// assert!(bearer_token(&h, 8192).is_err());
+/// ```
+pub fn bearer_token(headers: &HeaderMap, max_token_len: usize) -> Result<&str, AuthError> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let value = values.next().ok_or(AuthError::MissingToken)?;
+    if values.next().is_some() {
+        return Err(AuthError::BadMetadata("duplicate authorization"));
+    }
+    if value.len() > max_token_len.saturating_add(SCHEME_ALLOWANCE) {
+        return Err(AuthError::BadMetadata("too large"));
+    }
+    let value = value
+        .to_str()
+        .map_err(|_| AuthError::BadMetadata("not visible ascii"))?;
+    let (scheme, rest) = value
+        .split_once(' ')
+        .ok_or(AuthError::BadMetadata("scheme"))?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::BadMetadata("scheme"));
+    }
+    // `1*SP` separates scheme and credentials (RFC 6750 §2.1); only spaces are stripped.
+    let token = rest.trim_start_matches(' ');
+    let is_token_char = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
+    if token.is_empty() || !token.bytes().all(is_token_char) {
+        return Err(AuthError::BadMetadata("credentials"));
+    }
+    if token.len() > max_token_len {
+        return Err(AuthError::BadMetadata("too large"));
+    }
+    Ok(token)
+}
+
+/// Marks every `authorization` value sensitive, so it is never logged by `http`'s `Debug` output or
+/// indexed by HPACK.
+pub fn mark_sensitive(headers: &mut HeaderMap) {
+    if let http::header::Entry::Occupied(mut entry) = headers.entry(AUTHORIZATION) {
+        for value in entry.iter_mut() {
+            value.set_sensitive(true);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    // (A vertical tab cannot appear in a header value at all: `HeaderValue` refuses it.)
+    fn one(v: &[u8]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(AUTHORIZATION, HeaderValue::from_bytes(v).unwrap());
+        h
+    }
+
+    #[test]
+    fn accepts_bearer_in_any_case_and_space_runs() {
+        for v in [
+            "Bearer a.b.c",
+            "bearer a.b.c",
+            "BEARER a.b.c",
+            "bEaReR a.b.c",
+            "Bearer  a.b.c",
+        ] {
+            assert_eq!(
+                bearer_token(&one(v.as_bytes()), 100).unwrap(),
+                "a.b.c",
+                "{v}"
+            );
+        }
+    }
+
+    #[test]
+    fn m01_m02_m04_rejections() {
+        assert_eq!(
+            bearer_token(&HeaderMap::new(), 100),
+            Err(AuthError::MissingToken)
+        );
+        for v in [
+            "",
+            "Basic dXNlcjpwYXNz",
+            "Token a.b.c",
+            "Bearera.b.c",
+            "Bearer",
+            "Bearer ",
+            "Bearer\ta.b.c",
+            "Bearer a.b.c ",
+            "Bearer a.b.c\t",
+            " Bearer a.b.c",
+            "Bearer a, Bearer b",
+            "Bearer a.b.c,x",
+            "Bearer a+b/c=",
+        ] {
+            let h = one(v.as_bytes());
+            let r = bearer_token(&h, 100);
+            assert!(matches!(r, Err(AuthError::BadMetadata(_))), "{v:?}: {r:?}");
+        }
+    }
+
+    #[test]
+    fn m05_duplicates_m06_bin_and_non_ascii() {
+        let mut h = one(b"Bearer a.b.c");
+        h.append(AUTHORIZATION, HeaderValue::from_static("junk"));
+        assert!(bearer_token(&h, 100).is_err());
+        let mut h = HeaderMap::new();
+        h.insert("authorization-bin", HeaderValue::from_static("YQ"));
+        assert_eq!(bearer_token(&h, 100), Err(AuthError::MissingToken));
+        let h = one(b"Bearer a.\xff\x80.c");
+        let r = bearer_token(&h, 100);
+        assert!(matches!(r, Err(AuthError::BadMetadata(_))));
+    }
+
+    #[test]
+    fn size_cap_applies_before_parsing() {
+        let long = format!("Bearer {}", "a".repeat(200));
+        assert_eq!(
+            bearer_token(&one(long.as_bytes()), 100),
+            Err(AuthError::BadMetadata("too large"))
+        );
+        let edge = format!("Bearer {}", "a".repeat(100));
+        assert!(bearer_token(&one(edge.as_bytes()), 100).is_ok());
+        let over = format!("Bearer {}", "a".repeat(101));
+        assert!(bearer_token(&one(over.as_bytes()), 100).is_err());
+    }
+
+    #[test]
+    fn sensitive_marking() {
+        let mut h = one(b"Bearer a.b.c");
+        h.append(AUTHORIZATION, HeaderValue::from_static("x"));
+        mark_sensitive(&mut h);
+        assert!(
+            h.get_all(AUTHORIZATION)
+                .iter()
+                .all(HeaderValue::is_sensitive)
+        );
+    }
+}

@@ -1,0 +1,66 @@
+//! A plain tonic `Interceptor` for the all-or-nothing case: one [`Rule`] for every method of the
+//! wrapped service (interceptors cannot see the method name).
+//!
+//! It runs synchronously, so it cannot wait for a key refetch: a token with an unknown `kid` is refused
+//! and a refetch is scheduled in the background (the client's retry then succeeds). Rules asking for
+//! revalidation fail closed. Prefer [`AuthLayer`](crate::AuthLayer).
+
+use std::sync::Arc;
+
+use tonic::service::Interceptor;
+use tonic::{Request, Status};
+
+use crate::authorizer::Authorizer;
+use crate::context::AuthContext;
+use crate::extract::mark_sensitive;
+use crate::policy::Rule;
+
+/// Tonic interceptor applying one [`Rule`] to every call.
+///
+/// ```no_run
+/// # use auth_interceptor::*;
+/// # fn f(authorizer: Authorizer) {
+/// use auth_proto::demo::greeter_service_server::GreeterServiceServer;
+/// # struct G;
+/// # fn svc() -> impl auth_proto::demo::greeter_service_server::GreeterService { todo!() }
+/// let interceptor = authorizer.interceptor(Rule::required());
+/// let server = GreeterServiceServer::with_interceptor(svc(), interceptor);
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct AuthInterceptor {
+    auth: Arc<Authorizer>,
+    rule: Rule,
+}
+
+impl AuthInterceptor {
+    /// An interceptor enforcing `rule` with `authorizer` (its policy is not consulted).
+    pub fn new(authorizer: Authorizer, rule: impl Into<Rule>) -> Self {
+        Self {
+            auth: Arc::new(authorizer),
+            rule: rule.into(),
+        }
+    }
+}
+
+impl Interceptor for AuthInterceptor {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        mark_sensitive(request.metadata_mut().as_mut());
+        request.extensions_mut().remove::<AuthContext>();
+        match self
+            .auth
+            .authorize_sync(&self.rule, request.metadata().as_ref())
+        {
+            Ok(ctx) => {
+                if let Some(ctx) = ctx {
+                    request.extensions_mut().insert(ctx);
+                }
+                Ok(request)
+            }
+            Err(error) => {
+                tracing::info!(%error, "request refused");
+                Err(error.into_status())
+            }
+        }
+    }
+}

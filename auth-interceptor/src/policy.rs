@@ -1,0 +1,441 @@
+//! Per-method access rules, deny by default.
+//!
+//! Rules are keyed by a full method (`/pkg.Svc/Method` or `pkg.Svc/Method`), a whole service
+//! (`pkg.Svc/*`) or a prefix (`pkg.*`, `pkg.Svc/Get*`). The most specific rule wins: exact method, then
+//! service, then the longest prefix, then the default (which denies unless changed).
+
+use std::collections::{HashMap, HashSet};
+
+/// What a method requires of the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Access {
+    /// Anyone; the `authorization` metadata is not even read.
+    Public,
+    /// A token is verified if present (an invalid one is refused); calls without one get through with
+    /// no [`AuthContext`](crate::AuthContext).
+    Optional,
+    /// A valid token.
+    Required,
+    /// A valid token carrying at least one of these roles.
+    AnyRole(Vec<String>),
+    /// A valid token carrying all of these roles.
+    AllRoles(Vec<String>),
+    /// Nobody: callers without a valid token get `UNAUTHENTICATED`, the others `PERMISSION_DENIED`.
+    Deny,
+}
+
+/// An [`Access`] requirement plus whether to confirm the token with the auth server's `Validate` RPC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// What the caller needs.
+    pub access: Access,
+    /// Ask the auth server whether the token's session is still active (see
+    /// [`Authorizer::with_revocation_check`](crate::Authorizer::with_revocation_check)).
+    pub revalidate: bool,
+}
+
+impl Rule {
+    /// Anyone may call.
+    pub fn public() -> Self {
+        Access::Public.into()
+    }
+    /// A token is verified if present.
+    pub fn optional() -> Self {
+        Access::Optional.into()
+    }
+    /// A valid token is required.
+    pub fn required() -> Self {
+        Access::Required.into()
+    }
+    /// A valid token with any of `roles`.
+    pub fn any_role<I: IntoIterator<Item = S>, S: Into<String>>(roles: I) -> Self {
+        Access::AnyRole(roles.into_iter().map(Into::into).collect()).into()
+    }
+    /// A valid token with all of `roles`.
+    pub fn all_roles<I: IntoIterator<Item = S>, S: Into<String>>(roles: I) -> Self {
+        Access::AllRoles(roles.into_iter().map(Into::into).collect()).into()
+    }
+    /// Nobody may call.
+    pub fn deny() -> Self {
+        Access::Deny.into()
+    }
+    /// Also confirm the token with the auth server's `Validate` RPC (revocation check).
+    pub fn revalidate(mut self) -> Self {
+        self.revalidate = true;
+        self
+    }
+}
+
+impl From<Access> for Rule {
+    fn from(access: Access) -> Self {
+        Rule {
+            access,
+            revalidate: false,
+        }
+    }
+}
+
+/// A policy that could not be built or does not fit the server it protects.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    /// A pattern is not `pkg.Svc/Method`, `pkg.Svc/*` or `prefix*`.
+    #[error("invalid method pattern {0:?}")]
+    InvalidPattern(String),
+    /// Two rules have the same pattern.
+    #[error("duplicate rule for {0:?}")]
+    DuplicateRule(String),
+    /// A rule names a service that is not registered on the server.
+    #[error("rule {0:?} names a service that is not registered")]
+    UnknownService(String),
+    /// A role rule lists no roles.
+    #[error("rule {0:?} lists no roles")]
+    NoRoles(String),
+}
+
+#[derive(Debug, Clone)]
+enum Pattern {
+    Exact(String),
+    Service(String),
+    Prefix(String),
+}
+
+fn parse(pattern: &str) -> Result<Pattern, PolicyError> {
+    let invalid = || PolicyError::InvalidPattern(pattern.to_owned());
+    let p = pattern.strip_prefix('/').unwrap_or(pattern);
+    if p.is_empty() || p.bytes().any(|b| !b.is_ascii_graphic()) {
+        return Err(invalid());
+    }
+    if let Some(service) = p.strip_suffix("/*") {
+        if service.is_empty() || service.contains(['/', '*']) {
+            return Err(invalid());
+        }
+        return Ok(Pattern::Service(service.to_owned()));
+    }
+    if let Some(prefix) = p.strip_suffix('*') {
+        if prefix.contains('*') {
+            return Err(invalid());
+        }
+        return Ok(Pattern::Prefix(prefix.to_owned()));
+    }
+    match p.split_once('/') {
+        Some((svc, method)) if !svc.is_empty() && !method.is_empty() && !p.contains('*') => {
+            if method.contains('/') {
+                return Err(invalid());
+            }
+            Ok(Pattern::Exact(p.to_owned()))
+        }
+        _ => Err(invalid()),
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    rule: Rule,
+    /// Preset rules (health, reflection, the auth server's public methods) are not checked against
+    /// the registered services.
+    preset: bool,
+}
+
+/// Per-method rules; build with [`Policy::builder`].
+///
+/// ```
+/// use auth_interceptor::{Policy, Rule, Access};
+/// let policy = Policy::builder()
+///     .with_health()
+///     .public("/demo.v1.GreeterService/SayHello")
+///     .required("demo.v1.GreeterService/*")
+///     .any_role("demo.v1.GreeterService/AdminHello", ["admin"])
+///     .build()
+///     .unwrap();
+/// assert_eq!(policy.rule_for("/demo.v1.GreeterService/AdminHello").access,
+///            Access::AnyRole(vec!["admin".into()]));
+/// assert_eq!(policy.rule_for("/demo.v1.GreeterService/WhoAmI").access, Access::Required);
+/// assert_eq!(policy.rule_for("/grpc.health.v1.Health/Check").access, Access::Public);
+/// assert_eq!(policy.rule_for("/other.Svc/M").access, Access::Deny);
+/// policy.check_services(&["demo.v1.GreeterService"]).unwrap();
+/// assert!(policy.check_services(&["demo.v1.Other"]).is_err());
+/// ```
+#[derive(Debug, Clone)]
+pub struct Policy {
+    exact: HashMap<String, Entry>,
+    services: HashMap<String, Entry>,
+    /// Longest prefix first.
+    prefixes: Vec<(String, Entry)>,
+    default: Rule,
+}
+
+impl Policy {
+    /// An empty builder: every method is denied until a rule says otherwise.
+    pub fn builder() -> PolicyBuilder {
+        PolicyBuilder::default()
+    }
+
+    /// The rules the auth server uses for itself: `Login`, `Refresh`, `Validate`, `Logout` and
+    /// `GetJwks` public; `ChangePassword` requires a token; `auth.v1.AdminService/*` requires the role
+    /// `admin`; health and reflection public; everything else denied.
+    pub fn auth_server() -> Policy {
+        let mut b = Policy::builder().with_health().with_reflection();
+        for m in ["Login", "Refresh", "Validate", "Logout", "GetJwks"] {
+            b = b.public(&format!("auth.v1.AuthService/{m}"));
+        }
+        let built = b
+            .required("auth.v1.AuthService/ChangePassword")
+            .any_role("auth.v1.AdminService/*", ["admin"])
+            .build();
+        // The patterns above are constants and valid; a failure here would be a bug in this crate,
+        // and denying everything is the safe answer.
+        built.unwrap_or_else(|_| Policy::deny_all())
+    }
+
+    /// A policy that denies every method.
+    pub fn deny_all() -> Policy {
+        Policy {
+            exact: HashMap::new(),
+            services: HashMap::new(),
+            prefixes: Vec::new(),
+            default: Rule::deny(),
+        }
+    }
+
+    /// The rule for a gRPC path (`/pkg.Svc/Method`); the most specific rule wins.
+    pub fn rule_for(&self, path: &str) -> &Rule {
+        let p = path.strip_prefix('/').unwrap_or(path);
+        if let Some(e) = self.exact.get(p) {
+            return &e.rule;
+        }
+        if let Some((service, _)) = p.rsplit_once('/')
+            && let Some(e) = self.services.get(service)
+        {
+            return &e.rule;
+        }
+        self.prefixes
+            .iter()
+            .find(|(prefix, _)| p.starts_with(prefix.as_str()))
+            .map(|(_, e)| &e.rule)
+            .unwrap_or(&self.default)
+    }
+
+    /// True when some rule asks for a revocation check.
+    pub fn uses_revalidation(&self) -> bool {
+        self.exact
+            .values()
+            .chain(self.services.values())
+            .chain(self.prefixes.iter().map(|(_, e)| e))
+            .any(|e| e.rule.revalidate)
+            || self.default.revalidate
+    }
+
+    /// Checks that every rule (other than presets) names one of `registered` services, so a typo in a
+    /// rule is found at startup instead of silently leaving the method denied. Pass the names of the
+    /// services added to the server, e.g. `GreeterServiceServer::<S>::NAME` via
+    /// `tonic::server::NamedService`.
+    pub fn check_services(&self, registered: &[&str]) -> Result<(), PolicyError> {
+        let known: HashSet<&str> = registered.iter().copied().collect();
+        for (pattern, e) in &self.exact {
+            let service = pattern
+                .rsplit_once('/')
+                .map_or(pattern.as_str(), |(s, _)| s);
+            if !e.preset && !known.contains(service) {
+                return Err(PolicyError::UnknownService(pattern.clone()));
+            }
+        }
+        for (service, e) in &self.services {
+            if !e.preset && !known.contains(service.as_str()) {
+                return Err(PolicyError::UnknownService(format!("{service}/*")));
+            }
+        }
+        for (prefix, e) in &self.prefixes {
+            let matches = known.iter().any(|s| {
+                s.starts_with(prefix.as_str())
+                    || prefix.split_once('/').is_some_and(|(svc, _)| svc == *s)
+            });
+            if !e.preset && !matches {
+                return Err(PolicyError::UnknownService(format!("{prefix}*")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Builds a [`Policy`]; errors in patterns are reported by [`PolicyBuilder::build`].
+#[derive(Debug, Clone, Default)]
+pub struct PolicyBuilder {
+    rules: Vec<(String, Rule, bool)>,
+    default: Option<Rule>,
+}
+
+impl PolicyBuilder {
+    /// Adds `rule` for `pattern`.
+    pub fn rule(mut self, pattern: &str, rule: Rule) -> Self {
+        self.rules.push((pattern.to_owned(), rule, false));
+        self
+    }
+    /// `pattern` is public.
+    pub fn public(self, pattern: &str) -> Self {
+        self.rule(pattern, Rule::public())
+    }
+    /// `pattern` verifies a token if present.
+    pub fn optional(self, pattern: &str) -> Self {
+        self.rule(pattern, Rule::optional())
+    }
+    /// `pattern` requires a valid token.
+    pub fn required(self, pattern: &str) -> Self {
+        self.rule(pattern, Rule::required())
+    }
+    /// `pattern` requires any of `roles`.
+    pub fn any_role<I: IntoIterator<Item = S>, S: Into<String>>(
+        self,
+        pattern: &str,
+        roles: I,
+    ) -> Self {
+        self.rule(pattern, Rule::any_role(roles))
+    }
+    /// `pattern` requires all of `roles`.
+    pub fn all_roles<I: IntoIterator<Item = S>, S: Into<String>>(
+        self,
+        pattern: &str,
+        roles: I,
+    ) -> Self {
+        self.rule(pattern, Rule::all_roles(roles))
+    }
+    /// `pattern` is denied to everyone (useful to carve a hole out of a broader rule).
+    pub fn deny(self, pattern: &str) -> Self {
+        self.rule(pattern, Rule::deny())
+    }
+    /// The rule for methods no other rule matches (default: [`Rule::deny`]).
+    pub fn default_rule(mut self, rule: Rule) -> Self {
+        self.default = Some(rule);
+        self
+    }
+    fn preset(mut self, pattern: &str, rule: Rule) -> Self {
+        self.rules.push((pattern.to_owned(), rule, true));
+        self
+    }
+    /// Preset: `grpc.health.v1.Health/*` is public.
+    pub fn with_health(self) -> Self {
+        self.preset("grpc.health.v1.Health/*", Rule::public())
+    }
+    /// Preset: `grpc.reflection.*` (v1 and v1alpha server reflection) is public.
+    pub fn with_reflection(self) -> Self {
+        self.preset("grpc.reflection.*", Rule::public())
+    }
+    /// Preset: `auth.v1.AuthService/Login` and `/Refresh` are public (for a gateway that forwards them).
+    pub fn with_auth_public(self) -> Self {
+        self.preset("auth.v1.AuthService/Login", Rule::public())
+            .preset("auth.v1.AuthService/Refresh", Rule::public())
+    }
+
+    /// Validates the patterns and builds the policy.
+    pub fn build(self) -> Result<Policy, PolicyError> {
+        let mut policy = Policy::deny_all();
+        if let Some(d) = self.default {
+            policy.default = d;
+        }
+        for (pattern, rule, preset) in self.rules {
+            if matches!(&rule.access, Access::AnyRole(r) | Access::AllRoles(r) if r.is_empty()) {
+                return Err(PolicyError::NoRoles(pattern));
+            }
+            let entry = Entry { rule, preset };
+            let (map_key, clash) = match parse(&pattern)? {
+                Pattern::Exact(k) => {
+                    let clash = policy.exact.insert(k.clone(), entry).is_some();
+                    (k, clash)
+                }
+                Pattern::Service(k) => {
+                    let clash = policy.services.insert(k.clone(), entry).is_some();
+                    (k, clash)
+                }
+                Pattern::Prefix(k) => {
+                    let clash = policy.prefixes.iter().any(|(p, _)| *p == k);
+                    policy.prefixes.push((k.clone(), entry));
+                    (k, clash)
+                }
+            };
+            if clash {
+                return Err(PolicyError::DuplicateRule(map_key));
+            }
+        }
+        policy.prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
+        Ok(policy)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn most_specific_rule_wins() {
+        let p = Policy::builder()
+            .public("pkg.*")
+            .required("pkg.Svc/*")
+            .any_role("/pkg.Svc/Admin", ["admin"])
+            .optional("pkg.Svc/Get*")
+            .build()
+            .unwrap();
+        assert_eq!(
+            p.rule_for("/pkg.Svc/Admin").access,
+            Access::AnyRole(vec!["admin".into()])
+        );
+        assert_eq!(p.rule_for("/pkg.Svc/Other").access, Access::Required);
+        assert_eq!(p.rule_for("/pkg.Other/X").access, Access::Public);
+        assert_eq!(p.rule_for("/pkgx.Svc/X").access, Access::Deny);
+        assert_eq!(p.rule_for("").access, Access::Deny);
+        assert_eq!(p.rule_for("/").access, Access::Deny);
+        // Service rules beat prefix rules even when the prefix is longer.
+        assert_eq!(p.rule_for("/pkg.Svc/GetThing").access, Access::Required);
+    }
+
+    #[test]
+    fn invalid_and_duplicate_patterns() {
+        for bad in [
+            "",
+            "/",
+            "Svc",
+            "a/b/c",
+            "a*b/*",
+            "a/*/b",
+            "pkg.Svc/",
+            "/pkg Svc/M",
+            "*/M",
+        ] {
+            assert!(Policy::builder().public(bad).build().is_err(), "{bad:?}");
+        }
+        let dup = Policy::builder().public("/a.B/C").required("a.B/C").build();
+        assert_eq!(dup.unwrap_err(), PolicyError::DuplicateRule("a.B/C".into()));
+        let none: [&str; 0] = [];
+        assert!(Policy::builder().any_role("a.B/C", none).build().is_err());
+    }
+
+    #[test]
+    fn auth_server_preset() {
+        let p = Policy::auth_server();
+        for m in ["Login", "Refresh", "Validate", "Logout", "GetJwks"] {
+            assert_eq!(
+                p.rule_for(&format!("/auth.v1.AuthService/{m}")).access,
+                Access::Public
+            );
+        }
+        assert_eq!(
+            p.rule_for("/auth.v1.AuthService/ChangePassword").access,
+            Access::Required
+        );
+        assert_eq!(
+            p.rule_for("/auth.v1.AdminService/CreateUser").access,
+            Access::AnyRole(vec!["admin".into()])
+        );
+        assert_eq!(
+            p.rule_for("/auth.v1.AuthService/Unknown").access,
+            Access::Deny
+        );
+        assert_eq!(
+            p.rule_for("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo")
+                .access,
+            Access::Public
+        );
+        p.check_services(&["auth.v1.AuthService", "auth.v1.AdminService"])
+            .unwrap();
+        assert!(p.check_services(&["auth.v1.AuthService"]).is_err());
+    }
+}

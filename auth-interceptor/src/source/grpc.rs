@@ -1,0 +1,55 @@
+//! Fetches the JWKS from the auth server's `AuthService/GetJwks` RPC over a tonic `Channel`.
+
+use std::time::Duration;
+
+use auth_proto::v1::GetJwksRequest;
+use auth_proto::v1::auth_service_client::AuthServiceClient;
+use futures_util::future::BoxFuture;
+use tonic::transport::Channel;
+
+use super::jwks::{FetchError, JwksFetcher};
+
+/// Default bound on one `GetJwks` call.
+pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A [`JwksFetcher`] calling `auth.v1.AuthService/GetJwks`.
+#[derive(Debug, Clone)]
+pub struct GrpcJwksFetcher {
+    client: AuthServiceClient<Channel>,
+    timeout: Duration,
+}
+
+impl GrpcJwksFetcher {
+    /// A fetcher over `channel` (create it with `Endpoint::connect_lazy` so startup does not depend on
+    /// the auth server being up).
+    pub fn new(channel: Channel) -> Self {
+        Self {
+            client: AuthServiceClient::new(channel),
+            timeout: DEFAULT_FETCH_TIMEOUT,
+        }
+    }
+
+    /// Bounds each call to `timeout`.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}
+
+impl JwksFetcher for GrpcJwksFetcher {
+    fn fetch(&self) -> BoxFuture<'_, Result<String, FetchError>> {
+        let mut client = self.client.clone();
+        let timeout = self.timeout;
+        Box::pin(async move {
+            let call = client.get_jwks(GetJwksRequest {});
+            match tokio::time::timeout(timeout, call).await {
+                Err(_) => Err(FetchError::Timeout),
+                Ok(Err(status)) => Err(FetchError::Unreachable(format!(
+                    "GetJwks: {:?}",
+                    status.code()
+                ))),
+                Ok(Ok(response)) => Ok(response.into_inner().jwks_json),
+            }
+        })
+    }
+}

@@ -1,0 +1,5 @@
+//! Unit tests of the verifier core against the catalogue's forgery (F) and claim (C) cases.
+
+mod claims;
+mod forgery;
+mod keys;
