@@ -61,21 +61,21 @@ impl SqliteStore {
     /// Opens (creating it if missing, readable by the owner only on unix) the database file at `path`,
     /// in WAL mode with `synchronous = NORMAL`, foreign keys on and a 5 s busy timeout.
     pub async fn open(path: &Path) -> StoreResult<Self> {
-        create_private_file(path).await?;
-        let options = tune(
-            SqliteConnectOptions::new()
-                .filename(path)
-                .create_if_missing(true),
-        );
-        Self::with_options(options, false).await
+        Self::open_file(SqliteConnectOptions::new().filename(path), true).await
     }
 
-    /// Connects to a `sqlite:` URL, e.g. `sqlite://auth.db?mode=rwc` or `sqlite::memory:`. An in-memory
-    /// database uses a single, never-recycled connection so that every query sees the same database.
+    /// Connects to a `sqlite:` URL, e.g. `sqlite://data/auth.db` or `sqlite::memory:`, with the settings
+    /// of [`SqliteStore::open`]. A missing file is created (0600 on unix) unless the URL says `mode=ro` or
+    /// `mode=rw`. An in-memory database uses a single, never-recycled connection so that every query
+    /// sees the same database.
     pub async fn connect(url: &str) -> StoreResult<Self> {
-        let options = tune(SqliteConnectOptions::from_str(url)?);
-        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        Self::with_options(options, in_memory).await
+        let options = SqliteConnectOptions::from_str(url)?;
+        match url_mode(url) {
+            _ if url.contains(":memory:") => Self::open_memory(options).await,
+            Some("memory") => Self::open_memory(options).await,
+            Some("ro" | "rw") => Self::open_file(options, false).await,
+            _ => Self::open_file(options, true).await,
+        }
     }
 
     /// Wraps an existing pool (which should enable foreign keys, as `SqliteConnectOptions` does by default).
@@ -88,23 +88,28 @@ impl SqliteStore {
         &self.pool
     }
 
-    async fn with_options(options: SqliteConnectOptions, in_memory: bool) -> StoreResult<Self> {
-        let pool = if in_memory {
-            SqlitePoolOptions::new()
-                .max_connections(1)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
-                .acquire_timeout(ACQUIRE_TIMEOUT)
-                .connect_with(options.journal_mode(SqliteJournalMode::Memory))
-                .await?
-        } else {
-            SqlitePoolOptions::new()
-                .max_connections(MAX_CONNECTIONS)
-                .acquire_timeout(ACQUIRE_TIMEOUT)
-                .connect_with(options.journal_mode(SqliteJournalMode::Wal))
-                .await?
-        };
+    async fn open_file(options: SqliteConnectOptions, create: bool) -> StoreResult<Self> {
+        if create {
+            create_private_file(options.get_filename()).await?;
+        }
+        let options = tune(options.create_if_missing(create)).journal_mode(SqliteJournalMode::Wal);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    async fn open_memory(options: SqliteConnectOptions) -> StoreResult<Self> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(tune(options))
+            .await?;
         Ok(Self { pool })
     }
 
@@ -120,6 +125,12 @@ fn tune(options: SqliteConnectOptions) -> SqliteConnectOptions {
         .busy_timeout(BUSY_TIMEOUT)
         .foreign_keys(true)
         .synchronous(SqliteSynchronous::Normal)
+}
+
+/// The `mode` query parameter of a SQLite URL.
+fn url_mode(url: &str) -> Option<&str> {
+    let query = url.split_once('?')?.1;
+    query.split('&').find_map(|pair| pair.strip_prefix("mode="))
 }
 
 /// Creates `path` with mode 0600 (unix) unless it exists; SQLite gives its `-wal`/`-shm` files the same mode.
