@@ -10,7 +10,10 @@ use auth_server::cli::{self, Cli};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     auth_server::telemetry::init(cli.config().log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("auth-server: cannot start the async runtime: {e}");
@@ -20,9 +23,25 @@ fn main() -> ExitCode {
     match runtime.block_on(cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // One line: the context chain, e.g. "invalid configuration: AUTH_MASTER_KEY: must ...".
-            eprintln!("auth-server: {e:#}");
+            eprintln!("auth-server: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error chain on one line, e.g. "invalid configuration: AUTH_MASTER_KEY: must ...", skipping
+/// causes whose text the previous message already includes.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out.replace('\n', " ")
 }

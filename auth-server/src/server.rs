@@ -65,7 +65,9 @@ pub enum ServeError {
 /// Opens the configured database (creating the zero-config SQLite directory if needed).
 pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, ServeError> {
     Ok(match &settings.database {
-        Database::Postgres(url) => Arc::new(PgStore::connect(url, settings.config.db_max_connections).await?),
+        Database::Postgres(url) => {
+            Arc::new(PgStore::connect(url, settings.config.db_max_connections).await?)
+        }
         Database::Sqlite(url) => {
             if settings.config.database_url.is_none() {
                 create_private_dir(&settings.config.data_dir)?;
@@ -93,7 +95,8 @@ fn master_key_from_file(path: &Path) -> Result<MasterKey, ServeError> {
             if let Some(dir) = path.parent() {
                 create_private_dir(dir)?;
             }
-            let key = MasterKey::generate_base64().map_err(|e| ServeError::Config(e.to_string()))?;
+            let key =
+                MasterKey::generate_base64().map_err(|e| ServeError::Config(e.to_string()))?;
             let mut opts = std::fs::OpenOptions::new();
             opts.write(true).create_new(true);
             #[cfg(unix)]
@@ -118,12 +121,14 @@ pub async fn build_state(
     let c = &settings.config;
     let mode = match (settings.hs256_secret, settings.master_key) {
         (Some(secret), _) => SigningMode::SharedSecret { secret },
-        (None, Some(MasterKeySource::Configured(master))) => {
-            SigningMode::Asymmetric { alg: c.signing_alg.algorithm(), master }
-        }
-        (None, Some(MasterKeySource::File(path))) => {
-            SigningMode::Asymmetric { alg: c.signing_alg.algorithm(), master: master_key_from_file(&path)? }
-        }
+        (None, Some(MasterKeySource::Configured(master))) => SigningMode::Asymmetric {
+            alg: c.signing_alg.algorithm(),
+            master,
+        },
+        (None, Some(MasterKeySource::File(path))) => SigningMode::Asymmetric {
+            alg: c.signing_alg.algorithm(),
+            master: master_key_from_file(&path)?,
+        },
         (None, None) => return Err(ServeError::Config("AUTH_MASTER_KEY: missing".into())),
     };
     let retire_after = c.access_token_ttl + c.leeway as i64;
@@ -142,21 +147,37 @@ pub async fn build_state(
         hasher,
         keys,
         verifier: Verifier::new(vc),
-        issuer: AccessTokenIssuer { issuer: c.issuer.clone(), audience: c.audience.clone(), ttl: c.access_token_ttl },
-        sessions: SessionPolicy { idle_ttl: c.refresh_idle_ttl, absolute_ttl: c.refresh_absolute_ttl },
+        issuer: AccessTokenIssuer {
+            issuer: c.issuer.clone(),
+            audience: c.audience.clone(),
+            ttl: c.access_token_ttl,
+        },
+        sessions: SessionPolicy {
+            idle_ttl: c.refresh_idle_ttl,
+            absolute_ttl: c.refresh_absolute_ttl,
+        },
         clock,
     });
-    if let (Some(user), Some(password)) = (&c.bootstrap_admin_username, &c.bootstrap_admin_password) {
+    if let (Some(user), Some(password)) = (&c.bootstrap_admin_username, &c.bootstrap_admin_password)
+    {
         bootstrap_admin(&state, user, password).await?;
     }
     Ok(state)
 }
 
 /// Creates a user (used by the bootstrap admin and `auth-server user create`).
-pub async fn create_user(state: &AppState, username: &str, password: &str, roles: &[String]) -> Result<UserRecord, AuthError> {
+pub async fn create_user(
+    state: &AppState,
+    username: &str,
+    password: &str,
+    roles: &[String],
+) -> Result<UserRecord, AuthError> {
     let name = crate::input::username(username)?;
     let roles = crate::input::roles(roles)?;
-    let phc = state.hasher.hash(state.hasher.check_new_password(password)?).await?;
+    let phc = state
+        .hasher
+        .hash(state.hasher.check_new_password(password)?)
+        .await?;
     let now = state.now();
     let user = UserRecord {
         id: uuid::Uuid::now_v7().to_string(),
@@ -175,14 +196,20 @@ pub async fn create_user(state: &AppState, username: &str, password: &str, roles
     Ok(user)
 }
 
-async fn bootstrap_admin(state: &AppState, username: &str, password: &str) -> Result<(), ServeError> {
+async fn bootstrap_admin(
+    state: &AppState,
+    username: &str,
+    password: &str,
+) -> Result<(), ServeError> {
     if state.store.count_users().await? > 0 {
         return Ok(());
     }
     let user = create_user(state, username, password, &[ADMIN_ROLE.to_owned()])
         .await
         .map_err(|e| match e {
-            AuthError::InvalidArgument(m) => ServeError::Config(format!("AUTH_BOOTSTRAP_ADMIN_*: {m}")),
+            AuthError::InvalidArgument(m) => {
+                ServeError::Config(format!("AUTH_BOOTSTRAP_ADMIN_*: {m}"))
+            }
             other => other.into(),
         })?;
     tracing::info!(target: "audit", event = "user.bootstrapped", user_id = %user.id, username = %user.username);
@@ -216,19 +243,15 @@ pub async fn serve_with_clock(
 
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, ServingStatus::Serving).await;
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(auth_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(auth_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
 
     let tasks = spawn_background(state.clone(), health.clone(), reload_every);
 
-    let auth = AuthServiceServer::new(AuthServiceImpl::new(state.clone())).max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let admin = AdminServiceServer::new(AdminServiceImpl::new(state.clone())).max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let auth = AuthServiceServer::new(AuthServiceImpl::new(state.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let admin = AdminServiceServer::new(AdminServiceImpl::new(state.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let addr = listener.local_addr()?;
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
 
@@ -267,13 +290,33 @@ pub async fn serve_with_clock(
     Ok(())
 }
 
+/// Reflection over exactly the services this server registers (the descriptor set also holds the demo
+/// service of the examples, which is not served here).
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    let mut builder = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(auth_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+    for name in [
+        "auth.v1.AuthService",
+        "auth.v1.AdminService",
+        "grpc.health.v1.Health",
+    ] {
+        builder = builder.with_service_name(name);
+    }
+    builder
+}
+
 async fn set_health(health: &HealthReporter, status: ServingStatus) {
     for name in SERVICE_NAMES {
         health.set_service_status(name, status).await;
     }
 }
 
-fn spawn_background(state: Arc<AppState>, health: HealthReporter, reload_every: Duration) -> Vec<tokio::task::JoinHandle<()>> {
+fn spawn_background(
+    state: Arc<AppState>,
+    health: HealthReporter,
+    reload_every: Duration,
+) -> Vec<tokio::task::JoinHandle<()>> {
     let probe = {
         let state = state.clone();
         tokio::spawn(async move {
@@ -281,7 +324,10 @@ fn spawn_background(state: Arc<AppState>, health: HealthReporter, reload_every: 
             let mut tick = tokio::time::interval(HEALTH_PROBE_INTERVAL);
             loop {
                 tick.tick().await;
-                let ok = matches!(tokio::time::timeout(HEALTH_PROBE_INTERVAL, state.store.ping()).await, Ok(Ok(())));
+                let ok = matches!(
+                    tokio::time::timeout(HEALTH_PROBE_INTERVAL, state.store.ping()).await,
+                    Ok(Ok(()))
+                );
                 if ok != healthy {
                     healthy = ok;
                     if ok {
@@ -289,7 +335,11 @@ fn spawn_background(state: Arc<AppState>, health: HealthReporter, reload_every: 
                     } else {
                         tracing::error!("database unreachable: NOT_SERVING");
                     }
-                    let status = if ok { ServingStatus::Serving } else { ServingStatus::NotServing };
+                    let status = if ok {
+                        ServingStatus::Serving
+                    } else {
+                        ServingStatus::NotServing
+                    };
                     set_health(&health, status).await;
                 }
             }
