@@ -202,18 +202,34 @@ pub trait Store: Send + Sync + 'static {
     /// A user by canonical username.
     async fn user_by_username_key(&self, key: &str) -> StoreResult<Option<UserRecord>>;
     /// Users ordered by `username_key`, strictly after `after_key`, at most `limit`.
-    async fn list_users(&self, after_key: Option<&str>, limit: i64) -> StoreResult<Vec<UserRecord>>;
+    async fn list_users(&self, after_key: Option<&str>, limit: i64)
+    -> StoreResult<Vec<UserRecord>>;
     /// Number of users.
     async fn count_users(&self) -> StoreResult<i64>;
     /// Replaces a user's roles; `None` when the user does not exist.
-    async fn set_roles(&self, id: &str, roles: &[String], now: i64) -> StoreResult<Option<UserRecord>>;
+    async fn set_roles(
+        &self,
+        id: &str,
+        roles: &[String],
+        now: i64,
+    ) -> StoreResult<Option<UserRecord>>;
     /// Sets `disabled`; disabling also revokes all of the user's live sessions in the same transaction.
     /// Returns the updated user and the number of sessions revoked; `None` when the user does not exist.
-    async fn set_disabled(&self, id: &str, disabled: bool, now: i64) -> StoreResult<Option<(UserRecord, u64)>>;
+    async fn set_disabled(
+        &self,
+        id: &str,
+        disabled: bool,
+        now: i64,
+    ) -> StoreResult<Option<(UserRecord, u64)>>;
     /// Sets the password hash and revokes sessions per `scope`, atomically. Returns the number of
     /// sessions revoked; `None` when the user does not exist.
-    async fn set_password_hash(&self, id: &str, hash: &str, now: i64, scope: RevokeScope<'_>)
-    -> StoreResult<Option<u64>>;
+    async fn set_password_hash(
+        &self,
+        id: &str,
+        hash: &str,
+        now: i64,
+        scope: RevokeScope<'_>,
+    ) -> StoreResult<Option<u64>>;
     /// Deletes a user with its sessions and refresh tokens. False when it did not exist.
     async fn delete_user(&self, id: &str) -> StoreResult<bool>;
 
@@ -222,21 +238,39 @@ pub trait Store: Send + Sync + 'static {
     /// Consumes the refresh token whose digest is `old_hash` and stores `new_hash` as its successor, in
     /// one transaction, such that of N concurrent calls with the same `old_hash` exactly one rotates.
     /// `idle_ttl` (seconds) sets the successor's expiry, capped by the session's absolute lifetime.
-    async fn rotate_refresh(&self, old_hash: &[u8], new_hash: &[u8], now: i64, idle_ttl: i64)
-    -> StoreResult<RotateOutcome>;
+    async fn rotate_refresh(
+        &self,
+        old_hash: &[u8],
+        new_hash: &[u8],
+        now: i64,
+        idle_ttl: i64,
+    ) -> StoreResult<RotateOutcome>;
     /// Revokes the session that owns the refresh token `hash` (any token of the family, spent or live).
     /// Returns the session id and owner when a live session was revoked.
-    async fn revoke_session_by_refresh(&self, hash: &[u8], now: i64) -> StoreResult<Option<(String, String)>>;
+    async fn revoke_session_by_refresh(
+        &self,
+        hash: &[u8],
+        now: i64,
+    ) -> StoreResult<Option<(String, String)>>;
     /// Revokes one session; false when unknown or already revoked.
     async fn revoke_session(&self, session_id: &str, now: i64) -> StoreResult<bool>;
     /// Revokes all live sessions of a user, except `except`; returns how many.
-    async fn revoke_user_sessions(&self, user_id: &str, except: Option<&str>, now: i64) -> StoreResult<u64>;
+    async fn revoke_user_sessions(
+        &self,
+        user_id: &str,
+        except: Option<&str>,
+        now: i64,
+    ) -> StoreResult<u64>;
     /// Session and owner status for `Validate`; `None` when the session (or its user) does not exist.
     async fn session_status(&self, session_id: &str) -> StoreResult<Option<SessionStatus>>;
     /// A session by id.
     async fn session_by_id(&self, session_id: &str) -> StoreResult<Option<SessionRecord>>;
     /// Live sessions of a user (not revoked, absolute lifetime not over), newest first.
-    async fn list_active_sessions(&self, user_id: &str, now: i64) -> StoreResult<Vec<SessionRecord>>;
+    async fn list_active_sessions(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> StoreResult<Vec<SessionRecord>>;
 
     /// All stored signing keys.
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
@@ -246,8 +280,11 @@ pub trait Store: Send + Sync + 'static {
     /// Rotation, atomically: the current key becomes retired with `publish_until = retire_until`, the next
     /// key becomes current, and `new_next` is inserted as the next key. Returns the kids
     /// `(current, retired)` after rotation; fails if there is no current or no next key.
-    async fn rotate_signing_keys(&self, new_next: &SigningKeyRecord, retire_until: i64)
-    -> StoreResult<(String, String)>;
+    async fn rotate_signing_keys(
+        &self,
+        new_next: &SigningKeyRecord,
+        retire_until: i64,
+    ) -> StoreResult<(String, String)>;
 
     /// Housekeeping: deletes retired keys past `publish_until` and sessions past their absolute lifetime
     /// (with their refresh tokens, which until then serve as reuse-detection tombstones). Returns the

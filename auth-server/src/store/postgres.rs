@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::FromRow;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
+use sqlx::{FromRow, Postgres, Transaction};
 
 use super::{
     KeyStatus, NewSession, RevokeScope, RotateOutcome, SessionRecord, SessionStatus,
@@ -195,6 +195,12 @@ async fn revoke_user_in(
     .execute(conn)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// Rolls back a rotation that must leave no trace.
+async fn reject(tx: Transaction<'_, Postgres>) -> StoreResult<RotateOutcome> {
+    tx.rollback().await?;
+    Ok(RotateOutcome::Rejected)
 }
 
 /// Inserts one refresh token.
@@ -449,7 +455,7 @@ impl Store for PgStore {
             .fetch_optional(&mut *tx)
             .await?;
             let Some((session_id, user_id)) = owner else {
-                return Ok(RotateOutcome::Rejected);
+                return reject(tx).await;
             };
             sqlx::query(
                 "UPDATE sessions SET revoked_at = $2, revoke_reason = 'refresh_reuse' \
@@ -465,9 +471,9 @@ impl Store for PgStore {
                 user_id,
             });
         };
-        // Every early return below drops `tx`, which rolls the spend back.
+        // Every rejection below rolls the spend back.
         if expires_at <= now {
-            return Ok(RotateOutcome::Rejected);
+            return reject(tx).await;
         }
         let session: Option<SessionRow> = sqlx::query_as(
             "UPDATE sessions SET last_used_at = $2 \
@@ -479,17 +485,17 @@ impl Store for PgStore {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(session) = session else {
-            return Ok(RotateOutcome::Rejected);
+            return reject(tx).await;
         };
         let user: Option<UserRow> = sqlx::query_as(select_user!("WHERE id = $1"))
             .bind(&session.user_id)
             .fetch_optional(&mut *tx)
             .await?;
         let Some(user) = user.map(UserRecord::try_from).transpose()? else {
-            return Ok(RotateOutcome::Rejected);
+            return reject(tx).await;
         };
         if user.disabled {
-            return Ok(RotateOutcome::Rejected);
+            return reject(tx).await;
         }
         let refresh_expires_at = now
             .saturating_add(idle_ttl)

@@ -277,6 +277,12 @@ async fn revoke_user_in(
     Ok(done.rows_affected())
 }
 
+/// Rolls back a rotation that must leave no trace.
+async fn reject(tx: Transaction<'_, Sqlite>) -> StoreResult<RotateOutcome> {
+    tx.rollback().await?;
+    Ok(RotateOutcome::Rejected)
+}
+
 /// Inserts one refresh token.
 async fn insert_refresh(
     conn: &mut SqliteConnection,
@@ -462,19 +468,11 @@ impl Store for SqliteStore {
     }
 
     async fn delete_user(&self, id: &str) -> StoreResult<bool> {
-        // Deletes the refresh tokens explicitly (rather than by cascade) as the PostgreSQL store does.
-        let mut tx = self.begin_immediate().await?;
-        sqlx::query(
-            "DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE user_id = $1)",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        // One statement: sessions and refresh tokens go by `ON DELETE CASCADE` (foreign keys are on).
         let deleted = sqlx::query("DELETE FROM users WHERE id = $1")
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&self.pool)
             .await?;
-        tx.commit().await?;
         Ok(deleted.rows_affected() > 0)
     }
 
@@ -528,7 +526,7 @@ impl Store for SqliteStore {
             .fetch_optional(&mut *tx)
             .await?;
             let Some((session_id, user_id)) = owner else {
-                return Ok(RotateOutcome::Rejected);
+                return reject(tx).await;
             };
             sqlx::query(
                 "UPDATE sessions SET revoked_at = $2, revoke_reason = 'refresh_reuse' \
@@ -544,9 +542,9 @@ impl Store for SqliteStore {
                 user_id,
             });
         };
-        // Every early return below drops `tx`, which rolls the spend back.
+        // Every rejection below rolls the spend back.
         if expires_at <= now {
-            return Ok(RotateOutcome::Rejected);
+            return reject(tx).await;
         }
         let session: Option<SessionRow> = sqlx::query_as(
             "UPDATE sessions SET last_used_at = $2 \
@@ -558,17 +556,17 @@ impl Store for SqliteStore {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(session) = session else {
-            return Ok(RotateOutcome::Rejected);
+            return reject(tx).await;
         };
         let user: Option<UserRow> = sqlx::query_as(select_user!("WHERE id = $1"))
             .bind(&session.user_id)
             .fetch_optional(&mut *tx)
             .await?;
         let Some(user) = user.map(UserRecord::try_from).transpose()? else {
-            return Ok(RotateOutcome::Rejected);
+            return reject(tx).await;
         };
         if user.disabled {
-            return Ok(RotateOutcome::Rejected);
+            return reject(tx).await;
         }
         let refresh_expires_at = now
             .saturating_add(idle_ttl)
