@@ -246,6 +246,8 @@ pub async fn serve_with_clock(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
+    let auth_layer = crate::policy::layer(&state)
+        .map_err(|e| ServeError::Config(format!("access policy: {e}")))?;
     let tasks = spawn_background(state.clone(), health.clone(), reload_every);
 
     let auth = AuthServiceServer::new(AuthServiceImpl::new(state.clone()))
@@ -267,7 +269,7 @@ pub async fn serve_with_clock(
     tracing::info!(%addr, "auth-server listening");
     let server = tonic::transport::Server::builder()
         .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
-        .layer(crate::policy::layer(&state))
+        .layer(auth_layer)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

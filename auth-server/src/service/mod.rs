@@ -3,7 +3,7 @@
 pub mod admin;
 pub mod auth;
 
-use auth_interceptor::Claims;
+use auth_interceptor::{Claims, RequestAuthExt};
 use tonic::Request;
 
 use crate::error::AuthError;
@@ -11,12 +11,18 @@ use crate::state::AppState;
 
 /// The verified claims the interceptor layer put in the request (absent → UNAUTHENTICATED).
 pub(crate) fn caller<T>(request: &Request<T>) -> Result<Claims, AuthError> {
-    request.extensions().get::<Claims>().cloned().ok_or(AuthError::InvalidToken("no verified token"))
+    request
+        .auth_context()
+        .map(|ctx| ctx.claims().clone())
+        .ok_or(AuthError::InvalidToken("no verified token"))
 }
 
 /// Rejects a token whose session has ended or whose user was disabled or deleted since it was issued
 /// (the interceptor alone accepts such tokens until they expire).
-pub(crate) async fn require_live_session(state: &AppState, claims: &Claims) -> Result<(), AuthError> {
+pub(crate) async fn require_live_session(
+    state: &AppState,
+    claims: &Claims,
+) -> Result<(), AuthError> {
     let status = state.store.session_status(&claims.sid).await?;
     if AppState::session_is_live(status.as_ref(), &claims.sub, state.now()) {
         Ok(())
@@ -27,10 +33,16 @@ pub(crate) async fn require_live_session(state: &AppState, claims: &Claims) -> R
 
 /// The caller's address for logs.
 pub(crate) fn peer<T>(request: &Request<T>) -> String {
-    request.remote_addr().map(|a| a.to_string()).unwrap_or_else(|| "-".into())
+    request
+        .remote_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "-".into())
 }
 
 /// A protobuf timestamp from Unix seconds.
 pub(crate) fn timestamp(secs: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: secs, nanos: 0 }
+    prost_types::Timestamp {
+        seconds: secs,
+        nanos: 0,
+    }
 }
