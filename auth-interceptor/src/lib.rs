@@ -8,6 +8,7 @@
 pub mod authorizer;
 pub mod cache;
 pub mod claims;
+pub mod client;
 pub mod context;
 pub mod error;
 pub mod extract;

@@ -356,7 +356,9 @@ impl PolicyBuilder {
                 return Err(PolicyError::DuplicateRule(map_key));
             }
         }
-        policy.prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
+        policy
+            .prefixes
+            .sort_by_key(|p| std::cmp::Reverse(p.0.len()));
         Ok(policy)
     }
 }

@@ -1,0 +1,347 @@
+//! Shared helpers for the integration tests: a small real `AuthService` (Login, Refresh, GetJwks,
+//! Validate) whose keys and availability the test controls, a demo greeter, and server/client plumbing
+//! on real sockets.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use auth_interceptor::testing::{self, TestKey, claims_at};
+use auth_interceptor::verify::unix_now;
+use auth_interceptor::{AuthLayer, Authorizer, KeySource, Policy, RequestAuthExt};
+use auth_proto::demo::greeter_service_client::GreeterServiceClient;
+use auth_proto::demo::greeter_service_server::{GreeterService, GreeterServiceServer};
+use auth_proto::demo::*;
+use auth_proto::v1::auth_service_server::{AuthService, AuthServiceServer};
+use auth_proto::v1::*;
+use futures_util::Stream;
+use std::pin::Pin;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint, Server};
+use tonic::{Request, Response, Status};
+
+pub const GREETER: &str = "demo.v1.GreeterService";
+
+/// The example policy: SayHello public, WhoAmI and StreamHello need a token, AdminHello needs admin.
+pub fn greeter_policy() -> Policy {
+    Policy::builder()
+        .with_health()
+        .public("/demo.v1.GreeterService/SayHello")
+        .required("/demo.v1.GreeterService/WhoAmI")
+        .required("/demo.v1.GreeterService/StreamHello")
+        .any_role("/demo.v1.GreeterService/AdminHello", ["admin"])
+        .build()
+        .unwrap()
+}
+
+pub fn authorizer(keys: impl KeySource) -> Authorizer {
+    Authorizer::new(testing::verifier(), keys, greeter_policy())
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Greeter
+
+#[derive(Default, Clone)]
+pub struct Greeter;
+
+type HelloStream = Pin<Box<dyn Stream<Item = Result<StreamHelloResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl GreeterService for Greeter {
+    async fn say_hello(
+        &self,
+        request: Request<SayHelloRequest>,
+    ) -> Result<Response<SayHelloResponse>, Status> {
+        Ok(Response::new(SayHelloResponse {
+            message: format!("hello {}", request.into_inner().name),
+        }))
+    }
+
+    async fn who_am_i(
+        &self,
+        request: Request<WhoAmIRequest>,
+    ) -> Result<Response<WhoAmIResponse>, Status> {
+        let claims = request.auth()?;
+        Ok(Response::new(WhoAmIResponse {
+            subject: claims.sub.clone(),
+            username: claims.username.clone(),
+            roles: claims.roles.clone(),
+        }))
+    }
+
+    async fn admin_hello(
+        &self,
+        request: Request<AdminHelloRequest>,
+    ) -> Result<Response<AdminHelloResponse>, Status> {
+        let claims = request.auth()?;
+        Ok(Response::new(AdminHelloResponse {
+            message: format!("hello admin {}", claims.sub),
+        }))
+    }
+
+    type StreamHelloStream = HelloStream;
+
+    async fn stream_hello(
+        &self,
+        request: Request<StreamHelloRequest>,
+    ) -> Result<Response<HelloStream>, Status> {
+        let sub = request.auth()?.sub.clone();
+        let n = request.get_ref().count.clamp(0, 10);
+        let items = (0..n).map(move |i| {
+            Ok(StreamHelloResponse {
+                message: format!("hello {sub} #{i}"),
+            })
+        });
+        Ok(Response::new(Box::pin(tokio_stream::iter(items))))
+    }
+}
+
+/// Serves the greeter behind `layer` (applied to the whole server) on 127.0.0.1:0.
+pub async fn serve_greeter(layer: AuthLayer) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        Server::builder()
+            .layer(layer)
+            .add_service(GreeterServiceServer::new(Greeter))
+            .serve_with_incoming(TcpListenerStream::new(listener))
+            .await
+            .unwrap();
+    });
+    addr
+}
+
+pub async fn channel(addr: SocketAddr) -> Channel {
+    Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+pub async fn greeter_client(addr: SocketAddr) -> GreeterServiceClient<Channel> {
+    GreeterServiceClient::new(channel(addr).await)
+}
+
+/// `req` with `authorization: Bearer <token>`.
+pub fn bearer<T>(req: T, token: &str) -> Request<T> {
+    with_auth(req, &format!("Bearer {token}"))
+}
+
+/// `req` with one raw `authorization` value.
+pub fn with_auth<T>(req: T, value: &str) -> Request<T> {
+    let mut r = Request::new(req);
+    r.metadata_mut()
+        .insert("authorization", MetadataValue::try_from(value).unwrap());
+    r
+}
+
+// ---------------------------------------------------------------------------------------------------
+// A small auth server
+
+pub struct AuthState {
+    /// Keys published by GetJwks.
+    pub published: Mutex<Vec<Arc<TestKey>>>,
+    /// The key Login/Refresh sign with.
+    pub signer: Mutex<Arc<TestKey>>,
+    /// Access-token lifetime, seconds.
+    pub ttl: AtomicU64,
+    /// When set, GetJwks answers UNAVAILABLE.
+    pub jwks_down: AtomicBool,
+    pub jwks_calls: AtomicU64,
+    pub logins: AtomicU64,
+    pub refreshes: AtomicU64,
+    pub validates: AtomicU64,
+    /// Live refresh tokens → subject.
+    pub refresh_tokens: Mutex<HashMap<String, String>>,
+    /// Tokens that Validate reports as revoked.
+    pub revoked: Mutex<HashSet<String>>,
+    pub password: String,
+}
+
+impl AuthState {
+    pub fn new(key: TestKey) -> Arc<Self> {
+        let key = Arc::new(key);
+        Arc::new(Self {
+            published: Mutex::new(vec![key.clone()]),
+            signer: Mutex::new(key),
+            ttl: AtomicU64::new(600),
+            jwks_down: AtomicBool::new(false),
+            jwks_calls: AtomicU64::new(0),
+            logins: AtomicU64::new(0),
+            refreshes: AtomicU64::new(0),
+            validates: AtomicU64::new(0),
+            refresh_tokens: Mutex::new(HashMap::new()),
+            revoked: Mutex::new(HashSet::new()),
+            password: "correct horse".into(),
+        })
+    }
+
+    pub fn jwks(&self) -> String {
+        let keys = self.published.lock().unwrap();
+        let refs: Vec<&TestKey> = keys.iter().map(|k| k.as_ref()).collect();
+        testing::jwks_json(&refs)
+    }
+
+    /// Publishes `key` and signs with it from now on (keeping the old keys published).
+    pub fn rotate_to(&self, key: TestKey) -> Arc<TestKey> {
+        let key = Arc::new(key);
+        self.published.lock().unwrap().push(key.clone());
+        *self.signer.lock().unwrap() = key.clone();
+        key
+    }
+
+    /// Stops publishing `kid`.
+    pub fn unpublish(&self, kid: &str) {
+        self.published.lock().unwrap().retain(|k| k.kid != kid);
+    }
+
+    pub fn issue(&self, sub: &str, roles: &[&str]) -> String {
+        let signer = self.signer.lock().unwrap().clone();
+        signer.sign(&claims_at(
+            sub,
+            roles,
+            unix_now(),
+            self.ttl.load(Ordering::Relaxed),
+        ))
+    }
+
+    fn tokens(&self, sub: &str) -> LoginResponse {
+        let access = self.issue(sub, &["reader"]);
+        let refresh = testing::b64(uuid_bytes());
+        self.refresh_tokens
+            .lock()
+            .unwrap()
+            .insert(refresh.clone(), sub.to_owned());
+        LoginResponse {
+            access_token: access,
+            refresh_token: refresh,
+            token_type: "Bearer".into(),
+            expires_in: self.ttl.load(Ordering::Relaxed) as i64,
+            refresh_expires_in: 3600,
+        }
+    }
+}
+
+fn uuid_bytes() -> [u8; 16] {
+    let mut b = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut b).unwrap();
+    b
+}
+
+#[derive(Clone)]
+pub struct TestAuth(pub Arc<AuthState>);
+
+#[tonic::async_trait]
+impl AuthService for TestAuth {
+    async fn login(
+        &self,
+        request: Request<LoginRequest>,
+    ) -> Result<Response<LoginResponse>, Status> {
+        self.0.logins.fetch_add(1, Ordering::SeqCst);
+        let r = request.into_inner();
+        if r.password != self.0.password {
+            return Err(Status::unauthenticated("invalid credentials"));
+        }
+        Ok(Response::new(self.0.tokens(&r.username)))
+    }
+
+    async fn refresh(
+        &self,
+        request: Request<RefreshRequest>,
+    ) -> Result<Response<RefreshResponse>, Status> {
+        self.0.refreshes.fetch_add(1, Ordering::SeqCst);
+        let rt = request.into_inner().refresh_token;
+        let sub = self
+            .0
+            .refresh_tokens
+            .lock()
+            .unwrap()
+            .remove(&rt)
+            .ok_or_else(|| Status::unauthenticated("invalid token"))?;
+        let t = self.0.tokens(&sub);
+        Ok(Response::new(RefreshResponse {
+            access_token: t.access_token,
+            refresh_token: t.refresh_token,
+            token_type: t.token_type,
+            expires_in: t.expires_in,
+            refresh_expires_in: t.refresh_expires_in,
+        }))
+    }
+
+    async fn validate(
+        &self,
+        request: Request<ValidateRequest>,
+    ) -> Result<Response<ValidateResponse>, Status> {
+        self.0.validates.fetch_add(1, Ordering::SeqCst);
+        let token = request.into_inner().access_token;
+        let valid = !self.0.revoked.lock().unwrap().contains(&token);
+        Ok(Response::new(ValidateResponse {
+            valid,
+            claims: None,
+            reason: if valid {
+                0
+            } else {
+                InvalidReason::Revoked as i32
+            },
+        }))
+    }
+
+    async fn logout(&self, _: Request<LogoutRequest>) -> Result<Response<LogoutResponse>, Status> {
+        Ok(Response::new(LogoutResponse {}))
+    }
+
+    async fn get_jwks(
+        &self,
+        _: Request<GetJwksRequest>,
+    ) -> Result<Response<GetJwksResponse>, Status> {
+        self.0.jwks_calls.fetch_add(1, Ordering::SeqCst);
+        if self.0.jwks_down.load(Ordering::SeqCst) {
+            return Err(Status::unavailable("down"));
+        }
+        Ok(Response::new(GetJwksResponse {
+            jwks_json: self.0.jwks(),
+        }))
+    }
+
+    async fn change_password(
+        &self,
+        _: Request<ChangePasswordRequest>,
+    ) -> Result<Response<ChangePasswordResponse>, Status> {
+        Err(Status::unimplemented("not in the test server"))
+    }
+}
+
+/// Serves `state` as `auth.v1.AuthService` on 127.0.0.1:0.
+pub async fn serve_auth(state: Arc<AuthState>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        Server::builder()
+            .add_service(AuthServiceServer::new(TestAuth(state)))
+            .serve_with_incoming(TcpListenerStream::new(listener))
+            .await
+            .unwrap();
+    });
+    addr
+}
+
+/// A lazily connecting channel to `addr` (nothing needs to listen yet).
+pub fn lazy_channel(addr: SocketAddr) -> Channel {
+    Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_timeout(Duration::from_millis(500))
+        .connect_lazy()
+}
+
+/// An address nothing listens on.
+pub async fn dead_addr() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap()
+}
