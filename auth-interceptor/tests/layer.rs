@@ -1,5 +1,7 @@
 //! The server layer on real sockets: statuses, per-method rules, metadata handling and forged tokens.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use auth_interceptor::testing::{TestKey, b64, claims, hmac_sign, signing_input};

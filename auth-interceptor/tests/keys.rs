@@ -1,0 +1,355 @@
+//! Key lifecycle on real sockets: rotation through unknown-kid refetch, single flight, rate limits,
+//! the auth server down at startup and mid-run, the verified-token cache, and revocation checks.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use auth_interceptor::source::{FileJwksFetcher, GrpcJwksFetcher, load_jwks_file};
+use auth_interceptor::testing::{self, TestKey, claims_at};
+use auth_interceptor::verify::unix_now;
+use auth_interceptor::{
+    Authorizer, JwksSource, JwksSourceConfig, KeySet, Policy, RevocationChecker, Rule, SharedKeys,
+    Verifier, VerifierConfig,
+};
+use auth_proto::demo::*;
+use support::*;
+use tonic::Code;
+
+fn fast_config() -> JwksSourceConfig {
+    JwksSourceConfig {
+        refresh_interval: Duration::from_secs(3600),
+        retry_interval: Duration::from_millis(100),
+        min_refetch_interval: Duration::from_millis(300),
+        negative_ttl: Duration::from_millis(300),
+        negative_capacity: 64,
+        max_staleness: Duration::from_secs(3600),
+    }
+}
+
+async fn grpc_source(state: &std::sync::Arc<AuthState>, config: JwksSourceConfig) -> JwksSource {
+    let addr = serve_auth(state.clone()).await;
+    JwksSource::start(GrpcJwksFetcher::new(lazy_channel(addr)), config)
+}
+
+#[tokio::test]
+async fn rotation_is_picked_up_by_one_single_flight_refetch() {
+    let state = AuthState::new(TestKey::ed25519("k1"));
+    let source = grpc_source(&state, fast_config()).await;
+    source.wait_for_keys(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(source.fetch_count(), 1);
+    let addr = serve_greeter(authorizer(source.clone()).layer()).await;
+    let mut c = greeter_client(addr).await;
+
+    let old = state.issue("u1", &[]);
+    c.who_am_i(bearer(WhoAmIRequest {}, &old)).await.unwrap();
+    assert_eq!(source.fetch_count(), 1);
+
+    // Rotate: 20 concurrent calls with tokens from the new key share one refetch.
+    state.rotate_to(TestKey::ed25519("k2"));
+    let calls = (0..20).map(|i| {
+        let mut c = c.clone();
+        let t = state.issue(&format!("u{i}"), &[]);
+        tokio::spawn(async move { c.who_am_i(bearer(WhoAmIRequest {}, &t)).await })
+    });
+    for call in calls.collect::<Vec<_>>() {
+        call.await.unwrap().unwrap();
+    }
+    assert_eq!(source.fetch_count(), 2);
+    assert_eq!(state.jwks_calls.load(Ordering::SeqCst), 2);
+    // Old and new keys both verify during the overlap.
+    c.who_am_i(bearer(WhoAmIRequest {}, &old)).await.unwrap();
+    assert_eq!(source.fetch_count(), 2);
+}
+
+#[tokio::test]
+async fn unknown_kids_are_rate_limited_and_negatively_cached() {
+    let state = AuthState::new(TestKey::ed25519("k1"));
+    let source = grpc_source(&state, fast_config()).await;
+    source.wait_for_keys(Duration::from_secs(5)).await.unwrap();
+    let addr = serve_greeter(authorizer(source.clone()).layer()).await;
+    let mut c = greeter_client(addr).await;
+    // 100 tokens naming keys the auth server never published.
+    for i in 0..100 {
+        let t = TestKey::ed25519(&format!("ghost{}", i % 5)).token("u1", &[]);
+        let s = c.who_am_i(bearer(WhoAmIRequest {}, &t)).await.unwrap_err();
+        assert_eq!(s.code(), Code::Unauthenticated);
+    }
+    // One initial fetch plus at most one refetch (the rest are rate-limited or negatively cached).
+    assert!(source.fetch_count() <= 2, "{}", source.fetch_count());
+    // After the rate-limit window a genuinely new key is still picked up.
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    state.rotate_to(TestKey::ed25519("k2"));
+    c.who_am_i(bearer(WhoAmIRequest {}, &state.issue("u1", &[])))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn auth_server_down_at_startup_fails_closed_then_recovers() {
+    // Nothing listens: no keys, wait_for_keys times out, protected calls are UNAVAILABLE.
+    let source = JwksSource::start(
+        GrpcJwksFetcher::new(lazy_channel(dead_addr().await)),
+        fast_config(),
+    );
+    assert!(
+        source
+            .wait_for_keys(Duration::from_millis(300))
+            .await
+            .is_err()
+    );
+    let addr = serve_greeter(authorizer(source.clone()).layer()).await;
+    let mut c = greeter_client(addr).await;
+    let key = TestKey::ed25519("k1");
+    let s = c
+        .who_am_i(bearer(WhoAmIRequest {}, &key.token("u1", &[])))
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::Unavailable);
+    assert_eq!(s.message(), "authentication unavailable");
+    c.say_hello(SayHelloRequest::default()).await.unwrap();
+
+    // The server answers but GetJwks fails at first; once it works, the retry loop loads the keys.
+    let state = AuthState::new(key);
+    state.jwks_down.store(true, Ordering::SeqCst);
+    let source = grpc_source(&state, fast_config()).await;
+    assert!(
+        source
+            .wait_for_keys(Duration::from_millis(250))
+            .await
+            .is_err()
+    );
+    state.jwks_down.store(false, Ordering::SeqCst);
+    source.wait_for_keys(Duration::from_secs(5)).await.unwrap();
+    let addr = serve_greeter(authorizer(source.clone()).layer()).await;
+    let mut c = greeter_client(addr).await;
+    c.who_am_i(bearer(WhoAmIRequest {}, &state.issue("u1", &[])))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn auth_server_down_mid_run_keeps_stale_keys_until_max_staleness() {
+    let state = AuthState::new(TestKey::ed25519("k1"));
+    let config = JwksSourceConfig {
+        refresh_interval: Duration::from_millis(100),
+        max_staleness: Duration::from_millis(800),
+        ..fast_config()
+    };
+    let source = grpc_source(&state, config).await;
+    source.wait_for_keys(Duration::from_secs(5)).await.unwrap();
+    let auth = authorizer(source.clone()).with_cache(0, Duration::ZERO);
+    let addr = serve_greeter(auth.layer()).await;
+    let mut c = greeter_client(addr).await;
+    let tok = state.issue("u1", &[]);
+    state.jwks_down.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Refreshes are failing, but the last good key set is young enough.
+    c.who_am_i(bearer(WhoAmIRequest {}, &tok)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let s = c
+        .who_am_i(bearer(WhoAmIRequest {}, &tok))
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::Unavailable);
+    // Back up: the refresh loop restores service.
+    state.jwks_down.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    c.who_am_i(bearer(WhoAmIRequest {}, &tok)).await.unwrap();
+}
+
+#[tokio::test]
+async fn removed_key_stops_cached_tokens_at_the_next_refresh() {
+    let state = AuthState::new(TestKey::ed25519("k1"));
+    let source = grpc_source(&state, fast_config()).await;
+    source.wait_for_keys(Duration::from_secs(5)).await.unwrap();
+    let layer = authorizer(source.clone()).layer();
+    let addr = serve_greeter(layer.clone()).await;
+    let mut c = greeter_client(addr).await;
+    let old = state.issue("u1", &[]);
+    c.who_am_i(bearer(WhoAmIRequest {}, &old)).await.unwrap();
+    assert_eq!(layer.authorizer().cache().len(), 1);
+    state.rotate_to(TestKey::ed25519("k2"));
+    state.unpublish("k1");
+    source.refresh().await.unwrap();
+    let s = c
+        .who_am_i(bearer(WhoAmIRequest {}, &old))
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::Unauthenticated);
+    c.who_am_i(bearer(WhoAmIRequest {}, &state.issue("u1", &[])))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn shared_keys_updates_apply_to_cached_tokens() {
+    let key = TestKey::ed25519("k1");
+    let keys = SharedKeys::new(key.key_set());
+    let layer = authorizer(keys.clone()).layer();
+    let addr = serve_greeter(layer.clone()).await;
+    let mut c = greeter_client(addr).await;
+    let tok = key.token("u1", &[]);
+    c.who_am_i(bearer(WhoAmIRequest {}, &tok)).await.unwrap();
+    c.who_am_i(bearer(WhoAmIRequest {}, &tok)).await.unwrap();
+    assert_eq!(layer.authorizer().cache().len(), 1);
+    keys.store(KeySet::new());
+    let s = c
+        .who_am_i(bearer(WhoAmIRequest {}, &tok))
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::Unauthenticated);
+}
+
+#[tokio::test]
+async fn verified_token_cache_never_outlives_exp() {
+    let key = TestKey::ed25519("k1");
+    let mut cfg = VerifierConfig::new(testing::ISSUER, testing::AUDIENCE);
+    cfg.leeway = Duration::ZERO;
+    let auth = Authorizer::new(
+        Verifier::new(cfg),
+        SharedKeys::new(key.key_set()),
+        greeter_policy(),
+    );
+    let layer = auth.layer();
+    let addr = serve_greeter(layer.clone()).await;
+    let mut c = greeter_client(addr).await;
+    let now = unix_now();
+    let tok = key.sign(&claims_at("u1", &[], now, 2));
+    c.who_am_i(bearer(WhoAmIRequest {}, &tok)).await.unwrap();
+    assert_eq!(layer.authorizer().cache().len(), 1);
+    while unix_now() < now + 2 {
+        c.who_am_i(bearer(WhoAmIRequest {}, &tok)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let s = c
+        .who_am_i(bearer(WhoAmIRequest {}, &tok))
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::Unauthenticated);
+}
+
+#[tokio::test]
+async fn revocation_check_asks_validate_and_caches_briefly() {
+    let key = TestKey::ed25519("k1");
+    let state = AuthState::new(key);
+    let auth_addr = serve_auth(state.clone()).await;
+    let policy = Policy::builder()
+        .required("demo.v1.GreeterService/WhoAmI")
+        .rule(
+            "demo.v1.GreeterService/AdminHello",
+            Rule::required().revalidate(),
+        )
+        .build()
+        .unwrap();
+    assert!(policy.uses_revalidation());
+    let checker =
+        RevocationChecker::new(lazy_channel(auth_addr)).with_ttl(Duration::from_millis(200));
+    let auth = Authorizer::new(
+        testing::verifier(),
+        SharedKeys::new(state.signer.lock().unwrap().key_set()),
+        policy.clone(),
+    )
+    .with_revocation_check(checker);
+    let addr = serve_greeter(auth.layer()).await;
+    let mut c = greeter_client(addr).await;
+    let tok = state.issue("u1", &[]);
+    c.admin_hello(bearer(AdminHelloRequest {}, &tok))
+        .await
+        .unwrap();
+    c.admin_hello(bearer(AdminHelloRequest {}, &tok))
+        .await
+        .unwrap();
+    assert_eq!(state.validates.load(Ordering::SeqCst), 1);
+    state.revoked.lock().unwrap().insert(tok.clone());
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let s = c
+        .admin_hello(bearer(AdminHelloRequest {}, &tok))
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::Unauthenticated);
+    // Methods without the flag never call Validate.
+    c.who_am_i(bearer(WhoAmIRequest {}, &tok)).await.unwrap();
+    assert_eq!(state.validates.load(Ordering::SeqCst), 2);
+
+    // Auth server unreachable, or no checker configured: fail closed.
+    let keys = SharedKeys::new(state.signer.lock().unwrap().key_set());
+    let checker = RevocationChecker::new(lazy_channel(dead_addr().await));
+    let auth = Authorizer::new(testing::verifier(), keys.clone(), policy.clone())
+        .with_revocation_check(checker);
+    let mut c = greeter_client(serve_greeter(auth.layer()).await).await;
+    let s = c
+        .admin_hello(bearer(AdminHelloRequest {}, &tok))
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::Unavailable);
+    let auth = Authorizer::new(testing::verifier(), keys, policy);
+    let mut c = greeter_client(serve_greeter(auth.layer()).await).await;
+    let s = c
+        .admin_hello(bearer(AdminHelloRequest {}, &tok))
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::Unavailable);
+}
+
+#[tokio::test]
+async fn interceptor_schedules_a_background_refetch_for_unknown_kids() {
+    let state = AuthState::new(TestKey::ed25519("k1"));
+    let source = grpc_source(&state, fast_config()).await;
+    source.wait_for_keys(Duration::from_secs(5)).await.unwrap();
+    let interceptor = authorizer(source.clone()).interceptor(Rule::required());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(
+                auth_proto::demo::greeter_service_server::GreeterServiceServer::with_interceptor(
+                    Greeter,
+                    interceptor,
+                ),
+            )
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let mut c = greeter_client(addr).await;
+    state.rotate_to(TestKey::ed25519("k2"));
+    let tok = state.issue("u1", &[]);
+    let s = c
+        .who_am_i(bearer(WhoAmIRequest {}, &tok))
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::Unauthenticated);
+    for _ in 0..50 {
+        if source.shared_keys().load().get("k2").is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    c.who_am_i(bearer(WhoAmIRequest {}, &tok)).await.unwrap();
+}
+
+#[tokio::test]
+async fn jwks_file_sources() {
+    let a = TestKey::ed25519("f1");
+    let path =
+        std::env::temp_dir().join(format!("auth-interceptor-jwks-{}.json", std::process::id()));
+    std::fs::write(&path, testing::jwks_json(&[&a])).unwrap();
+    let set = load_jwks_file(&path).unwrap();
+    assert!(set.get("f1").is_some());
+    let source = JwksSource::start(FileJwksFetcher::new(&path), fast_config());
+    source.wait_for_keys(Duration::from_secs(5)).await.unwrap();
+    let mut c = greeter_client(serve_greeter(authorizer(source.clone()).layer()).await).await;
+    c.who_am_i(bearer(WhoAmIRequest {}, &a.token("u1", &[])))
+        .await
+        .unwrap();
+    // A key added to the file is found through the unknown-kid refetch.
+    let b = TestKey::es256("f2");
+    std::fs::write(&path, testing::jwks_json(&[&a, &b])).unwrap();
+    c.who_am_i(bearer(WhoAmIRequest {}, &b.token("u1", &[])))
+        .await
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert!(load_jwks_file(&path).is_err());
+}
