@@ -24,8 +24,12 @@ pub fn generate() -> Result<(Zeroizing<String>, [u8; 32]), AuthError> {
 /// (wrong length or alphabet): such input never reaches the database.
 pub fn digest(token: &str) -> Option<[u8; 32]> {
     let well_formed = token.len() == REFRESH_TOKEN_LEN
-        && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        && URL_SAFE_NO_PAD.decode(token).is_ok_and(|raw| raw.len() == REFRESH_TOKEN_BYTES);
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && URL_SAFE_NO_PAD
+            .decode(token)
+            .is_ok_and(|raw| raw.len() == REFRESH_TOKEN_BYTES);
     well_formed.then(|| sha256(token.as_bytes()))
 }
 
@@ -59,7 +63,7 @@ mod tests {
             "' OR '1'='1".into(),
             "\u{0}".repeat(43),
             t[..42].to_string(),
-            format!("{t}A"),
+            format!("{}A", t.as_str()),
             format!("{}+", &t[..42]),
         ] {
             assert_eq!(digest(&bad), None, "{bad:?}");
