@@ -360,3 +360,46 @@ async fn plain_interceptor_all_or_nothing() {
             .unwrap_err(),
     );
 }
+
+#[tokio::test]
+async fn raw_layer_refuses_non_ascii_and_keeps_grpc_shape() {
+    use tower::ServiceExt;
+    let key = TestKey::ed25519("k1");
+    let layer = authorizer(SharedKeys::new(key.key_set())).layer();
+    let inner = tower::service_fn(|req: http::Request<tonic::body::Body>| async move {
+        // The handler sees the token marked sensitive and the verified identity.
+        assert!(req.headers().get("authorization").unwrap().is_sensitive());
+        assert!(
+            req.extensions()
+                .get::<auth_interceptor::AuthContext>()
+                .is_some()
+        );
+        Ok::<_, std::convert::Infallible>(http::Response::new(tonic::body::Body::empty()))
+    });
+    let svc = layer.layer(inner);
+    let request = |value: &[u8]| {
+        http::Request::builder()
+            .uri("http://x/demo.v1.GreeterService/WhoAmI")
+            .header(
+                "authorization",
+                http::HeaderValue::from_bytes(value).unwrap(),
+            )
+            .body(tonic::body::Body::empty())
+            .unwrap()
+    };
+    let resp = svc
+        .clone()
+        .oneshot(request(b"Bearer a.\xff\xfe.c"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), http::StatusCode::OK);
+    assert_eq!(resp.headers().get("grpc-status").unwrap(), "16");
+    assert_eq!(
+        resp.headers().get("grpc-message").unwrap(),
+        "invalid%20token"
+    );
+    assert!(resp.headers().get("www-authenticate").is_some());
+    let ok = format!("Bearer {}", key.token("u1", &[]));
+    let resp = svc.oneshot(request(ok.as_bytes())).await.unwrap();
+    assert!(resp.headers().get("grpc-status").is_none());
+}
