@@ -18,13 +18,12 @@ use crate::policy::Rule;
 /// Tonic interceptor applying one [`Rule`] to every call.
 ///
 /// ```no_run
-/// # use auth_interceptor::*;
-/// # fn f(authorizer: Authorizer) {
+/// # use auth_proto::demo::greeter_service_server::GreeterService;
+/// # fn f(authorizer: auth_interceptor::Authorizer, greeter: impl GreeterService) {
+/// use auth_interceptor::Rule;
 /// use auth_proto::demo::greeter_service_server::GreeterServiceServer;
-/// # struct G;
-/// # fn svc() -> impl auth_proto::demo::greeter_service_server::GreeterService { todo!() }
 /// let interceptor = authorizer.interceptor(Rule::required());
-/// let server = GreeterServiceServer::with_interceptor(svc(), interceptor);
+/// let server = GreeterServiceServer::with_interceptor(greeter, interceptor);
 /// # }
 /// ```
 #[derive(Debug, Clone)]

@@ -1,9 +1,64 @@
-//! Verify `auth.v1` access tokens locally in any tonic service.
+//! Authenticate and authorise every call of a tonic service locally, with `auth.v1` access tokens.
 //!
 //! This crate is the one token verifier of the project: the auth server's `Validate` RPC and every
-//! downstream service use the same [`Verifier`], so a token is judged identically everywhere.
+//! downstream service use the same [`Verifier`], so a token is judged identically everywhere. On the
+//! request path nothing calls the auth server (unless a method opts into a revocation check), no lock
+//! is held across I/O, and key-set reads are lock-free.
 //!
-//! PLACEHOLDER_DOCS
+//! # Protecting a service
+//!
+//! ```no_run
+//! # use auth_proto::demo::greeter_service_server::{GreeterService, GreeterServiceServer};
+//! # async fn run(greeter: impl GreeterService) -> Result<(), Box<dyn std::error::Error>> {
+//! use auth_interceptor::source::GrpcJwksFetcher;
+//! use auth_interceptor::{Authorizer, JwksSource, JwksSourceConfig, Policy, Verifier, VerifierConfig};
+//!
+//! let auth_server = tonic::transport::Endpoint::from_static("http://127.0.0.1:50051").connect_lazy();
+//! let keys = JwksSource::start(GrpcJwksFetcher::new(auth_server), JwksSourceConfig::default());
+//! keys.wait_for_keys(std::time::Duration::from_secs(10)).await?;
+//! let policy = Policy::builder()
+//!     .with_health()
+//!     .public("demo.v1.GreeterService/SayHello")
+//!     .required("demo.v1.GreeterService/*")
+//!     .any_role("demo.v1.GreeterService/AdminHello", ["admin"])
+//!     .build()?;
+//! policy.check_services(&["demo.v1.GreeterService"])?;
+//! let auth = Authorizer::new(Verifier::new(VerifierConfig::new("auth-server", "internal")), keys, policy);
+//! tonic::transport::Server::builder()
+//!     .layer(auth.layer())
+//!     .add_service(GreeterServiceServer::new(greeter))
+//!     .serve("127.0.0.1:50052".parse()?)
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Handlers read the caller with [`RequestAuthExt::auth`]: `let claims = request.auth()?;`.
+//!
+//! # Pieces
+//!
+//! - [`Policy`]: per-method rules (exact method, `pkg.Svc/*`, prefix), most specific wins, deny by
+//!   default; presets for health, reflection and the auth server itself ([`Policy::auth_server`]).
+//! - [`Authorizer`]: verifier + [`KeySource`] + policy (+ verified-token cache, + optional
+//!   [`RevocationChecker`]); turned into an [`AuthLayer`] (tower; sees the method) or an
+//!   [`AuthInterceptor`] (tonic; one rule for the whole service).
+//! - Key sources ([`source`]): [`SharedKeys`] for static or application-managed keys, [`JwksSource`]
+//!   for a JWKS from `GetJwks` or a file, with background refresh, single-flight rate-limited refetch on
+//!   unknown `kid`, bounded staleness and a readiness wait.
+//! - [`client`]: [`client::ClientAuthLayer`] with a [`client::TokenSource`] (static, or logging in and
+//!   refreshing a service account).
+//!
+//! # Behaviour worth knowing
+//!
+//! - Refusals are gRPC statuses with fixed messages: `UNAUTHENTICATED` "invalid token" (missing,
+//!   malformed or invalid token) with `www-authenticate: Bearer error="invalid_token"`;
+//!   `PERMISSION_DENIED` with `error="insufficient_scope"`; `UNAVAILABLE` when no usable key set exists
+//!   (retryable). The precise reason is logged at `info` through `tracing`, never the token.
+//! - A token's `aud` may list several audiences; it is accepted when any is one of ours.
+//! - Verification is local: a disabled user's or logged-out session's tokens keep working here until
+//!   they expire (at most the access-token TTL, 10 min by default) unless the method's rule asks for
+//!   revalidation ([`Rule::revalidate`]), which consults `Validate` (answers cached for a few seconds).
+//! - Verified tokens are cached by SHA-256, never past `exp`, and only while their `kid` is still in
+//!   the current key set: removing a key stops its tokens at the next key-set refresh.
 
 pub mod authorizer;
 pub mod cache;
