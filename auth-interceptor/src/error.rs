@@ -88,6 +88,16 @@ impl From<AuthError> for Status {
     }
 }
 
+/// Logs why a call to `method` was refused: bad tokens at `debug` (an attacker controls their
+/// volume), authorisation failures at `info`, missing keys at `warn`. Never logs the token.
+pub fn log_refusal(method: &str, error: &AuthError) {
+    match error.code() {
+        Code::Unauthenticated => tracing::debug!(method, %error, "request refused"),
+        Code::PermissionDenied => tracing::info!(method, %error, "request refused"),
+        _ => tracing::warn!(method, %error, "request refused"),
+    }
+}
+
 fn with_challenge(code: Code, message: &str, challenge: &'static str) -> Status {
     let mut status = Status::new(code, message);
     status

@@ -57,7 +57,7 @@ impl Interceptor for AuthInterceptor {
                 Ok(request)
             }
             Err(error) => {
-                tracing::info!(%error, "request refused");
+                crate::error::log_refusal("", &error);
                 Err(error.into_status())
             }
         }

@@ -15,6 +15,7 @@ use tower_service::Service;
 
 use crate::authorizer::Authorizer;
 use crate::context::AuthContext;
+use crate::error::log_refusal;
 use crate::extract::mark_sensitive;
 
 /// Tower layer authenticating and authorising every gRPC call; see [`Authorizer`].
@@ -88,7 +89,7 @@ where
                     inner.call(req).await
                 }
                 Err(error) => {
-                    tracing::info!(method = req.uri().path(), %error, "request refused");
+                    log_refusal(req.uri().path(), &error);
                     Ok(error.into_status().into_http())
                 }
             }

@@ -403,3 +403,36 @@ async fn raw_layer_refuses_non_ascii_and_keeps_grpc_shape() {
     let resp = svc.oneshot(request(ok.as_bytes())).await.unwrap();
     assert!(resp.headers().get("grpc-status").is_none());
 }
+
+#[tokio::test]
+async fn optional_rule_verifies_a_token_only_when_present() {
+    let key = TestKey::ed25519("k1");
+    let policy = Policy::builder()
+        .optional("demo.v1.GreeterService/*")
+        .build()
+        .unwrap();
+    let auth = auth_interceptor::Authorizer::new(
+        auth_interceptor::testing::verifier(),
+        SharedKeys::new(key.key_set()),
+        policy,
+    );
+    let mut c = greeter_client(serve_greeter(auth.layer()).await).await;
+    // No token: the call goes through anonymously (the handler's `auth()?` then refuses it).
+    c.say_hello(SayHelloRequest::default()).await.unwrap();
+    assert_unauthenticated(&c.who_am_i(WhoAmIRequest {}).await.unwrap_err());
+    // A valid token is verified and handed to the handler; an invalid one is refused outright.
+    let tok = key.token("u1", &[]);
+    assert_eq!(
+        c.who_am_i(bearer(WhoAmIRequest {}, &tok))
+            .await
+            .unwrap()
+            .into_inner()
+            .subject,
+        "u1"
+    );
+    let s = c
+        .say_hello(bearer(SayHelloRequest::default(), "a.b.c"))
+        .await
+        .unwrap_err();
+    assert_unauthenticated(&s);
+}

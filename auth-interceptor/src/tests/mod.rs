@@ -3,3 +3,4 @@
 mod claims;
 mod forgery;
 mod keys;
+mod policy;
