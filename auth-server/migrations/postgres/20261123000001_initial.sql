@@ -18,7 +18,9 @@ CREATE TABLE sessions (
     last_used_at        BIGINT NOT NULL,
     absolute_expires_at BIGINT NOT NULL,
     revoked_at          BIGINT,
-    revoke_reason       TEXT
+    revoke_reason       TEXT,
+    -- Incremented at every rotation; a refresh token records the generation it was issued in.
+    generation          BIGINT NOT NULL DEFAULT 0
 );
 
 CREATE INDEX sessions_user_id_idx ON sessions (user_id);
@@ -29,7 +31,8 @@ CREATE TABLE refresh_tokens (
     session_id TEXT   NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
     created_at BIGINT NOT NULL,
     expires_at BIGINT NOT NULL,
-    used_at    BIGINT
+    used_at    BIGINT,
+    generation BIGINT NOT NULL DEFAULT 0
 );
 
 CREATE INDEX refresh_tokens_session_id_idx ON refresh_tokens (session_id);

@@ -30,6 +30,23 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// A spent refresh token presented again within this many seconds of its use, while its successor is
+/// still the session's live token, is taken for a concurrent duplicate of the rotation that won (a
+/// client retrying, two tabs): it is refused, but the session is not revoked. Any other reuse revokes
+/// the whole session (RFC 9700 §4.14.2).
+pub const CONCURRENT_REFRESH_WINDOW_SECS: i64 = 2;
+
+/// True when a spent token's reuse is a concurrent duplicate (see [`CONCURRENT_REFRESH_WINDOW_SECS`]).
+pub(crate) fn is_concurrent_duplicate(
+    used_at: Option<i64>,
+    token_gen: i64,
+    session_gen: i64,
+    now: i64,
+) -> bool {
+    session_gen == token_gen + 1
+        && used_at.is_some_and(|t| now - t <= CONCURRENT_REFRESH_WINDOW_SECS)
+}
+
 /// Result alias for storage calls.
 pub type StoreResult<T> = Result<T, StoreError>;
 

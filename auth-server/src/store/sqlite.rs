@@ -17,7 +17,7 @@ use sqlx::{FromRow, Sqlite, Transaction};
 
 use super::{
     KeyStatus, NewSession, RevokeScope, RotateOutcome, SessionRecord, SessionStatus,
-    SigningKeyRecord, Store, StoreError, StoreResult, UserRecord,
+    SigningKeyRecord, Store, StoreError, StoreResult, UserRecord, is_concurrent_duplicate,
 };
 
 /// How long a statement waits for a lock held by another connection.
@@ -291,13 +291,16 @@ async fn insert_refresh(
     now: i64,
     expires_at: i64,
 ) -> StoreResult<()> {
-    sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
-        .bind(hash)
-        .bind(session_id)
-        .bind(now)
-        .bind(expires_at)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at, generation) \
+         VALUES ($1, $2, $3, $4, (SELECT generation FROM sessions WHERE id = $2))",
+    )
+    .bind(hash)
+    .bind(session_id)
+    .bind(now)
+    .bind(expires_at)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -518,16 +521,21 @@ impl Store for SqliteStore {
         .fetch_optional(&mut *tx)
         .await?;
         let Some((session_id, expires_at)) = spent else {
-            let owner: Option<(String, String)> = sqlx::query_as(
-                "SELECT s.id, s.user_id FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id \
-                 WHERE r.token_hash = $1",
+            let owner: Option<(String, String, Option<i64>, i64, i64)> = sqlx::query_as(
+                "SELECT s.id, s.user_id, r.used_at, r.generation, s.generation \
+                 FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1",
             )
             .bind(old_hash)
             .fetch_optional(&mut *tx)
             .await?;
-            let Some((session_id, user_id)) = owner else {
+            let Some((session_id, user_id, used_at, token_gen, session_gen)) = owner else {
                 return reject(tx).await;
             };
+            // A concurrent duplicate of the rotation that just won (its successor is still the live
+            // token and it was spent moments ago) is refused without ending the session.
+            if is_concurrent_duplicate(used_at, token_gen, session_gen, now) {
+                return reject(tx).await;
+            }
             sqlx::query(
                 "UPDATE sessions SET revoked_at = $2, revoke_reason = 'refresh_reuse' \
                  WHERE id = $1 AND revoked_at IS NULL",
@@ -547,7 +555,7 @@ impl Store for SqliteStore {
             return reject(tx).await;
         }
         let session: Option<SessionRow> = sqlx::query_as(
-            "UPDATE sessions SET last_used_at = $2 \
+            "UPDATE sessions SET last_used_at = $2, generation = generation + 1 \
              WHERE id = $1 AND revoked_at IS NULL AND absolute_expires_at > $2 \
              RETURNING id, user_id, created_at, last_used_at, absolute_expires_at, revoked_at",
         )

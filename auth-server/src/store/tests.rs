@@ -10,8 +10,8 @@ use tokio::sync::Barrier;
 use super::postgres::PgStore;
 use super::sqlite::SqliteStore;
 use super::{
-    KeyStatus, NewSession, RevokeScope, RotateOutcome, SigningKeyRecord, Store, StoreError,
-    UserRecord,
+    CONCURRENT_REFRESH_WINDOW_SECS, KeyStatus, NewSession, RevokeScope, RotateOutcome,
+    SigningKeyRecord, Store, StoreError, UserRecord,
 };
 
 /// Start of the test clock.

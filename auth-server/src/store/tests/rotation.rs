@@ -8,6 +8,7 @@ both_backends!(
     idle_and_absolute_expiry,
     disabled_user_cannot_rotate,
     concurrent_rotation_single_winner,
+    duplicate_within_window_is_refused_without_revocation,
 );
 
 async fn rotate_chain(s: &dyn TestStore) {
@@ -65,7 +66,9 @@ async fn reuse_revokes_family(s: &dyn TestStore) {
         rotate(s, "t0", "t1", T0 + 1).await,
         RotateOutcome::Rotated { .. }
     ));
-    let reused = rotate(s, "t0", "evil", T0 + 2).await;
+    // Outside the concurrent-duplicate window, replaying a spent token is reuse.
+    let late = T0 + 2 + CONCURRENT_REFRESH_WINDOW_SECS;
+    let reused = rotate(s, "t0", "evil", late).await;
     assert_eq!(
         reused,
         RotateOutcome::Reused {
@@ -75,7 +78,7 @@ async fn reuse_revokes_family(s: &dyn TestStore) {
     );
     assert_eq!(
         s.session_by_id("s1").await.unwrap().unwrap().revoked_at,
-        Some(T0 + 2)
+        Some(late)
     );
     assert_eq!(reason(s, "s1").await.as_deref(), Some("refresh_reuse"));
     assert_eq!(
@@ -86,20 +89,48 @@ async fn reuse_revokes_family(s: &dyn TestStore) {
 
     let before = fingerprint(s).await;
     assert_eq!(
-        rotate(s, "t1", "t2", T0 + 3).await,
+        rotate(s, "t1", "t2", late + 1).await,
         RotateOutcome::Rejected,
         "the live token died with its family"
     );
     assert_eq!(fingerprint(s).await, before);
     // A second replay is still reported, and keeps the first revocation time.
     assert!(matches!(
-        rotate(s, "t0", "evil", T0 + 4).await,
+        rotate(s, "t0", "evil", late + 2).await,
         RotateOutcome::Reused { .. }
     ));
     assert_eq!(
         s.session_by_id("s1").await.unwrap().unwrap().revoked_at,
-        Some(T0 + 2)
+        Some(late)
     );
+}
+
+async fn duplicate_within_window_is_refused_without_revocation(s: &dyn TestStore) {
+    setup(s).await;
+    assert!(matches!(
+        rotate(s, "t0", "t1", T0 + 1).await,
+        RotateOutcome::Rotated { .. }
+    ));
+    let before = fingerprint(s).await;
+    assert_eq!(
+        rotate(s, "t0", "dup", T0 + 1 + CONCURRENT_REFRESH_WINDOW_SECS).await,
+        RotateOutcome::Rejected
+    );
+    assert_eq!(fingerprint(s).await, before, "a duplicate writes nothing");
+    assert_eq!(
+        s.session_by_id("s1").await.unwrap().unwrap().revoked_at,
+        None
+    );
+    // Once the successor has itself been used, replaying t0 is reuse even within the window.
+    assert!(matches!(
+        rotate(s, "t1", "t2", T0 + 2).await,
+        RotateOutcome::Rotated { .. }
+    ));
+    assert!(matches!(
+        rotate(s, "t0", "evil", T0 + 2).await,
+        RotateOutcome::Reused { .. }
+    ));
+    assert_eq!(reason(s, "s1").await.as_deref(), Some("refresh_reuse"));
 }
 
 async fn idle_and_absolute_expiry(s: &dyn TestStore) {
@@ -186,17 +217,21 @@ async fn concurrent_rotation_single_winner(s: &dyn TestStore) {
             })
         })
         .collect();
-    let (mut rotated, mut reused) = (0, 0);
+    let (mut rotated, mut rejected) = (0, 0);
     for task in tasks {
         match task.await.unwrap().unwrap() {
             RotateOutcome::Rotated { .. } => rotated += 1,
-            RotateOutcome::Reused { .. } => reused += 1,
-            RotateOutcome::Rejected => panic!("a concurrent caller was rejected"),
+            RotateOutcome::Rejected => rejected += 1,
+            RotateOutcome::Reused { .. } => panic!("a concurrent duplicate revoked the session"),
         }
     }
-    assert_eq!((rotated, reused), (1, N - 1));
+    assert_eq!((rotated, rejected), (1, N - 1));
     assert_eq!(count(s, "refresh_tokens").await, 2, "exactly one successor");
     assert_eq!(count(s, "refresh_tokens WHERE used_at IS NULL").await, 1);
-    // The losers look like a replay: the family is revoked (RFC 9700).
-    assert_eq!(reason(s, "s1").await.as_deref(), Some("refresh_reuse"));
+    // The losers are concurrent duplicates of the winner: the session (and the winner's successor)
+    // stays live.
+    assert_eq!(
+        s.session_by_id("s1").await.unwrap().unwrap().revoked_at,
+        None
+    );
 }
