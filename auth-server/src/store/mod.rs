@@ -8,6 +8,7 @@
 use async_trait::async_trait;
 
 pub mod postgres;
+mod shared_sql;
 pub mod sqlite;
 
 #[cfg(test)]
@@ -203,6 +204,42 @@ pub struct SigningKeyRecord {
     pub publish_until: Option<i64>,
 }
 
+/// One security event of the audit trail. Never holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// Sequence number (assigned by the database; ignored on insert).
+    pub id: i64,
+    /// When it happened.
+    pub time: i64,
+    /// What happened, e.g. `login.failed`, `refresh.reuse_detected`, `user.disabled`.
+    pub event: String,
+    /// `success`, `failure` or `refused`.
+    pub outcome: String,
+    /// Who acted (user id), when known.
+    pub actor: Option<String>,
+    /// Whom or what it concerned (user id, session id, key id, or an attempted username).
+    pub subject: Option<String>,
+    /// Source address of the request.
+    pub source: Option<String>,
+    /// Short free text (a cause, a count); never a secret.
+    pub detail: Option<String>,
+}
+
+/// A page of the audit trail, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only events whose actor or subject is this user id.
+    pub user_id: Option<String>,
+    /// Only events at or after this time.
+    pub since: Option<i64>,
+    /// Only events before this time.
+    pub until: Option<i64>,
+    /// Only events with an id below this (pagination cursor).
+    pub before_id: Option<i64>,
+    /// At most this many.
+    pub limit: i64,
+}
+
 /// The storage interface of the auth server. Implementations must make each method atomic: a failed
 /// call leaves the database as it was.
 #[async_trait]
@@ -307,4 +344,28 @@ pub trait Store: Send + Sync + 'static {
     /// (with their refresh tokens, which until then serve as reuse-detection tombstones). Returns the
     /// number of rows deleted.
     async fn purge_expired(&self, now: i64) -> StoreResult<u64>;
+
+    /// Counts a failed login for `key`. The count restarts when the previous failure is older than
+    /// `window_start`. Returns the number of consecutive failures, this one included.
+    async fn record_login_failure(
+        &self,
+        key: &str,
+        now: i64,
+        window_start: i64,
+    ) -> StoreResult<i64>;
+    /// Sets the time before which `key` may not try to log in.
+    async fn lock_login(&self, key: &str, until: i64) -> StoreResult<()>;
+    /// The later `locked_until` of the two keys (0 when neither is locked).
+    async fn login_locked_until(&self, user_key: &str, source_key: &str) -> StoreResult<i64>;
+    /// Forgets the failures of `key` (after a successful login).
+    async fn reset_login_failures(&self, key: &str) -> StoreResult<()>;
+    /// Deletes throttling rows whose last failure is older than `before` and that are not locked at `now`.
+    async fn purge_login_throttle(&self, before: i64, now: i64) -> StoreResult<u64>;
+
+    /// Appends an event to the audit trail.
+    async fn insert_audit(&self, event: &AuditEvent) -> StoreResult<()>;
+    /// Reads the audit trail, newest first.
+    async fn list_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>>;
+    /// Deletes audit events older than `before`; returns how many.
+    async fn purge_audit(&self, before: i64) -> StoreResult<u64>;
 }

@@ -7,8 +7,9 @@ use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::{FromRow, Postgres, Transaction};
 
 use super::{
-    KeyStatus, NewSession, RevokeScope, RotateOutcome, SessionRecord, SessionStatus,
-    SigningKeyRecord, Store, StoreError, StoreResult, UserRecord, is_concurrent_duplicate,
+    AuditEvent, AuditQuery, KeyStatus, NewSession, RevokeScope, RotateOutcome, SessionRecord,
+    SessionStatus, SigningKeyRecord, Store, StoreError, StoreResult, UserRecord,
+    is_concurrent_duplicate, shared_sql,
 };
 
 /// How long a caller waits for a pooled connection before failing.
@@ -248,6 +249,88 @@ async fn insert_key(
 
 #[async_trait]
 impl Store for PgStore {
+    async fn record_login_failure(
+        &self,
+        key: &str,
+        now: i64,
+        window_start: i64,
+    ) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar(shared_sql::RECORD_LOGIN_FAILURE)
+            .bind(key)
+            .bind(now)
+            .bind(window_start)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn lock_login(&self, key: &str, until: i64) -> StoreResult<()> {
+        sqlx::query(shared_sql::LOCK_LOGIN)
+            .bind(key)
+            .bind(until)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn login_locked_until(&self, user_key: &str, source_key: &str) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar(shared_sql::LOGIN_LOCKED_UNTIL)
+            .bind(user_key)
+            .bind(source_key)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn reset_login_failures(&self, key: &str) -> StoreResult<()> {
+        sqlx::query(shared_sql::RESET_LOGIN_FAILURES)
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn purge_login_throttle(&self, before: i64, now: i64) -> StoreResult<u64> {
+        let done = sqlx::query(shared_sql::PURGE_LOGIN_THROTTLE)
+            .bind(before)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn insert_audit(&self, e: &AuditEvent) -> StoreResult<()> {
+        sqlx::query(shared_sql::INSERT_AUDIT)
+            .bind(e.time)
+            .bind(&e.event)
+            .bind(&e.outcome)
+            .bind(&e.actor)
+            .bind(&e.subject)
+            .bind(&e.source)
+            .bind(&e.detail)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn list_audit(&self, q: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
+        let rows: Vec<shared_sql::AuditRow> = sqlx::query_as(shared_sql::LIST_AUDIT)
+            .bind(&q.user_id)
+            .bind(q.since)
+            .bind(q.until)
+            .bind(q.before_id)
+            .bind(q.limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(AuditEvent::from).collect())
+    }
+
+    async fn purge_audit(&self, before: i64) -> StoreResult<u64> {
+        Ok(sqlx::query(shared_sql::PURGE_AUDIT)
+            .bind(before)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
     async fn migrate(&self) -> StoreResult<()> {
         sqlx::migrate!("./migrations/postgres")
             .run(&self.pool)

@@ -81,6 +81,7 @@ macro_rules! both_backends {
     )*};
 }
 
+mod abuse;
 mod keys;
 mod rotation;
 mod sessions;
