@@ -530,6 +530,15 @@ impl TestServer {
             .expect("connect")
     }
 
+    /// Tries to open a new connection.
+    pub async fn new_channel_result(&self) -> Result<Channel, tonic::transport::Error> {
+        Endpoint::from_shared(format!("http://{}", self.addr))
+            .expect("endpoint")
+            .connect_timeout(Duration::from_secs(2))
+            .connect()
+            .await
+    }
+
     /// An `AuthService` client.
     pub fn auth_client(&self) -> AuthServiceClient<Channel> {
         AuthServiceClient::new(self.channel())
