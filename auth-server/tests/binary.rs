@@ -23,7 +23,9 @@ fn cmd(dir: &Path) -> Command {
             c.env_remove(k);
         }
     }
-    c.current_dir(dir).env("RUST_LOG", "info").stdin(Stdio::null());
+    c.current_dir(dir)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null());
     c
 }
 
@@ -79,7 +81,10 @@ fn bad_configuration_exits_with_one_line_naming_the_setting() {
             ],
             "AUTH_HS256_SECRET: ",
         ),
-        (vec![("AUTH_ACCESS_TOKEN_TTL", "5")], "AUTH_ACCESS_TOKEN_TTL: "),
+        (
+            vec![("AUTH_ACCESS_TOKEN_TTL", "5")],
+            "AUTH_ACCESS_TOKEN_TTL: ",
+        ),
         (
             vec![("AUTH_GRPC_ADDR", "127.0.0.1:0"), ("AUTH_LEEWAY", "100000")],
             "AUTH_LEEWAY: ",
@@ -94,7 +99,10 @@ fn bad_configuration_exits_with_one_line_naming_the_setting() {
         let lines: Vec<&str> = stderr.lines().collect();
         assert_eq!(lines.len(), 1, "{env:?}: stderr is not one line: {stderr}");
         assert!(lines[0].contains(setting), "{env:?}: {stderr}");
-        assert!(!stderr.contains(&short_key) && !stderr.contains("short-secret"), "{stderr}");
+        assert!(
+            !stderr.contains(&short_key) && !stderr.contains("short-secret"),
+            "{stderr}"
+        );
     }
     // Refused configuration never created the zero-config files.
     assert!(!dir.path().join("data").exists());
@@ -113,7 +121,10 @@ fn unreachable_database_fails_with_one_error_line() {
     let out = run(c, None);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("hunter2-secret"), "password leaked: {stderr}");
+    assert!(
+        !stderr.contains("hunter2-secret"),
+        "password leaked: {stderr}"
+    );
     let errors: Vec<&str> = stderr
         .lines()
         .filter(|l| l.starts_with("auth-server: "))
@@ -166,7 +177,10 @@ async fn zero_config_operator_commands_and_sigterm() {
     let mut c = cmd(dir.path());
     c.args(["user", "create", "bob", "--role", "ops"]);
     let out = run(c, None);
-    assert!(!out.status.success(), "user create without --password-stdin accepted");
+    assert!(
+        !out.status.success(),
+        "user create without --password-stdin accepted"
+    );
     let mut c = cmd(dir.path());
     c.args(["user", "create", "bob", "--role", "ops", "--password-stdin"])
         .envs(fast_argon);
@@ -307,7 +321,11 @@ async fn zero_config_operator_commands_and_sigterm() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert!(status.success(), "exit status {status}: {}", log.lock().expect("lock"));
+    assert!(
+        status.success(),
+        "exit status {status}: {}",
+        log.lock().expect("lock")
+    );
     let log = log.lock().expect("lock").clone();
     assert!(log.contains("auth-server listening"), "{log}");
     for secret in ["bob-password-1", &login.refresh_token, &login.access_token] {

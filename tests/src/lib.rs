@@ -34,9 +34,9 @@ use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Status};
+use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 
 /// Username of the bootstrap admin of every test server.
 pub const ADMIN_USER: &str = "admin";
@@ -422,7 +422,9 @@ impl TestServer {
             ]);
             (None, Some(secret))
         } else {
-            let key = MasterKey::generate_base64().expect("master key").to_string();
+            let key = MasterKey::generate_base64()
+                .expect("master key")
+                .to_string();
             args.extend(["--master-key".into(), key.clone()]);
             (Some(key), None)
         };
@@ -545,7 +547,10 @@ impl TestServer {
     }
 
     /// An `AdminService` client sending `authorization: Bearer <token>` on every call.
-    pub fn admin_client_with(&self, token: &str) -> AdminServiceClient<InterceptedService<Channel, BearerAuth>> {
+    pub fn admin_client_with(
+        &self,
+        token: &str,
+    ) -> AdminServiceClient<InterceptedService<Channel, BearerAuth>> {
         AdminServiceClient::with_interceptor(self.channel(), BearerAuth::new(token))
     }
 
@@ -594,11 +599,12 @@ impl TestServer {
     ) -> User {
         bounded(
             "create user",
-            self.admin_client_with(admin_token).create_user(CreateUserRequest {
-                username: name.to_owned(),
-                password: password.to_owned(),
-                roles: roles.iter().map(|r| (*r).to_owned()).collect(),
-            }),
+            self.admin_client_with(admin_token)
+                .create_user(CreateUserRequest {
+                    username: name.to_owned(),
+                    password: password.to_owned(),
+                    roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+                }),
         )
         .await
         .unwrap_or_else(|s| panic!("create user {name:?} failed: {s:?}"))
@@ -741,7 +747,9 @@ impl TestServer {
     /// Waits for `serve` to return (after [`TestServer::trigger_shutdown`]) and returns its result.
     pub async fn join(&mut self) -> Result<(), auth_server::server::ServeError> {
         let h = self.handle.take().expect("server still running");
-        bounded("serve to return", h).await.expect("server task panicked")
+        bounded("serve to return", h)
+            .await
+            .expect("server task panicked")
     }
 
     /// Stops the server, waits for it, and removes its database.
@@ -842,7 +850,10 @@ pub fn hmac_sign(secret: &[u8], alg: Algorithm, header: &Value, payload: &Value)
         Algorithm::HS512 => aws_lc_rs::hmac::HMAC_SHA512,
         _ => aws_lc_rs::hmac::HMAC_SHA256,
     };
-    let tag = aws_lc_rs::hmac::sign(&aws_lc_rs::hmac::Key::new(algorithm, secret), input.as_bytes());
+    let tag = aws_lc_rs::hmac::sign(
+        &aws_lc_rs::hmac::Key::new(algorithm, secret),
+        input.as_bytes(),
+    );
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
 }
 
@@ -868,7 +879,12 @@ pub fn signature_of(token: &str) -> &str {
 
 /// Replaces header and payload of `token` while keeping its signature (tampering).
 pub fn resign_keep_signature(token: &str, header: &Value, payload: &Value) -> String {
-    format!("{}.{}.{}", b64_json(header), b64_json(payload), signature_of(token))
+    format!(
+        "{}.{}.{}",
+        b64_json(header),
+        b64_json(payload),
+        signature_of(token)
+    )
 }
 
 /// Asserts `status` has `code` and exactly `message`, and leaks none of `secrets` nor SQL.
@@ -892,14 +908,23 @@ pub fn assert_no_leak(status: &Status, secrets: &[&str]) {
         }
     }
     let lower = msg.to_ascii_lowercase();
-    for bad in ["select", "insert", "update ", "sqlx", "postgres", "sqlite", "panicked"] {
-        assert!(!lower.contains(bad), "status message leaks internals: {msg:?}");
+    for bad in [
+        "select", "insert", "update ", "sqlx", "postgres", "sqlite", "panicked",
+    ] {
+        assert!(
+            !lower.contains(bad),
+            "status message leaks internals: {msg:?}"
+        );
     }
 }
 
 /// Asserts a Validate answer is "not valid" with `reason` (or any reason when `None`) and no claims.
 #[track_caller]
-pub fn assert_invalid(resp: &ValidateResponse, reason: Option<auth_proto::v1::InvalidReason>, what: &str) {
+pub fn assert_invalid(
+    resp: &ValidateResponse,
+    reason: Option<auth_proto::v1::InvalidReason>,
+    what: &str,
+) {
     assert!(!resp.valid, "{what}: accepted: {resp:?}");
     assert!(resp.claims.is_none(), "{what}: claims returned: {resp:?}");
     assert_ne!(

@@ -40,18 +40,82 @@ async fn call_every_admin_method(
             }
         };
     }
-    call!("CreateUser", c.create_user(req!(CreateUserRequest { username: "mallory".into(), password: "mallory-password-1".into(), roles: vec!["admin".into()] })));
-    call!("GetUser", c.get_user(req!(GetUserRequest { user_id: id.clone(), username: String::new() })));
-    call!("ListUsers", c.list_users(req!(ListUsersRequest { page_size: 0, page_token: String::new() })));
-    call!("SetUserRoles", c.set_user_roles(req!(SetUserRolesRequest { user_id: id.clone(), roles: vec!["admin".into()] })));
-    call!("DisableUser", c.disable_user(req!(DisableUserRequest { user_id: id.clone() })));
-    call!("EnableUser", c.enable_user(req!(EnableUserRequest { user_id: id.clone() })));
-    call!("SetUserPassword", c.set_user_password(req!(SetUserPasswordRequest { user_id: id.clone(), password: "mallory-password-1".into() })));
-    call!("DeleteUser", c.delete_user(req!(DeleteUserRequest { user_id: id.clone() })));
-    call!("ListUserSessions", c.list_user_sessions(req!(ListUserSessionsRequest { user_id: id.clone() })));
-    call!("RevokeSession", c.revoke_session(req!(RevokeSessionRequest { session_id: id.clone() })));
-    call!("RevokeUserSessions", c.revoke_user_sessions(req!(RevokeUserSessionsRequest { user_id: id.clone() })));
-    call!("RotateSigningKey", c.rotate_signing_key(req!(RotateSigningKeyRequest {})));
+    call!(
+        "CreateUser",
+        c.create_user(req!(CreateUserRequest {
+            username: "mallory".into(),
+            password: "mallory-password-1".into(),
+            roles: vec!["admin".into()]
+        }))
+    );
+    call!(
+        "GetUser",
+        c.get_user(req!(GetUserRequest {
+            user_id: id.clone(),
+            username: String::new()
+        }))
+    );
+    call!(
+        "ListUsers",
+        c.list_users(req!(ListUsersRequest {
+            page_size: 0,
+            page_token: String::new()
+        }))
+    );
+    call!(
+        "SetUserRoles",
+        c.set_user_roles(req!(SetUserRolesRequest {
+            user_id: id.clone(),
+            roles: vec!["admin".into()]
+        }))
+    );
+    call!(
+        "DisableUser",
+        c.disable_user(req!(DisableUserRequest {
+            user_id: id.clone()
+        }))
+    );
+    call!(
+        "EnableUser",
+        c.enable_user(req!(EnableUserRequest {
+            user_id: id.clone()
+        }))
+    );
+    call!(
+        "SetUserPassword",
+        c.set_user_password(req!(SetUserPasswordRequest {
+            user_id: id.clone(),
+            password: "mallory-password-1".into()
+        }))
+    );
+    call!(
+        "DeleteUser",
+        c.delete_user(req!(DeleteUserRequest {
+            user_id: id.clone()
+        }))
+    );
+    call!(
+        "ListUserSessions",
+        c.list_user_sessions(req!(ListUserSessionsRequest {
+            user_id: id.clone()
+        }))
+    );
+    call!(
+        "RevokeSession",
+        c.revoke_session(req!(RevokeSessionRequest {
+            session_id: id.clone()
+        }))
+    );
+    call!(
+        "RevokeUserSessions",
+        c.revoke_user_sessions(req!(RevokeUserSessionsRequest {
+            user_id: id.clone()
+        }))
+    );
+    call!(
+        "RotateSigningKey",
+        c.rotate_signing_key(req!(RotateSigningKeyRequest {}))
+    );
     assert_eq!(out.len(), 12);
     out
 }
@@ -72,7 +136,11 @@ async fn admin_methods_require_an_admin_token(backend: Backend) {
     // No token, or a malformed authorization header: UNAUTHENTICATED (M01, M02, M08).
     let no_token = call_every_admin_method(s.channel(), |_| {}).await;
     for (m, st) in &no_token {
-        assert_eq!(st.code(), Code::Unauthenticated, "{m} without token: {st:?}");
+        assert_eq!(
+            st.code(),
+            Code::Unauthenticated,
+            "{m} without token: {st:?}"
+        );
         assert_no_leak(st, &[]);
     }
     for bad in [
@@ -93,7 +161,11 @@ async fn admin_methods_require_an_admin_token(backend: Backend) {
     // A valid token without the admin role: PERMISSION_DENIED.
     let bearer_user = format!("Bearer {user_tok}");
     for (m, st) in call_every_admin_method(s.channel(), set_auth(&bearer_user)).await {
-        assert_eq!(st.code(), Code::PermissionDenied, "{m} as non-admin: {st:?}");
+        assert_eq!(
+            st.code(),
+            Code::PermissionDenied,
+            "{m} as non-admin: {st:?}"
+        );
         assert_no_leak(&st, &[&user_tok]);
     }
     // An admin whose session was logged out: UNAUTHENTICATED at once (not only at expiry).
@@ -107,7 +179,11 @@ async fn admin_methods_require_an_admin_token(backend: Backend) {
         .expect("logout");
     let bearer_revoked = format!("Bearer {}", admin2.access_token);
     for (m, st) in call_every_admin_method(s.channel(), set_auth(&bearer_revoked)).await {
-        assert_eq!(st.code(), Code::Unauthenticated, "{m} with a revoked admin token: {st:?}");
+        assert_eq!(
+            st.code(),
+            Code::Unauthenticated,
+            "{m} with a revoked admin token: {st:?}"
+        );
     }
     // Nothing was changed by any refused call (beyond the two logins and the logout above).
     let after = s.db.fingerprint().await;
@@ -119,9 +195,14 @@ async fn admin_methods_require_an_admin_token(backend: Backend) {
         let mut r = Request::new(ListUsersRequest::default());
         r.metadata_mut().insert(
             "authorization",
-            format!("{scheme} {}", admin.access_token).parse().expect("ascii"),
+            format!("{scheme} {}", admin.access_token)
+                .parse()
+                .expect("ascii"),
         );
-        s.admin_client().list_users(r).await.unwrap_or_else(|e| panic!("{scheme}: {e:?}"));
+        s.admin_client()
+            .list_users(r)
+            .await
+            .unwrap_or_else(|e| panic!("{scheme}: {e:?}"));
     }
     // ChangePassword needs a token too.
     let st = s
@@ -140,14 +221,19 @@ async fn create_get_and_list_users(backend: Backend) {
     let s = TestServer::start(backend).await;
     let tok = s.admin_token().await;
     let mut a = s.admin_client_with(&tok);
-    let u = s.create_user(&tok, "Peggy", "ma\u{f1}ana-ma\u{f1}ana", &["ops", "dev"]).await;
+    let u = s
+        .create_user(&tok, "Peggy", "ma\u{f1}ana-ma\u{f1}ana", &["ops", "dev"])
+        .await;
     assert_eq!(u.username, "Peggy");
     assert_eq!(u.roles, vec!["ops".to_owned(), "dev".to_owned()]);
     assert!(!u.disabled);
     assert!(u.create_time.is_some() && u.update_time.is_some());
     // The created password logs in through the API path, NFC-normalised.
     let l = s.login("peggy", "man\u{303}ana-man\u{303}ana").await;
-    assert_eq!(claims_of(&l.access_token)["roles"], serde_json::json!(["ops", "dev"]));
+    assert_eq!(
+        claims_of(&l.access_token)["roles"],
+        serde_json::json!(["ops", "dev"])
+    );
 
     let users_before = s.db.count("users").await;
     for dup in ["peggy", "PEGGY", "\u{ff30}eggy"] {
@@ -181,11 +267,18 @@ async fn create_get_and_list_users(backend: Backend) {
         assert_eq!(st.code(), Code::InvalidArgument, "{name:?}/{pw:?}: {st:?}");
         assert_no_leak(&st, &[pw]);
     }
-    assert_eq!(s.db.count("users").await, users_before, "refused creates wrote users");
+    assert_eq!(
+        s.db.count("users").await,
+        users_before,
+        "refused creates wrote users"
+    );
 
     // GetUser by id and by username (canonical match).
     let by_id = a
-        .get_user(GetUserRequest { user_id: u.id.clone(), username: String::new() })
+        .get_user(GetUserRequest {
+            user_id: u.id.clone(),
+            username: String::new(),
+        })
         .await
         .expect("by id")
         .into_inner()
@@ -193,7 +286,10 @@ async fn create_get_and_list_users(backend: Backend) {
         .expect("user");
     assert_eq!(by_id, u);
     let by_name = a
-        .get_user(GetUserRequest { user_id: String::new(), username: "PEGGY".into() })
+        .get_user(GetUserRequest {
+            user_id: String::new(),
+            username: "PEGGY".into(),
+        })
         .await
         .expect("by name")
         .into_inner()
@@ -201,12 +297,18 @@ async fn create_get_and_list_users(backend: Backend) {
         .expect("user");
     assert_eq!(by_name.id, u.id);
     let st = a
-        .get_user(GetUserRequest { user_id: "nope".into(), username: String::new() })
+        .get_user(GetUserRequest {
+            user_id: "nope".into(),
+            username: String::new(),
+        })
         .await
         .expect_err("unknown");
     assert_eq!(st.code(), Code::NotFound);
     let st = a
-        .get_user(GetUserRequest { user_id: u.id.clone(), username: "peggy".into() })
+        .get_user(GetUserRequest {
+            user_id: u.id.clone(),
+            username: "peggy".into(),
+        })
         .await
         .expect_err("both");
     assert_eq!(st.code(), Code::InvalidArgument);
@@ -220,7 +322,10 @@ async fn create_get_and_list_users(backend: Backend) {
     let mut pages = 0;
     loop {
         let page = a
-            .list_users(ListUsersRequest { page_size: 2, page_token: token.clone() })
+            .list_users(ListUsersRequest {
+                page_size: 2,
+                page_token: token.clone(),
+            })
             .await
             .expect("page")
             .into_inner();
@@ -237,7 +342,10 @@ async fn create_get_and_list_users(backend: Backend) {
     assert_eq!(pages, 3);
     for (size, tok) in [(-1, ""), (1001, ""), (2, "!!!")] {
         let st = a
-            .list_users(ListUsersRequest { page_size: size, page_token: tok.into() })
+            .list_users(ListUsersRequest {
+                page_size: size,
+                page_token: tok.into(),
+            })
             .await
             .expect_err("bad page");
         assert_eq!(st.code(), Code::InvalidArgument, "{size}/{tok}: {st:?}");
@@ -249,12 +357,17 @@ async fn set_roles_disable_enable_and_delete(backend: Backend) {
     let s = TestServer::start(backend).await;
     let tok = s.admin_token().await;
     let mut a = s.admin_client_with(&tok);
-    let u = s.create_user(&tok, "quentin", "quentin-password-1", &["ops"]).await;
+    let u = s
+        .create_user(&tok, "quentin", "quentin-password-1", &["ops"])
+        .await;
     let l = s.login("quentin", "quentin-password-1").await;
 
     // Roles: new tokens carry them, old tokens keep theirs.
     let r = a
-        .set_user_roles(SetUserRolesRequest { user_id: u.id.clone(), roles: vec!["dev".into(), "dev".into()] })
+        .set_user_roles(SetUserRolesRequest {
+            user_id: u.id.clone(),
+            roles: vec!["dev".into(), "dev".into()],
+        })
         .await
         .expect("roles")
         .into_inner()
@@ -264,59 +377,106 @@ async fn set_roles_disable_enable_and_delete(backend: Backend) {
     let v = s.validate(&l.access_token).await;
     assert_eq!(v.claims.expect("claims").roles, vec!["ops".to_owned()]);
     let l2 = s.login("quentin", "quentin-password-1").await;
-    assert_eq!(claims_of(&l2.access_token)["roles"], serde_json::json!(["dev"]));
+    assert_eq!(
+        claims_of(&l2.access_token)["roles"],
+        serde_json::json!(["dev"])
+    );
     let st = a
-        .set_user_roles(SetUserRolesRequest { user_id: "missing".into(), roles: vec![] })
+        .set_user_roles(SetUserRolesRequest {
+            user_id: "missing".into(),
+            roles: vec![],
+        })
         .await
         .expect_err("unknown");
     assert_eq!(st.code(), Code::NotFound);
 
     // Disable: every session ends, refresh and login fail.
     let d = a
-        .disable_user(DisableUserRequest { user_id: u.id.clone() })
+        .disable_user(DisableUserRequest {
+            user_id: u.id.clone(),
+        })
         .await
         .expect("disable")
         .into_inner();
     assert!(d.user.expect("user").disabled);
     assert_eq!(d.revoked_sessions, 2);
     for t in [&l.access_token, &l2.access_token] {
-        assert_invalid(&s.validate(t).await, Some(InvalidReason::Revoked), "disabled");
+        assert_invalid(
+            &s.validate(t).await,
+            Some(InvalidReason::Revoked),
+            "disabled",
+        );
     }
     let st = s
         .auth_client()
-        .refresh(RefreshRequest { refresh_token: l2.refresh_token.clone() })
+        .refresh(RefreshRequest {
+            refresh_token: l2.refresh_token.clone(),
+        })
         .await
         .expect_err("refresh");
-    assert_status(&st, Code::Unauthenticated, "invalid token", &[&l2.refresh_token]);
-    let st = s.try_login("quentin", "quentin-password-1").await.expect_err("login");
-    assert_status(&st, Code::Unauthenticated, "invalid credentials", &["quentin-password-1"]);
+    assert_status(
+        &st,
+        Code::Unauthenticated,
+        "invalid token",
+        &[&l2.refresh_token],
+    );
+    let st = s
+        .try_login("quentin", "quentin-password-1")
+        .await
+        .expect_err("login");
+    assert_status(
+        &st,
+        Code::Unauthenticated,
+        "invalid credentials",
+        &["quentin-password-1"],
+    );
 
     // Enable: login works again; the old sessions stay ended.
     let e = a
-        .enable_user(EnableUserRequest { user_id: u.id.clone() })
+        .enable_user(EnableUserRequest {
+            user_id: u.id.clone(),
+        })
         .await
         .expect("enable")
         .into_inner();
     assert!(!e.user.expect("user").disabled);
     let l3 = s.login("quentin", "quentin-password-1").await;
-    assert_invalid(&s.validate(&l2.access_token).await, Some(InvalidReason::Revoked), "old");
+    assert_invalid(
+        &s.validate(&l2.access_token).await,
+        Some(InvalidReason::Revoked),
+        "old",
+    );
     assert!(s.validate(&l3.access_token).await.valid);
 
     // Delete: tokens revoked, user, sessions and refresh tokens gone.
-    a.delete_user(DeleteUserRequest { user_id: u.id.clone() })
+    a.delete_user(DeleteUserRequest {
+        user_id: u.id.clone(),
+    })
+    .await
+    .expect("delete");
+    assert_invalid(
+        &s.validate(&l3.access_token).await,
+        Some(InvalidReason::Revoked),
+        "deleted",
+    );
+    let st = s
+        .try_login("quentin", "quentin-password-1")
         .await
-        .expect("delete");
-    assert_invalid(&s.validate(&l3.access_token).await, Some(InvalidReason::Revoked), "deleted");
-    let st = s.try_login("quentin", "quentin-password-1").await.expect_err("login");
+        .expect_err("login");
     assert_status(&st, Code::Unauthenticated, "invalid credentials", &[]);
     let st = a
-        .delete_user(DeleteUserRequest { user_id: u.id.clone() })
+        .delete_user(DeleteUserRequest {
+            user_id: u.id.clone(),
+        })
         .await
         .expect_err("twice");
     assert_eq!(st.code(), Code::NotFound);
     let uid = u.id.replace('\'', "");
     assert_eq!(
-        s.db.scalar(&format!("SELECT COUNT(*) FROM sessions WHERE user_id = '{uid}'")).await,
+        s.db.scalar(&format!(
+            "SELECT COUNT(*) FROM sessions WHERE user_id = '{uid}'"
+        ))
+        .await,
         0
     );
     s.shutdown().await;
@@ -326,29 +486,42 @@ async fn admin_password_reset_and_session_management(backend: Backend) {
     let s = TestServer::start(backend).await;
     let tok = s.admin_token().await;
     let mut a = s.admin_client_with(&tok);
-    let u = s.create_user(&tok, "rupert", "rupert-password-1", &[]).await;
+    let u = s
+        .create_user(&tok, "rupert", "rupert-password-1", &[])
+        .await;
     let l1 = s.login("rupert", "rupert-password-1").await;
     let l2 = s.login("rupert", "rupert-password-1").await;
     let l3 = s.login("rupert", "rupert-password-1").await;
 
     let sessions = a
-        .list_user_sessions(ListUserSessionsRequest { user_id: u.id.clone() })
+        .list_user_sessions(ListUserSessionsRequest {
+            user_id: u.id.clone(),
+        })
         .await
         .expect("list")
         .into_inner()
         .sessions;
     assert_eq!(sessions.len(), 3);
-    let sid1 = claims_of(&l1.access_token)["sid"].as_str().expect("sid").to_owned();
+    let sid1 = claims_of(&l1.access_token)["sid"]
+        .as_str()
+        .expect("sid")
+        .to_owned();
     assert!(sessions.iter().any(|x| x.id == sid1 && x.user_id == u.id));
 
     // RevokeSession: one session; a second call reports false.
     let r = a
-        .revoke_session(RevokeSessionRequest { session_id: sid1.clone() })
+        .revoke_session(RevokeSessionRequest {
+            session_id: sid1.clone(),
+        })
         .await
         .expect("revoke")
         .into_inner();
     assert!(r.revoked);
-    assert_invalid(&s.validate(&l1.access_token).await, Some(InvalidReason::Revoked), "revoked");
+    assert_invalid(
+        &s.validate(&l1.access_token).await,
+        Some(InvalidReason::Revoked),
+        "revoked",
+    );
     assert!(s.validate(&l2.access_token).await.valid);
     let r = a
         .revoke_session(RevokeSessionRequest { session_id: sid1 })
@@ -357,30 +530,41 @@ async fn admin_password_reset_and_session_management(backend: Backend) {
         .into_inner();
     assert!(!r.revoked);
     assert_eq!(
-        a.list_user_sessions(ListUserSessionsRequest { user_id: u.id.clone() })
-            .await
-            .expect("list")
-            .into_inner()
-            .sessions
-            .len(),
+        a.list_user_sessions(ListUserSessionsRequest {
+            user_id: u.id.clone()
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .sessions
+        .len(),
         2
     );
 
     // RevokeUserSessions: the rest.
     let r = a
-        .revoke_user_sessions(RevokeUserSessionsRequest { user_id: u.id.clone() })
+        .revoke_user_sessions(RevokeUserSessionsRequest {
+            user_id: u.id.clone(),
+        })
         .await
         .expect("revoke all")
         .into_inner();
     assert_eq!(r.revoked_sessions, 2);
     for t in [&l2.access_token, &l3.access_token] {
-        assert_invalid(&s.validate(t).await, Some(InvalidReason::Revoked), "all revoked");
+        assert_invalid(
+            &s.validate(t).await,
+            Some(InvalidReason::Revoked),
+            "all revoked",
+        );
     }
 
     // SetUserPassword: sessions end, the new password works, the old does not.
     let l4 = s.login("rupert", "rupert-password-1").await;
     let st = a
-        .set_user_password(SetUserPasswordRequest { user_id: u.id.clone(), password: "short".into() })
+        .set_user_password(SetUserPasswordRequest {
+            user_id: u.id.clone(),
+            password: "short".into(),
+        })
         .await
         .expect_err("weak");
     assert_eq!(st.code(), Code::InvalidArgument);
@@ -394,14 +578,23 @@ async fn admin_password_reset_and_session_management(backend: Backend) {
         .expect("set password")
         .into_inner();
     assert_eq!(r.revoked_sessions, 1);
-    assert_invalid(&s.validate(&l4.access_token).await, Some(InvalidReason::Revoked), "reset");
+    assert_invalid(
+        &s.validate(&l4.access_token).await,
+        Some(InvalidReason::Revoked),
+        "reset",
+    );
     let st = s
         .auth_client()
-        .refresh(RefreshRequest { refresh_token: l4.refresh_token.clone() })
+        .refresh(RefreshRequest {
+            refresh_token: l4.refresh_token.clone(),
+        })
         .await
         .expect_err("refresh after reset");
     assert_status(&st, Code::Unauthenticated, "invalid token", &[]);
-    let st = s.try_login("rupert", "rupert-password-1").await.expect_err("old");
+    let st = s
+        .try_login("rupert", "rupert-password-1")
+        .await
+        .expect_err("old");
     assert_status(&st, Code::Unauthenticated, "invalid credentials", &[]);
     s.login("rupert", "rupert-password-2").await;
     let st = a
@@ -436,7 +629,12 @@ async fn change_password_keeps_only_the_current_session(backend: Backend) {
         ))
         .await
         .expect_err("wrong old password");
-    assert_status(&st, Code::Unauthenticated, "invalid credentials", &["sybil-password-2"]);
+    assert_status(
+        &st,
+        Code::Unauthenticated,
+        "invalid credentials",
+        &["sybil-password-2"],
+    );
     let st = c
         .change_password(bearer(
             ChangePasswordRequest {
@@ -463,22 +661,39 @@ async fn change_password_keeps_only_the_current_session(backend: Backend) {
         .expect("change password")
         .into_inner();
     assert_eq!(r.revoked_sessions, 2);
-    assert!(s.validate(&current.access_token).await.valid, "the caller's session stays");
+    assert!(
+        s.validate(&current.access_token).await.valid,
+        "the caller's session stays"
+    );
     for t in [&other1.access_token, &other2.access_token] {
-        assert_invalid(&s.validate(t).await, Some(InvalidReason::Revoked), "other session");
+        assert_invalid(
+            &s.validate(t).await,
+            Some(InvalidReason::Revoked),
+            "other session",
+        );
     }
-    assert!(s.validate(&admin.access_token).await.valid, "other users untouched");
+    assert!(
+        s.validate(&admin.access_token).await.valid,
+        "other users untouched"
+    );
     s.auth_client()
-        .refresh(RefreshRequest { refresh_token: current.refresh_token.clone() })
+        .refresh(RefreshRequest {
+            refresh_token: current.refresh_token.clone(),
+        })
         .await
         .expect("current session refreshes");
     let st = s
         .auth_client()
-        .refresh(RefreshRequest { refresh_token: other1.refresh_token.clone() })
+        .refresh(RefreshRequest {
+            refresh_token: other1.refresh_token.clone(),
+        })
         .await
         .expect_err("other session");
     assert_status(&st, Code::Unauthenticated, "invalid token", &[]);
-    let st = s.try_login("sybil", "sybil-password-1").await.expect_err("old password");
+    let st = s
+        .try_login("sybil", "sybil-password-1")
+        .await
+        .expect_err("old password");
     assert_status(&st, Code::Unauthenticated, "invalid credentials", &[]);
     s.login("sybil", "sybil-password-2").await;
 
@@ -503,17 +718,24 @@ async fn an_admin_cannot_lock_themselves_out(backend: Backend) {
     let me = claims_of(&tok)["sub"].as_str().expect("sub").to_owned();
     let mut a = s.admin_client_with(&tok);
     let st = a
-        .disable_user(DisableUserRequest { user_id: me.clone() })
+        .disable_user(DisableUserRequest {
+            user_id: me.clone(),
+        })
         .await
         .expect_err("self disable");
     assert_eq!(st.code(), Code::FailedPrecondition);
     let st = a
-        .delete_user(DeleteUserRequest { user_id: me.clone() })
+        .delete_user(DeleteUserRequest {
+            user_id: me.clone(),
+        })
         .await
         .expect_err("self delete");
     assert_eq!(st.code(), Code::FailedPrecondition);
     let st = a
-        .set_user_roles(SetUserRolesRequest { user_id: me, roles: vec!["ops".into()] })
+        .set_user_roles(SetUserRolesRequest {
+            user_id: me,
+            roles: vec!["ops".into()],
+        })
         .await
         .expect_err("self demote");
     assert_eq!(st.code(), Code::FailedPrecondition);

@@ -46,12 +46,16 @@ async fn jwks_publishes_current_and_next_public_keys(backend: Backend) {
     assert_eq!(kids(&jwks)[0], current, "current key first");
     // Private keys are encrypted at rest: the stored bytes are not a PKCS#8 document in clear.
     let enc = s.db.current_key().await.2;
-    assert!(!enc.windows(5).any(|w| w == b"\x30\x2e\x02\x01\x00"), "PKCS#8 header in clear");
+    assert!(
+        !enc.windows(5).any(|w| w == b"\x30\x2e\x02\x01\x00"),
+        "PKCS#8 header in clear"
+    );
     s.shutdown().await;
 }
 
 async fn rotation_keeps_old_tokens_valid_until_retired(backend: Backend) {
-    let s = TestServer::start_with(backend, Options::with_args(&["--key-reload-interval", "1"])).await;
+    let s =
+        TestServer::start_with(backend, Options::with_args(&["--key-reload-interval", "1"])).await;
     let before = s.admin_token().await;
     let jwks = s.jwks().await;
     let [current, next]: [String; 2] = kids(&jwks).try_into().expect("two keys");
@@ -84,9 +88,11 @@ async fn rotation_keeps_old_tokens_valid_until_retired(backend: Backend) {
 
     // Past access TTL + leeway the retired key is dropped at the next reload (every second).
     s.clock.advance(ACCESS_TTL + LEEWAY + 1);
-    poll_until("retired key unpublished", Duration::from_secs(15), || async {
-        (kids(&s.jwks().await).len() == 2).then_some(())
-    })
+    poll_until(
+        "retired key unpublished",
+        Duration::from_secs(15),
+        || async { (kids(&s.jwks().await).len() == 2).then_some(()) },
+    )
     .await;
     let published = kids(&s.jwks().await);
     assert!(!published.contains(&current), "retired key still published");
@@ -96,7 +102,9 @@ async fn rotation_keeps_old_tokens_valid_until_retired(backend: Backend) {
     p["iat"] = json!(now);
     p["nbf"] = json!(now);
     p["exp"] = json!(now + ACCESS_TTL);
-    let v = s.validate(&resign_keep_signature(&before, &header_of(&before), &p)).await;
+    let v = s
+        .validate(&resign_keep_signature(&before, &header_of(&before), &p))
+        .await;
     assert_invalid(&v, Some(InvalidReason::UnknownKey), "retired kid");
     s.shutdown().await;
 }
@@ -111,7 +119,10 @@ async fn hs256_mode_publishes_no_keys(backend: Backend) {
     .expect("GetJwks")
     .into_inner()
     .jwks_json;
-    assert_eq!(serde_json::from_str::<Value>(&json).expect("json"), json!({"keys": []}));
+    assert_eq!(
+        serde_json::from_str::<Value>(&json).expect("json"),
+        json!({"keys": []})
+    );
 
     let l = s.login(ADMIN_USER, ADMIN_PASSWORD).await;
     let h = header_of(&l.access_token);
@@ -129,7 +140,10 @@ async fn hs256_mode_publishes_no_keys(backend: Backend) {
     let hh = json!({"alg": "HS256", "typ": "at+jwt", "kid": kid});
     for (what, t) in [
         ("F03 empty key", hmac_sign(b"", Algorithm::HS256, &hh, &p)),
-        ("other secret", hmac_sign(b"secret", Algorithm::HS256, &hh, &p)),
+        (
+            "other secret",
+            hmac_sign(b"secret", Algorithm::HS256, &hh, &p),
+        ),
         (
             "HS512 with the secret",
             hmac_sign(

@@ -88,13 +88,14 @@ async fn login_failures_are_indistinguishable(backend: Backend) {
     for (user, pw, what) in cases {
         let st = s.try_login(user, pw).await.expect_err(what);
         assert_status(&st, Code::Unauthenticated, "invalid credentials", &[pw]);
-        let mut keys: Vec<String> = st
-            .metadata()
-            .keys()
-            .map(|k| format!("{k:?}"))
-            .collect();
+        let mut keys: Vec<String> = st.metadata().keys().map(|k| format!("{k:?}")).collect();
         keys.sort();
-        seen.push((st.code(), st.message().to_owned(), keys, st.details().to_vec()));
+        seen.push((
+            st.code(),
+            st.message().to_owned(),
+            keys,
+            st.details().to_vec(),
+        ));
     }
     assert!(
         seen.windows(2).all(|w| w[0] == w[1]),
@@ -168,7 +169,11 @@ async fn password_normalisation_and_no_truncation(backend: Backend) {
     s.login("frank", "man\u{303}ana-man\u{303}ana").await;
     s.login("frank", "ma\u{f1}ana-ma\u{f1}ana").await;
     // No case folding, no trimming.
-    for wrong in ["MA\u{d1}ANA-MA\u{d1}ANA", " ma\u{f1}ana-ma\u{f1}ana", "ma\u{f1}ana-ma\u{f1}ana "] {
+    for wrong in [
+        "MA\u{d1}ANA-MA\u{d1}ANA",
+        " ma\u{f1}ana-ma\u{f1}ana",
+        "ma\u{f1}ana-ma\u{f1}ana ",
+    ] {
         let st = s.try_login("frank", wrong).await.expect_err(wrong);
         assert_status(&st, Code::Unauthenticated, "invalid credentials", &[wrong]);
     }
@@ -194,7 +199,12 @@ async fn password_normalisation_and_no_truncation(backend: Backend) {
 async fn usernames_are_canonicalised(backend: Backend) {
     let s = TestServer::start(backend).await;
     let id = s.seed_user("Alice", "alice-password-1", &[]).await;
-    for name in ["Alice", "alice", "ALICE", "\u{ff21}\u{ff4c}\u{ff49}\u{ff43}\u{ff45}"] {
+    for name in [
+        "Alice",
+        "alice",
+        "ALICE",
+        "\u{ff21}\u{ff4c}\u{ff49}\u{ff43}\u{ff45}",
+    ] {
         let r = s.login(name, "alice-password-1").await;
         let c = claims_of(&r.access_token);
         assert_eq!(c["sub"], id.as_str(), "{name:?} is another account");

@@ -78,10 +78,9 @@ async fn refresh_reuse_revokes_the_family(backend: Backend) {
     assert_invalid_token(refresh(&s, &r3.refresh_token).await, &r3.refresh_token);
     let v = s.validate(&r3.access_token).await;
     assert_invalid(&v, Some(InvalidReason::Revoked), "access token after reuse");
-    let reason = s
-        .db
-        .scalar("SELECT COUNT(*) FROM sessions WHERE revoke_reason = 'refresh_reuse'")
-        .await;
+    let reason =
+        s.db.scalar("SELECT COUNT(*) FROM sessions WHERE revoke_reason = 'refresh_reuse'")
+            .await;
     assert_eq!(reason, 1);
     // Other sessions of the user are untouched.
     assert!(s.validate(&other.access_token).await.valid);
@@ -191,7 +190,11 @@ async fn malformed_refresh_tokens_change_nothing(backend: Backend) {
         .await
         .expect("logout answers OK");
     }
-    assert_eq!(s.db.fingerprint().await, before, "malformed tokens changed rows");
+    assert_eq!(
+        s.db.fingerprint().await,
+        before,
+        "malformed tokens changed rows"
+    );
     // The real token still works.
     refresh(&s, &rt).await.expect("real token still live");
     s.shutdown().await;
@@ -204,7 +207,11 @@ async fn tokens_are_not_interchangeable(backend: Backend) {
     assert_invalid_token(refresh(&s, &l.access_token).await, &l.access_token);
     // ... and a refresh token is not an access token.
     let v = s.validate(&l.refresh_token).await;
-    assert_invalid(&v, Some(InvalidReason::Malformed), "refresh token as access token");
+    assert_invalid(
+        &v,
+        Some(InvalidReason::Malformed),
+        "refresh token as access token",
+    );
     // Neither attempt consumed anything.
     refresh(&s, &l.refresh_token).await.expect("still live");
     s.shutdown().await;
@@ -216,12 +223,18 @@ async fn idle_timeout_ends_a_session(backend: Backend) {
     let a = s.login(ADMIN_USER, ADMIN_PASSWORD).await;
     let b = s.login(ADMIN_USER, ADMIN_PASSWORD).await;
     s.clock.advance(IDLE_TTL - 60);
-    let a2 = refresh(&s, &a.refresh_token).await.expect("within idle ttl");
+    let a2 = refresh(&s, &a.refresh_token)
+        .await
+        .expect("within idle ttl");
     // Unused past the idle timeout: dead.
     s.clock.advance(61);
     let before = s.db.fingerprint().await;
     assert_invalid_token(refresh(&s, &b.refresh_token).await, &b.refresh_token);
-    assert_eq!(s.db.fingerprint().await, before, "expired refresh changed rows");
+    assert_eq!(
+        s.db.fingerprint().await,
+        before,
+        "expired refresh changed rows"
+    );
     // a2 was issued 61 s ago: still fine.
     let a3 = refresh(&s, &a2.refresh_token).await.expect("slid window");
     s.clock.advance(IDLE_TTL + 1);
@@ -237,7 +250,9 @@ async fn absolute_lifetime_is_never_extended(backend: Backend) {
     let mut rt = l.refresh_token;
     for i in 1..=4 {
         s.clock.advance(six_days);
-        let r = refresh(&s, &rt).await.unwrap_or_else(|e| panic!("day {}: {e:?}", 6 * i));
+        let r = refresh(&s, &rt)
+            .await
+            .unwrap_or_else(|e| panic!("day {}: {e:?}", 6 * i));
         let left = start + ABSOLUTE_TTL - s.now();
         assert_eq!(
             r.refresh_expires_in,
@@ -265,8 +280,15 @@ async fn logout_ends_the_session_without_an_oracle(backend: Backend) {
         .expect("logout");
     assert_invalid_token(refresh(&s, &l.refresh_token).await, &l.refresh_token);
     let v = s.validate(&l.access_token).await;
-    assert_invalid(&v, Some(InvalidReason::Revoked), "access token after logout");
-    assert!(s.validate(&other.access_token).await.valid, "other session untouched");
+    assert_invalid(
+        &v,
+        Some(InvalidReason::Revoked),
+        "access token after logout",
+    );
+    assert!(
+        s.validate(&other.access_token).await.valid,
+        "other session untouched"
+    );
 
     let before = s.db.fingerprint().await;
     let again = c

@@ -6,10 +6,10 @@ use std::time::Duration;
 use e2e_tests::*;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
 use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-use tonic_reflection::pb::v1::ServerReflectionRequest;
 
 both_backends!(health_and_reflection, shutdown_reports_not_serving);
 
@@ -18,14 +18,18 @@ async fn health_and_reflection(backend: Backend) {
     let mut h = s.health_client();
     for service in ["", "auth.v1.AuthService", "auth.v1.AdminService"] {
         let r = h
-            .check(HealthCheckRequest { service: service.into() })
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
             .await
             .unwrap_or_else(|e| panic!("{service:?}: {e:?}"))
             .into_inner();
         assert_eq!(r.status, ServingStatus::Serving as i32, "{service:?}");
     }
     let st = h
-        .check(HealthCheckRequest { service: "demo.v1.Greeter".into() })
+        .check(HealthCheckRequest {
+            service: "demo.v1.Greeter".into(),
+        })
         .await
         .expect_err("unknown service");
     assert_eq!(st.code(), tonic::Code::NotFound);
@@ -57,7 +61,11 @@ async fn health_and_reflection(backend: Backend) {
         .collect();
     assert_eq!(
         app,
-        BTreeSet::from(["auth.v1.AdminService", "auth.v1.AuthService", "grpc.health.v1.Health"]),
+        BTreeSet::from([
+            "auth.v1.AdminService",
+            "auth.v1.AuthService",
+            "grpc.health.v1.Health"
+        ]),
         "reflection lists {names:?}"
     );
     s.shutdown().await;
@@ -68,7 +76,9 @@ async fn shutdown_reports_not_serving(backend: Backend) {
     // A separate connection for the watch, so the server can close it on shutdown.
     let mut h = tonic_health::pb::health_client::HealthClient::new(s.new_channel().await);
     let mut watch = h
-        .watch(HealthCheckRequest { service: String::new() })
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
         .await
         .expect("watch")
         .into_inner();
@@ -103,32 +113,72 @@ fn config_errors_name_the_setting() {
     let pg = "postgres://postgres@127.0.0.1:5432/x";
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["--database-url", pg], "AUTH_MASTER_KEY"),
-        (vec!["--database-url", pg, "--master-key", &short_key], "AUTH_MASTER_KEY"),
-        (vec!["--database-url", pg, "--master-key", &zero_key], "AUTH_MASTER_KEY"),
-        (vec!["--database-url", pg, "--master-key", "not base64!"], "AUTH_MASTER_KEY"),
-        (vec!["--signing-alg", "HS256"], "AUTH_HS256_SECRET"),
-        (vec!["--signing-alg", "HS256", "--hs256-secret", "too-short"], "AUTH_HS256_SECRET"),
         (
-            vec!["--signing-alg", "HS256", "--hs256-secret", "abababababababababababababababababababab"],
+            vec!["--database-url", pg, "--master-key", &short_key],
+            "AUTH_MASTER_KEY",
+        ),
+        (
+            vec!["--database-url", pg, "--master-key", &zero_key],
+            "AUTH_MASTER_KEY",
+        ),
+        (
+            vec!["--database-url", pg, "--master-key", "not base64!"],
+            "AUTH_MASTER_KEY",
+        ),
+        (vec!["--signing-alg", "HS256"], "AUTH_HS256_SECRET"),
+        (
+            vec!["--signing-alg", "HS256", "--hs256-secret", "too-short"],
+            "AUTH_HS256_SECRET",
+        ),
+        (
+            vec![
+                "--signing-alg",
+                "HS256",
+                "--hs256-secret",
+                "abababababababababababababababababababab",
+            ],
             "AUTH_HS256_SECRET",
         ),
         (vec!["--access-token-ttl", "5"], "AUTH_ACCESS_TOKEN_TTL"),
-        (vec!["--access-token-ttl", "100000"], "AUTH_ACCESS_TOKEN_TTL"),
+        (
+            vec!["--access-token-ttl", "100000"],
+            "AUTH_ACCESS_TOKEN_TTL",
+        ),
         (vec!["--refresh-idle-ttl", "10"], "AUTH_REFRESH_IDLE_TTL"),
-        (vec!["--refresh-idle-ttl", "7200", "--refresh-absolute-ttl", "3600"], "AUTH_REFRESH_ABSOLUTE_TTL"),
+        (
+            vec![
+                "--refresh-idle-ttl",
+                "7200",
+                "--refresh-absolute-ttl",
+                "3600",
+            ],
+            "AUTH_REFRESH_ABSOLUTE_TTL",
+        ),
         (vec!["--leeway", "3600"], "AUTH_LEEWAY"),
         (vec!["--argon2-memory-kib", "64"], "AUTH_ARGON2_MEMORY_KIB"),
         (vec!["--argon2-iterations", "0"], "AUTH_ARGON2_ITERATIONS"),
         (vec!["--argon2-parallelism", "0"], "AUTH_ARGON2_PARALLELISM"),
         (vec!["--password-min-chars", "0"], "AUTH_PASSWORD_MIN_CHARS"),
-        (vec!["--password-max-bytes", "10"], "AUTH_PASSWORD_MAX_BYTES"),
+        (
+            vec!["--password-max-bytes", "10"],
+            "AUTH_PASSWORD_MAX_BYTES",
+        ),
         (vec!["--db-max-connections", "0"], "AUTH_DB_MAX_CONNECTIONS"),
-        (vec!["--key-reload-interval", "0"], "AUTH_KEY_RELOAD_INTERVAL"),
+        (
+            vec!["--key-reload-interval", "0"],
+            "AUTH_KEY_RELOAD_INTERVAL",
+        ),
         (vec!["--database-url", "mysql://x"], "AUTH_DATABASE_URL"),
         (vec!["--issuer", " "], "AUTH_ISSUER"),
         (vec!["--audience", ""], "AUTH_AUDIENCE"),
-        (vec!["--bootstrap-admin-username", "root"], "AUTH_BOOTSTRAP_ADMIN_PASSWORD"),
-        (vec!["--bootstrap-admin-password", "root-password-1"], "AUTH_BOOTSTRAP_ADMIN_USERNAME"),
+        (
+            vec!["--bootstrap-admin-username", "root"],
+            "AUTH_BOOTSTRAP_ADMIN_PASSWORD",
+        ),
+        (
+            vec!["--bootstrap-admin-password", "root-password-1"],
+            "AUTH_BOOTSTRAP_ADMIN_USERNAME",
+        ),
     ];
     for (args, setting) in cases {
         let err = try_parse_config(&args)
@@ -147,7 +197,12 @@ fn config_errors_name_the_setting() {
     for args in [
         vec![],
         vec!["--database-url", pg, "--master-key", &key],
-        vec!["--signing-alg", "HS256", "--hs256-secret", "0123456789abcdefghijklmnopqrstuvwxyz"],
+        vec![
+            "--signing-alg",
+            "HS256",
+            "--hs256-secret",
+            "0123456789abcdefghijklmnopqrstuvwxyz",
+        ],
     ] {
         try_parse_config(&args)
             .expect("parses")
@@ -161,33 +216,57 @@ async fn startup_fails_on_bad_bootstrap_admin_and_unreachable_database() {
     // A bootstrap admin with a weak password: serve returns an error naming the setting.
     let dir = tempfile::tempdir().expect("dir");
     let url = format!("sqlite://{}", dir.path().join("auth.db").display());
-    let key = auth_server::keys::master::MasterKey::generate_base64().expect("key").to_string();
+    let key = auth_server::keys::master::MasterKey::generate_base64()
+        .expect("key")
+        .to_string();
     let settings = try_parse_config(&[
-        "--database-url", &url, "--master-key", &key,
-        "--bootstrap-admin-username", "root", "--bootstrap-admin-password", "weak",
-        "--argon2-memory-kib", "8192", "--argon2-iterations", "1",
+        "--database-url",
+        &url,
+        "--master-key",
+        &key,
+        "--bootstrap-admin-username",
+        "root",
+        "--bootstrap-admin-password",
+        "weak",
+        "--argon2-memory-kib",
+        "8192",
+        "--argon2-iterations",
+        "1",
     ])
     .expect("parse")
     .validate()
     .expect("valid");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let err = bounded("serve", auth_server::server::serve(settings, listener, std::future::pending()))
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
-        .expect_err("weak bootstrap password refused");
+        .expect("bind");
+    let err = bounded(
+        "serve",
+        auth_server::server::serve(settings, listener, std::future::pending()),
+    )
+    .await
+    .expect_err("weak bootstrap password refused");
     let text = err.to_string();
     assert!(text.starts_with("AUTH_BOOTSTRAP_ADMIN_"), "{text}");
     assert!(!text.contains("weak"), "{text}");
 
     // An unreachable PostgreSQL: an error, promptly, without the URL's password.
     let settings = try_parse_config(&[
-        "--database-url", "postgres://postgres:hunter2-secret@127.0.0.1:1/x", "--master-key", &key,
+        "--database-url",
+        "postgres://postgres:hunter2-secret@127.0.0.1:1/x",
+        "--master-key",
+        &key,
     ])
     .expect("parse")
     .validate()
     .expect("valid");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let err = bounded("serve", auth_server::server::serve(settings, listener, std::future::pending()))
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
-        .expect_err("unreachable database");
+        .expect("bind");
+    let err = bounded(
+        "serve",
+        auth_server::server::serve(settings, listener, std::future::pending()),
+    )
+    .await
+    .expect_err("unreachable database");
     assert!(!err.to_string().contains("hunter2-secret"), "{err}");
 }
