@@ -12,7 +12,12 @@ use crate::server;
 
 /// gRPC authentication service: login, rotating refresh tokens, JWT access tokens, JWKS, admin.
 #[derive(Debug, Parser)]
-#[command(name = "auth-server", version, about, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "auth-server",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     /// What to do (default: serve).
     #[command(subcommand)]
@@ -87,8 +92,12 @@ impl Cli {
         match &self.command {
             None => &self.config,
             Some(Command::Serve { config } | Command::Migrate { config }) => config,
-            Some(Command::User { command: UserCommand::Create { config, .. } }) => config,
-            Some(Command::Keys { command: KeysCommand::Rotate { config } }) => config,
+            Some(Command::User {
+                command: UserCommand::Create { config, .. },
+            }) => config,
+            Some(Command::Keys {
+                command: KeysCommand::Rotate { config },
+            }) => config,
         }
     }
 }
@@ -104,24 +113,49 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
-        Some(Command::User { command: UserCommand::Create { username, roles, password_stdin, config } }) => {
+        Some(Command::User {
+            command:
+                UserCommand::Create {
+                    username,
+                    roles,
+                    password_stdin,
+                    config,
+                },
+        }) => {
             if !password_stdin {
-                bail!("pass the password on standard input with --password-stdin (never as an argument)");
+                bail!(
+                    "pass the password on standard input with --password-stdin (never as an argument)"
+                );
             }
             let mut line = String::new();
-            std::io::stdin().lock().read_line(&mut line).context("reading the password from stdin")?;
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .context("reading the password from stdin")?;
             let password = zeroize::Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_owned());
             let state = state(config).await?;
-            let user = server::create_user(&state, &username, &password, &roles).await.map_err(describe)?;
+            let user = server::create_user(&state, &username, &password, &roles)
+                .await
+                .map_err(describe)?;
             tracing::info!(target: "audit", event = "user.created", actor = "cli", subject = %user.id);
-            println!("created user {} ({}) with roles [{}]", user.username, user.id, user.roles.join(", "));
+            println!(
+                "created user {} ({}) with roles [{}]",
+                user.username,
+                user.id,
+                user.roles.join(", ")
+            );
             Ok(())
         }
-        Some(Command::Keys { command: KeysCommand::Rotate { config } }) => {
+        Some(Command::Keys {
+            command: KeysCommand::Rotate { config },
+        }) => {
             let state = state(config).await?;
             let r = state.keys.rotate(state.now()).await.map_err(describe)?;
             tracing::info!(target: "audit", event = "key.rotated", actor = "cli", subject = %r.current);
-            println!("current {}\nnext    {}\nretired {}", r.current, r.next, r.retired);
+            println!(
+                "current {}\nnext    {}\nretired {}",
+                r.current, r.next, r.retired
+            );
             Ok(())
         }
     }
@@ -144,7 +178,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let settings = config.validate().context("invalid configuration")?;
     let listener = tokio::net::TcpListener::bind(settings.config.grpc_addr)
         .await
-        .with_context(|| format!("AUTH_GRPC_ADDR: cannot listen on {}", settings.config.grpc_addr))?;
+        .with_context(|| {
+            format!(
+                "AUTH_GRPC_ADDR: cannot listen on {}",
+                settings.config.grpc_addr
+            )
+        })?;
     server::serve(settings, listener, shutdown_signal()).await?;
     Ok(())
 }

@@ -146,6 +146,35 @@ pub struct Config {
     #[arg(long, env = "AUTH_BOOTSTRAP_ADMIN_PASSWORD", hide_env_values = true)]
     pub bootstrap_admin_password: Option<String>,
 
+    /// Throttle failed logins per account and per source address (stored in the database).
+    #[arg(long, env = "AUTH_LOGIN_THROTTLE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub login_throttle: bool,
+
+    /// Consecutive failed logins of one account before exponential back-off starts.
+    #[arg(long, env = "AUTH_LOGIN_MAX_FAILURES", default_value_t = 5)]
+    pub login_max_failures: i64,
+
+    /// Failed logins from one source address before exponential back-off starts (password spraying).
+    #[arg(long, env = "AUTH_LOGIN_SOURCE_MAX_FAILURES", default_value_t = 20)]
+    pub login_source_max_failures: i64,
+
+    /// Longest login back-off, seconds (a victim is never locked out for longer).
+    #[arg(long, env = "AUTH_LOGIN_MAX_BACKOFF", default_value_t = 900)]
+    pub login_max_backoff: i64,
+
+    /// Failed logins older than this many seconds are forgotten.
+    #[arg(long, env = "AUTH_LOGIN_FAILURE_WINDOW", default_value_t = 3600)]
+    pub login_failure_window: i64,
+
+    /// Take the client address from this header (e.g. `x-forwarded-for`, rightmost entry) instead of
+    /// the TCP peer. Set only behind a proxy that always sets it.
+    #[arg(long, env = "AUTH_TRUSTED_PROXY_HEADER")]
+    pub trusted_proxy_header: Option<String>,
+
+    /// Days to keep audit events.
+    #[arg(long, env = "AUTH_AUDIT_RETENTION_DAYS", default_value_t = 90)]
+    pub audit_retention_days: i64,
+
     /// How often to re-read signing keys from the database (picks up rotations by other replicas), seconds.
     #[arg(long, env = "AUTH_KEY_RELOAD_INTERVAL", default_value_t = 30)]
     pub key_reload_interval: u64,
@@ -170,7 +199,10 @@ pub struct ConfigError {
 }
 
 fn bad(setting: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError { setting, reason: reason.into() }
+    ConfigError {
+        setting,
+        reason: reason.into(),
+    }
 }
 
 /// Where the data lives.
@@ -194,6 +226,8 @@ pub enum MasterKeySource {
 /// Validated settings.
 #[derive(Debug)]
 pub struct Settings {
+    /// Login throttling.
+    pub throttle: crate::throttle::ThrottlePolicy,
     /// The raw configuration.
     pub config: Config,
     /// Which database.
@@ -214,9 +248,16 @@ impl Config {
         let c = &self;
         let database = match c.database_url.as_deref() {
             None => Database::Sqlite(format!("sqlite://{}", c.data_dir.join("auth.db").display())),
-            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => Database::Postgres(u.into()),
+            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+                Database::Postgres(u.into())
+            }
             Some(u) if u.starts_with("sqlite:") => Database::Sqlite(u.into()),
-            Some(_) => return Err(bad("AUTH_DATABASE_URL", "must start with postgres://, postgresql:// or sqlite:")),
+            Some(_) => {
+                return Err(bad(
+                    "AUTH_DATABASE_URL",
+                    "must start with postgres://, postgresql:// or sqlite:",
+                ));
+            }
         };
         if c.issuer.trim().is_empty() {
             return Err(bad("AUTH_ISSUER", "must not be empty"));
@@ -225,19 +266,28 @@ impl Config {
             return Err(bad("AUTH_AUDIENCE", "must not be empty"));
         }
         if !(30..=24 * 3600).contains(&c.access_token_ttl) {
-            return Err(bad("AUTH_ACCESS_TOKEN_TTL", "must be between 30 and 86400 seconds"));
+            return Err(bad(
+                "AUTH_ACCESS_TOKEN_TTL",
+                "must be between 30 and 86400 seconds",
+            ));
         }
         if c.refresh_idle_ttl < 60 {
             return Err(bad("AUTH_REFRESH_IDLE_TTL", "must be at least 60 seconds"));
         }
         if c.refresh_absolute_ttl < c.refresh_idle_ttl {
-            return Err(bad("AUTH_REFRESH_ABSOLUTE_TTL", "must be at least AUTH_REFRESH_IDLE_TTL"));
+            return Err(bad(
+                "AUTH_REFRESH_ABSOLUTE_TTL",
+                "must be at least AUTH_REFRESH_IDLE_TTL",
+            ));
         }
         if c.leeway > 300 {
             return Err(bad("AUTH_LEEWAY", "must be at most 300 seconds"));
         }
         if c.argon2_memory_kib < 8 * 1024 || c.argon2_memory_kib > 4 * 1024 * 1024 {
-            return Err(bad("AUTH_ARGON2_MEMORY_KIB", "must be between 8192 and 4194304 KiB"));
+            return Err(bad(
+                "AUTH_ARGON2_MEMORY_KIB",
+                "must be between 8192 and 4194304 KiB",
+            ));
         }
         if c.argon2_iterations == 0 || c.argon2_iterations > 64 {
             return Err(bad("AUTH_ARGON2_ITERATIONS", "must be between 1 and 64"));
@@ -249,7 +299,10 @@ impl Config {
             return Err(bad("AUTH_PASSWORD_MIN_CHARS", "must be at least 1"));
         }
         if c.password_max_bytes < 64 || c.password_max_bytes > 64 * 1024 {
-            return Err(bad("AUTH_PASSWORD_MAX_BYTES", "must be between 64 and 65536"));
+            return Err(bad(
+                "AUTH_PASSWORD_MAX_BYTES",
+                "must be between 64 and 65536",
+            ));
         }
         if c.db_max_connections == 0 {
             return Err(bad("AUTH_DB_MAX_CONNECTIONS", "must be at least 1"));
@@ -257,13 +310,57 @@ impl Config {
         if c.key_reload_interval == 0 {
             return Err(bad("AUTH_KEY_RELOAD_INTERVAL", "must be at least 1 second"));
         }
+        if c.login_max_failures < 1 || c.login_max_failures > 100 {
+            return Err(bad("AUTH_LOGIN_MAX_FAILURES", "must be between 1 and 100"));
+        }
+        if c.login_source_max_failures < 1 {
+            return Err(bad("AUTH_LOGIN_SOURCE_MAX_FAILURES", "must be at least 1"));
+        }
+        if !(1..=24 * 3600).contains(&c.login_max_backoff) {
+            return Err(bad(
+                "AUTH_LOGIN_MAX_BACKOFF",
+                "must be between 1 and 86400 seconds",
+            ));
+        }
+        if c.login_failure_window < 60 {
+            return Err(bad(
+                "AUTH_LOGIN_FAILURE_WINDOW",
+                "must be at least 60 seconds",
+            ));
+        }
+        if let Some(h) = &c.trusted_proxy_header
+            && http::HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes()).is_err()
+        {
+            return Err(bad(
+                "AUTH_TRUSTED_PROXY_HEADER",
+                "is not a valid header name",
+            ));
+        }
+        if c.audit_retention_days < 1 {
+            return Err(bad("AUTH_AUDIT_RETENTION_DAYS", "must be at least 1"));
+        }
         match (&c.bootstrap_admin_username, &c.bootstrap_admin_password) {
-            (Some(_), None) => return Err(bad("AUTH_BOOTSTRAP_ADMIN_PASSWORD", "is required with AUTH_BOOTSTRAP_ADMIN_USERNAME")),
-            (None, Some(_)) => return Err(bad("AUTH_BOOTSTRAP_ADMIN_USERNAME", "is required with AUTH_BOOTSTRAP_ADMIN_PASSWORD")),
+            (Some(_), None) => {
+                return Err(bad(
+                    "AUTH_BOOTSTRAP_ADMIN_PASSWORD",
+                    "is required with AUTH_BOOTSTRAP_ADMIN_USERNAME",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(bad(
+                    "AUTH_BOOTSTRAP_ADMIN_USERNAME",
+                    "is required with AUTH_BOOTSTRAP_ADMIN_PASSWORD",
+                ));
+            }
             _ => {}
         }
         let (master_key, hs256_secret) = if c.signing_alg == SigningAlg::Hs256 {
-            let secret = c.hs256_secret.as_deref().ok_or_else(|| bad("AUTH_HS256_SECRET", "is required with AUTH_SIGNING_ALG=HS256"))?;
+            let secret = c.hs256_secret.as_deref().ok_or_else(|| {
+                bad(
+                    "AUTH_HS256_SECRET",
+                    "is required with AUTH_SIGNING_ALG=HS256",
+                )
+            })?;
             check_hs_secret(secret)?;
             (None, Some(Zeroizing::new(secret.as_bytes().to_vec())))
         } else {
@@ -272,22 +369,49 @@ impl Config {
                     MasterKey::from_base64(k).map_err(|e| bad("AUTH_MASTER_KEY", e.to_string()))?,
                 ),
                 (None, Database::Postgres(_)) => {
-                    return Err(bad("AUTH_MASTER_KEY", "is required with PostgreSQL (32 random bytes, base64; e.g. `openssl rand -base64 32`)"));
+                    return Err(bad(
+                        "AUTH_MASTER_KEY",
+                        "is required with PostgreSQL (32 random bytes, base64; e.g. `openssl rand -base64 32`)",
+                    ));
                 }
                 (None, Database::Sqlite(_)) => MasterKeySource::File(c.data_dir.join("master.key")),
             };
             (Some(source), None)
         };
-        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
         let hash = HashParams {
             memory_kib: c.argon2_memory_kib,
             iterations: c.argon2_iterations,
             parallelism: c.argon2_parallelism,
-            max_concurrent: if c.hash_concurrency == 0 { cpus } else { c.hash_concurrency },
+            max_concurrent: if c.hash_concurrency == 0 {
+                cpus
+            } else {
+                c.hash_concurrency
+            },
             max_queued: c.hash_queue,
         };
-        let password = PasswordPolicy { min_chars: c.password_min_chars, max_bytes: c.password_max_bytes };
-        Ok(Settings { config: self, database, master_key, hs256_secret, hash, password })
+        let password = PasswordPolicy {
+            min_chars: c.password_min_chars,
+            max_bytes: c.password_max_bytes,
+        };
+        let throttle = crate::throttle::ThrottlePolicy {
+            enabled: c.login_throttle,
+            account_free_failures: c.login_max_failures,
+            source_free_failures: c.login_source_max_failures,
+            max_delay: c.login_max_backoff,
+            window: c.login_failure_window,
+        };
+        Ok(Settings {
+            throttle,
+            config: self,
+            database,
+            master_key,
+            hs256_secret,
+            hash,
+            password,
+        })
     }
 }
 
@@ -299,7 +423,10 @@ fn check_hs_secret(secret: &str) -> Result<(), ConfigError> {
     distinct.sort_unstable();
     distinct.dedup();
     if distinct.len() < 10 {
-        return Err(bad("AUTH_HS256_SECRET", "is not random enough (too few distinct characters)"));
+        return Err(bad(
+            "AUTH_HS256_SECRET",
+            "is not random enough (too few distinct characters)",
+        ));
     }
     Ok(())
 }
@@ -339,21 +466,43 @@ mod tests {
 
     #[test]
     fn hs256_refuses_weak_secrets() {
-        assert_eq!(parse(&["--signing-alg", "HS256"]).unwrap_err().setting, "AUTH_HS256_SECRET");
+        assert_eq!(
+            parse(&["--signing-alg", "HS256"]).unwrap_err().setting,
+            "AUTH_HS256_SECRET"
+        );
         for weak in ["", "secret", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"] {
             let e = parse(&["--signing-alg", "HS256", "--hs256-secret", weak]).unwrap_err();
             assert_eq!(e.setting, "AUTH_HS256_SECRET", "{weak:?}");
         }
-        assert!(parse(&["--signing-alg", "HS256", "--hs256-secret", "0123456789abcdefghijklmnopqrstuvwxyz"]).is_ok());
+        assert!(
+            parse(&[
+                "--signing-alg",
+                "HS256",
+                "--hs256-secret",
+                "0123456789abcdefghijklmnopqrstuvwxyz"
+            ])
+            .is_ok()
+        );
     }
 
     #[test]
     fn bounds_are_checked() {
-        assert_eq!(parse(&["--access-token-ttl", "5"]).unwrap_err().setting, "AUTH_ACCESS_TOKEN_TTL");
-        assert_eq!(parse(&["--argon2-memory-kib", "64"]).unwrap_err().setting, "AUTH_ARGON2_MEMORY_KIB");
-        assert_eq!(parse(&["--database-url", "mysql://x"]).unwrap_err().setting, "AUTH_DATABASE_URL");
         assert_eq!(
-            parse(&["--bootstrap-admin-username", "root"]).unwrap_err().setting,
+            parse(&["--access-token-ttl", "5"]).unwrap_err().setting,
+            "AUTH_ACCESS_TOKEN_TTL"
+        );
+        assert_eq!(
+            parse(&["--argon2-memory-kib", "64"]).unwrap_err().setting,
+            "AUTH_ARGON2_MEMORY_KIB"
+        );
+        assert_eq!(
+            parse(&["--database-url", "mysql://x"]).unwrap_err().setting,
+            "AUTH_DATABASE_URL"
+        );
+        assert_eq!(
+            parse(&["--bootstrap-admin-username", "root"])
+                .unwrap_err()
+                .setting,
             "AUTH_BOOTSTRAP_ADMIN_PASSWORD"
         );
     }

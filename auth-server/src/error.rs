@@ -36,6 +36,12 @@ pub enum AuthError {
     /// The operation does not apply in the current state or mode.
     #[error("{0}")]
     FailedPrecondition(&'static str),
+    /// Too many failed logins for this account or source: retry after `retry_after` seconds.
+    #[error("throttled")]
+    Throttled {
+        /// Seconds until the next attempt is accepted.
+        retry_after: i64,
+    },
     /// Too many password hashes are queued: shed load (retryable elsewhere).
     #[error("overloaded")]
     Overloaded,
@@ -67,10 +73,21 @@ impl From<AuthError> for Status {
             AuthError::NotFound(what) => Status::not_found(format!("{what} not found")),
             AuthError::AlreadyExists(msg) => Status::already_exists(msg),
             AuthError::FailedPrecondition(msg) => Status::failed_precondition(msg),
+            AuthError::Throttled { retry_after } => {
+                let mut status =
+                    Status::resource_exhausted("too many failed attempts, retry later");
+                if let Ok(v) = retry_after.max(1).to_string().parse() {
+                    status.metadata_mut().insert("retry-after", v);
+                }
+                status
+            }
             AuthError::Overloaded => {
                 let mut status = Status::unavailable("server busy, retry later");
                 // gRPC retry pushback (A6): tell a retrying client or mesh when to come back.
-                status.metadata_mut().insert("grpc-retry-pushback-ms", tonic::metadata::MetadataValue::from_static("200"));
+                status.metadata_mut().insert(
+                    "grpc-retry-pushback-ms",
+                    tonic::metadata::MetadataValue::from_static("200"),
+                );
                 status
             }
             AuthError::Store(e) => store_status(&e),
@@ -92,7 +109,10 @@ fn store_status(err: &StoreError) -> Status {
     match err {
         StoreError::Conflict(msg) => Status::already_exists(*msg),
         StoreError::Database(
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_),
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::Io(_)
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_),
         ) => {
             tracing::error!(error = %err, "database unavailable");
             Status::new(Code::Unavailable, "storage unavailable")
@@ -111,11 +131,20 @@ mod tests {
     #[test]
     fn statuses_are_generic() {
         let s: Status = AuthError::InvalidCredentials.into();
-        assert_eq!((s.code(), s.message()), (Code::Unauthenticated, INVALID_CREDENTIALS));
+        assert_eq!(
+            (s.code(), s.message()),
+            (Code::Unauthenticated, INVALID_CREDENTIALS)
+        );
         let s: Status = AuthError::InvalidToken("reuse").into();
-        assert_eq!((s.code(), s.message()), (Code::Unauthenticated, INVALID_TOKEN));
+        assert_eq!(
+            (s.code(), s.message()),
+            (Code::Unauthenticated, INVALID_TOKEN)
+        );
         let s: Status = AuthError::Store(StoreError::Database(sqlx::Error::PoolTimedOut)).into();
-        assert_eq!((s.code(), s.message()), (Code::Unavailable, "storage unavailable"));
+        assert_eq!(
+            (s.code(), s.message()),
+            (Code::Unavailable, "storage unavailable")
+        );
         let s: Status = AuthError::Store(StoreError::Corrupt("roles".into())).into();
         assert_eq!((s.code(), s.message()), (Code::Internal, "internal error"));
         let s: Status = AuthError::Overloaded.into();

@@ -27,16 +27,22 @@ pub fn username(raw: &str) -> Result<Username, AuthError> {
         return Err(AuthError::invalid("username must not be empty"));
     }
     if raw.len() > MAX_USERNAME_CHARS * 4 || raw.chars().count() > MAX_USERNAME_CHARS {
-        return Err(AuthError::invalid(format!("username must be at most {MAX_USERNAME_CHARS} characters")));
+        return Err(AuthError::invalid(format!(
+            "username must be at most {MAX_USERNAME_CHARS} characters"
+        )));
     }
     if raw.chars().any(|c| c.is_control() || is_invisible(c)) {
-        return Err(AuthError::invalid("username must not contain control characters"));
+        return Err(AuthError::invalid(
+            "username must not contain control characters",
+        ));
     }
     let display: String = raw.nfc().collect();
     let folded: String = raw.nfkc().collect::<String>().to_lowercase();
     let key: String = folded.nfkc().collect();
     if raw.trim() != raw || key.trim() != key {
-        return Err(AuthError::invalid("username must not start or end with whitespace"));
+        return Err(AuthError::invalid(
+            "username must not start or end with whitespace",
+        ));
     }
     Ok(Username { display, key })
 }
@@ -54,7 +60,8 @@ pub fn roles(raw: &[String]) -> Result<Vec<String>, AuthError> {
     for r in raw {
         let ok = !r.is_empty()
             && r.len() <= MAX_ROLE_LEN
-            && r.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
+            && r.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
         if !ok {
             return Err(AuthError::invalid(format!(
                 "roles must be 1-{MAX_ROLE_LEN} characters of letters, digits, '_', '-', '.', ':'"
@@ -85,12 +92,23 @@ mod tests {
         assert_eq!(a.display, "Alice");
         assert_eq!(a.key, "alice");
         assert_eq!(username("ＡＬＩＣＥ").unwrap().key, "alice");
-        assert_eq!(username("ali\u{301}ce").unwrap().key, username("al\u{ed}ce").unwrap().key);
+        assert_eq!(
+            username("ali\u{301}ce").unwrap().key,
+            username("al\u{ed}ce").unwrap().key
+        );
     }
 
     #[test]
     fn usernames_rejected() {
-        for bad in ["", " alice", "alice ", "al\u{0}ice", "al\nice", "\u{3000}alice", "a\u{200B}b"] {
+        for bad in [
+            "",
+            " alice",
+            "alice ",
+            "al\u{0}ice",
+            "al\nice",
+            "\u{3000}alice",
+            "a\u{200B}b",
+        ] {
             assert!(username(bad).is_err(), "{bad:?} accepted");
         }
         assert!(username(&"a".repeat(129)).is_err());

@@ -2,8 +2,10 @@
 //!
 //! [`server::serve`] runs the whole server on a listener; `main.rs` only parses the command line.
 
+pub mod audit;
 pub mod cli;
 pub mod clock;
+pub mod codec_errors;
 pub mod config;
 pub mod error;
 pub mod input;
@@ -15,4 +17,5 @@ pub mod service;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod throttle;
 pub mod token;

@@ -62,7 +62,9 @@ struct Inner {
 
 impl std::fmt::Debug for PasswordHasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PasswordHasher").field("params", &self.inner.params).finish_non_exhaustive()
+        f.debug_struct("PasswordHasher")
+            .field("params", &self.inner.params)
+            .finish_non_exhaustive()
     }
 }
 
@@ -122,33 +124,49 @@ impl PasswordHasher {
             )));
         }
         if nfc.chars().any(|c| c.is_control()) {
-            return Err(AuthError::invalid("password must not contain control characters"));
+            return Err(AuthError::invalid(
+                "password must not contain control characters",
+            ));
         }
         Ok(nfc)
     }
 
     fn too_long(&self) -> AuthError {
-        AuthError::invalid(format!("password must be at most {} bytes", self.inner.policy.max_bytes))
+        AuthError::invalid(format!(
+            "password must be at most {} bytes",
+            self.inner.policy.max_bytes
+        ))
     }
 
     /// Hashes an already-normalised password into a PHC string.
     pub async fn hash(&self, password: Zeroizing<String>) -> Result<String, AuthError> {
         let params = self.inner.params.clone();
-        self.run(move || hash_with(&params, password.as_bytes())).await
+        self.run(move || hash_with(&params, password.as_bytes()))
+            .await
     }
 
     /// Verifies an already-normalised password against `phc`, or against the dummy hash when `phc` is
     /// `None` (unknown user, or an account without a password), so both cost the same.
-    pub async fn verify(&self, password: Zeroizing<String>, phc: Option<String>) -> Result<Verified, AuthError> {
+    pub async fn verify(
+        &self,
+        password: Zeroizing<String>,
+        phc: Option<String>,
+    ) -> Result<Verified, AuthError> {
         let inner = self.inner.clone();
         self.run(move || {
             let real = phc.is_some();
             let phc = phc.unwrap_or_else(|| inner.dummy_hash.clone());
             let Ok(parsed) = PasswordHash::new(&phc) else {
                 tracing::error!("stored password hash is not a valid PHC string");
-                return Ok(Verified { ok: false, needs_rehash: false });
+                return Ok(Verified {
+                    ok: false,
+                    needs_rehash: false,
+                });
             };
-            let ok = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok() && real;
+            let ok = Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+                && real;
             let needs_rehash = ok && !matches_params(&parsed, &inner.params);
             Ok(Verified { ok, needs_rehash })
         })
@@ -184,7 +202,8 @@ impl PasswordHasher {
 fn hash_with(params: &Params, password: &[u8]) -> Result<String, AuthError> {
     let mut salt = [0u8; 16];
     aws_lc_rs::rand::fill(&mut salt).map_err(|_| AuthError::Internal("rng".into()))?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| AuthError::Internal(format!("salt: {e}")))?;
+    let salt =
+        SaltString::encode_b64(&salt).map_err(|e| AuthError::Internal(format!("salt: {e}")))?;
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
         .hash_password(password, &salt)
         .map(|h| h.to_string())
@@ -192,7 +211,9 @@ fn hash_with(params: &Params, password: &[u8]) -> Result<String, AuthError> {
 }
 
 fn matches_params(hash: &PasswordHash<'_>, params: &Params) -> bool {
-    let Ok(stored) = Params::try_from(hash) else { return false };
+    let Ok(stored) = Params::try_from(hash) else {
+        return false;
+    };
     hash.algorithm.as_str() == "argon2id"
         && hash.version == Some(Version::V0x13.into())
         && stored.m_cost() == params.m_cost()
@@ -206,8 +227,17 @@ mod tests {
 
     fn hasher(memory_kib: u32) -> PasswordHasher {
         PasswordHasher::new(
-            HashParams { memory_kib, iterations: 2, parallelism: 1, max_concurrent: 2, max_queued: 8 },
-            PasswordPolicy { min_chars: 8, max_bytes: 1024 },
+            HashParams {
+                memory_kib,
+                iterations: 2,
+                parallelism: 1,
+                max_concurrent: 2,
+                max_queued: 8,
+            },
+            PasswordPolicy {
+                min_chars: 8,
+                max_bytes: 1024,
+            },
         )
         .unwrap()
     }
@@ -217,48 +247,105 @@ mod tests {
         let h = hasher(1024);
         let phc = h.hash(normalize("correct horse")).await.unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=1024,t=2,p=1$"));
-        let v = h.verify(normalize("correct horse"), Some(phc.clone())).await.unwrap();
-        assert_eq!(v, Verified { ok: true, needs_rehash: false });
-        assert!(!h.verify(normalize("wrong horse"), Some(phc.clone())).await.unwrap().ok);
+        let v = h
+            .verify(normalize("correct horse"), Some(phc.clone()))
+            .await
+            .unwrap();
+        assert_eq!(
+            v,
+            Verified {
+                ok: true,
+                needs_rehash: false
+            }
+        );
+        assert!(
+            !h.verify(normalize("wrong horse"), Some(phc.clone()))
+                .await
+                .unwrap()
+                .ok
+        );
         // Same password under new parameters: still verifies, flagged for rehash.
-        let v = hasher(2048).verify(normalize("correct horse"), Some(phc)).await.unwrap();
-        assert_eq!(v, Verified { ok: true, needs_rehash: true });
+        let v = hasher(2048)
+            .verify(normalize("correct horse"), Some(phc))
+            .await
+            .unwrap();
+        assert_eq!(
+            v,
+            Verified {
+                ok: true,
+                needs_rehash: true
+            }
+        );
     }
 
     #[tokio::test]
     async fn unknown_user_never_verifies() {
         let h = hasher(1024);
         assert!(!h.verify(normalize("anything"), None).await.unwrap().ok);
-        assert!(!h.verify(normalize("x"), Some("not a phc".into())).await.unwrap().ok);
+        assert!(
+            !h.verify(normalize("x"), Some("not a phc".into()))
+                .await
+                .unwrap()
+                .ok
+        );
     }
 
     #[tokio::test]
     async fn nfc_equivalent_passwords_match_and_nothing_is_truncated() {
         let h = hasher(1024);
-        let phc = h.hash(h.check_new_password("ma\u{f1}ana!!").unwrap()).await.unwrap();
+        let phc = h
+            .hash(h.check_new_password("ma\u{f1}ana!!").unwrap())
+            .await
+            .unwrap();
         let decomposed = h.check_login_input("man\u{303}ana!!").unwrap();
         assert!(h.verify(decomposed, Some(phc)).await.unwrap().ok);
         let long = "p".repeat(100);
         let phc = h.hash(h.check_new_password(&long).unwrap()).await.unwrap();
-        assert!(!h.verify(normalize(&long[..72]), Some(phc)).await.unwrap().ok);
+        assert!(
+            !h.verify(normalize(&long[..72]), Some(phc))
+                .await
+                .unwrap()
+                .ok
+        );
     }
 
     #[test]
     fn input_bounds() {
         let h = hasher(1024);
-        assert!(matches!(h.check_login_input(""), Err(AuthError::InvalidArgument(_))));
+        assert!(matches!(
+            h.check_login_input(""),
+            Err(AuthError::InvalidArgument(_))
+        ));
         assert!(h.check_login_input(&"a".repeat(1024)).is_ok());
-        assert!(matches!(h.check_login_input(&"a".repeat(1025)), Err(AuthError::InvalidArgument(_))));
-        assert!(matches!(h.check_login_input(&"a".repeat(1 << 20)), Err(AuthError::InvalidArgument(_))));
-        assert!(matches!(h.check_new_password("short"), Err(AuthError::InvalidArgument(_))));
+        assert!(matches!(
+            h.check_login_input(&"a".repeat(1025)),
+            Err(AuthError::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            h.check_login_input(&"a".repeat(1 << 20)),
+            Err(AuthError::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            h.check_new_password("short"),
+            Err(AuthError::InvalidArgument(_))
+        ));
         assert!(h.check_new_password("🔑 パスワード with spaces").is_ok());
     }
 
     #[tokio::test]
     async fn saturated_pool_sheds_load() {
         let h = PasswordHasher::new(
-            HashParams { memory_kib: 8192, iterations: 3, parallelism: 1, max_concurrent: 1, max_queued: 1 },
-            PasswordPolicy { min_chars: 8, max_bytes: 1024 },
+            HashParams {
+                memory_kib: 8192,
+                iterations: 3,
+                parallelism: 1,
+                max_concurrent: 1,
+                max_queued: 1,
+            },
+            PasswordPolicy {
+                min_chars: 8,
+                max_bytes: 1024,
+            },
         )
         .unwrap();
         let tasks: Vec<_> = (0..8)
@@ -273,6 +360,9 @@ mod tests {
                 shed += 1;
             }
         }
-        assert!(shed >= 1, "at most one running and one queued: the rest are shed");
+        assert!(
+            shed >= 1,
+            "at most one running and one queued: the rest are shed"
+        );
     }
 }

@@ -157,6 +157,11 @@ pub async fn build_state(
             absolute_ttl: c.refresh_absolute_ttl,
         },
         clock,
+        throttle: crate::throttle::Throttle::new(settings.throttle),
+        proxy_header: c
+            .trusted_proxy_header
+            .as_deref()
+            .and_then(|h| http::HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes()).ok()),
     });
     if let (Some(user), Some(password)) = (&c.bootstrap_admin_username, &c.bootstrap_admin_password)
     {
@@ -235,6 +240,10 @@ pub async fn serve_with_clock(
 ) -> Result<(), ServeError> {
     let grace = Duration::from_secs(settings.config.shutdown_grace);
     let reload_every = Duration::from_secs(settings.config.key_reload_interval);
+    let retention = Retention {
+        audit: settings.config.audit_retention_days * 24 * 3600,
+        throttle: settings.config.login_failure_window,
+    };
     let store = open_store(&settings).await?;
     if !settings.config.skip_migrations {
         store.migrate().await?;
@@ -248,7 +257,7 @@ pub async fn serve_with_clock(
 
     let auth_layer = crate::policy::layer(&state)
         .map_err(|e| ServeError::Config(format!("access policy: {e}")))?;
-    let tasks = spawn_background(state.clone(), health.clone(), reload_every);
+    let tasks = spawn_background(state.clone(), health.clone(), reload_every, retention);
 
     let auth = AuthServiceServer::new(AuthServiceImpl::new(state.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
@@ -269,6 +278,7 @@ pub async fn serve_with_clock(
     tracing::info!(%addr, "auth-server listening");
     let server = tonic::transport::Server::builder()
         .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
+        .layer(crate::codec_errors::CodecErrorLayer)
         .layer(auth_layer)
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -314,10 +324,18 @@ async fn set_health(health: &HealthReporter, status: ServingStatus) {
     }
 }
 
+/// How long housekeeping keeps rows, seconds.
+#[derive(Debug, Clone, Copy)]
+struct Retention {
+    audit: i64,
+    throttle: i64,
+}
+
 fn spawn_background(
     state: Arc<AppState>,
     health: HealthReporter,
     reload_every: Duration,
+    retention: Retention,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let probe = {
         let state = state.clone();
@@ -364,8 +382,21 @@ fn spawn_background(
         let mut tick = tokio::time::interval(PURGE_INTERVAL);
         loop {
             tick.tick().await;
-            match state.store.purge_expired(state.now()).await {
-                Ok(n) if n > 0 => tracing::info!(rows = n, "purged expired sessions and keys"),
+            let now = state.now();
+            let purged = async {
+                Ok::<_, crate::store::StoreError>((
+                    state.store.purge_expired(now).await?,
+                    state
+                        .store
+                        .purge_login_throttle(now - retention.throttle, now)
+                        .await?,
+                    state.store.purge_audit(now - retention.audit).await?,
+                ))
+            };
+            match purged.await {
+                Ok((sessions, throttle, audit)) if sessions + throttle + audit > 0 => {
+                    tracing::info!(sessions, throttle, audit, "purged expired rows")
+                }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "purge failed"),
             }

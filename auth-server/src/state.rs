@@ -37,11 +37,18 @@ pub struct AppState {
     pub sessions: SessionPolicy,
     /// Time.
     pub clock: Arc<dyn Clock>,
+    /// Login throttling.
+    pub throttle: crate::throttle::Throttle,
+    /// Header carrying the client address, set by a trusted proxy.
+    pub proxy_header: Option<http::HeaderName>,
 }
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").field("keys", &self.keys).field("sessions", &self.sessions).finish_non_exhaustive()
+        f.debug_struct("AppState")
+            .field("keys", &self.keys)
+            .field("sessions", &self.sessions)
+            .finish_non_exhaustive()
     }
 }
 
@@ -71,7 +78,9 @@ impl AppState {
     pub async fn start_session(&self, user: &UserRecord) -> Result<TokenPair, AuthError> {
         let now = self.now();
         let session_id = uuid::Uuid::now_v7().to_string();
-        let access = self.issuer.issue(&self.keys.signer(), user, &session_id, now)?;
+        let access = self
+            .issuer
+            .issue(&self.keys.signer(), user, &session_id, now)?;
         let (refresh_token, refresh_hash) = refresh::generate()?;
         let absolute_expires_at = now + self.sessions.absolute_ttl;
         let refresh_expires_at = (now + self.sessions.idle_ttl).min(absolute_expires_at);
@@ -95,6 +104,8 @@ impl AppState {
     /// True when the session `sid` of user `sub` is live: not revoked, not past its absolute lifetime,
     /// and its user exists and is enabled.
     pub fn session_is_live(status: Option<&SessionStatus>, sub: &str, now: i64) -> bool {
-        status.is_some_and(|s| !s.revoked && !s.user_disabled && s.user_id == sub && s.absolute_expires_at > now)
+        status.is_some_and(|s| {
+            !s.revoked && !s.user_disabled && s.user_id == sub && s.absolute_expires_at > now
+        })
     }
 }

@@ -33,25 +33,37 @@ pub fn generate(alg: Algorithm) -> Result<GeneratedKey, KeyGenError> {
             .map_err(|_| err("Ed25519"))?
             .as_ref()
             .to_vec(),
-        Algorithm::ES256 => EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
-            .map_err(|_| err("P-256"))?
-            .as_ref()
-            .to_vec(),
+        Algorithm::ES256 => {
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+                .map_err(|_| err("P-256"))?
+                .as_ref()
+                .to_vec()
+        }
         Algorithm::RS256 => {
             let kp = aws_lc_rs::rsa::KeyPair::generate(KeySize::Rsa2048).map_err(|_| err("RSA"))?;
             let der: aws_lc_rs::encoding::Pkcs8V1Der<'_> = kp.as_der().map_err(|_| err("RSA"))?;
             der.as_ref().to_vec()
         }
-        other => return Err(KeyGenError(format!("{other:?} is not an asymmetric signing algorithm"))),
+        other => {
+            return Err(KeyGenError(format!(
+                "{other:?} is not an asymmetric signing algorithm"
+            )));
+        }
     };
     let pkcs8 = Zeroizing::new(pkcs8);
     let encoding = encoding_key(alg, &pkcs8)?;
     let mut jwk = Jwk::from_encoding_key(&encoding, alg).map_err(|e| KeyGenError(e.to_string()))?;
-    let kid = jwk.thumbprint(ThumbprintHash::SHA256).map_err(|e| KeyGenError(e.to_string()))?;
+    let kid = jwk
+        .thumbprint(ThumbprintHash::SHA256)
+        .map_err(|e| KeyGenError(e.to_string()))?;
     jwk.common.key_id = Some(kid.clone());
     jwk.common.public_key_use = Some(PublicKeyUse::Signature);
     jwk.common.key_algorithm = Some(key_algorithm(alg));
-    Ok(GeneratedKey { kid, pkcs8, public_jwk: jwk })
+    Ok(GeneratedKey {
+        kid,
+        pkcs8,
+        public_jwk: jwk,
+    })
 }
 
 /// The `jsonwebtoken` signing key for a PKCS#8 DER private key.
@@ -61,7 +73,11 @@ pub fn encoding_key(alg: Algorithm, pkcs8: &[u8]) -> Result<EncodingKey, KeyGenE
         Algorithm::EdDSA => EncodingKey::from_ed_pem(pem.as_bytes()),
         Algorithm::ES256 => EncodingKey::from_ec_pem(pem.as_bytes()),
         Algorithm::RS256 => EncodingKey::from_rsa_pem(pem.as_bytes()),
-        other => return Err(KeyGenError(format!("{other:?} is not supported for stored keys"))),
+        other => {
+            return Err(KeyGenError(format!(
+                "{other:?} is not supported for stored keys"
+            )));
+        }
     };
     key.map_err(|e| KeyGenError(format!("stored private key does not parse: {e}")))
 }
@@ -95,7 +111,10 @@ mod tests {
         for alg in [Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256] {
             let k = generate(alg).unwrap();
             let json = serde_json::to_value(&k.public_jwk).unwrap();
-            assert!(json.get("d").is_none() && json.get("k").is_none(), "{alg:?} leaks private members");
+            assert!(
+                json.get("d").is_none() && json.get("k").is_none(),
+                "{alg:?} leaks private members"
+            );
             assert_eq!(json["kid"], k.kid.as_str());
             assert_eq!(json["use"], "sig");
             let vk = VerificationKey::from_jwk(&k.public_jwk).unwrap();

@@ -42,7 +42,11 @@ impl std::fmt::Debug for MasterKey {
 impl MasterKey {
     /// Parses a base64 master key, refusing short or obviously non-random keys.
     pub fn from_base64(s: &str) -> Result<Self, MasterKeyError> {
-        let raw = Zeroizing::new(STANDARD.decode(s.trim()).map_err(|_| MasterKeyError::NotBase64)?);
+        let raw = Zeroizing::new(
+            STANDARD
+                .decode(s.trim())
+                .map_err(|_| MasterKeyError::NotBase64)?,
+        );
         Self::from_bytes(&raw)
     }
 
@@ -57,8 +61,11 @@ impl MasterKey {
         if distinct.len() < 12 {
             return Err(MasterKeyError::Weak);
         }
-        let key = UnboundKey::new(&AES_256_GCM, raw).map_err(|_| MasterKeyError::WrongLength(raw.len()))?;
-        Ok(Self { key: LessSafeKey::new(key) })
+        let key = UnboundKey::new(&AES_256_GCM, raw)
+            .map_err(|_| MasterKeyError::WrongLength(raw.len()))?;
+        Ok(Self {
+            key: LessSafeKey::new(key),
+        })
     }
 
     /// A fresh random key, base64-encoded (for the zero-config SQLite default).
@@ -74,7 +81,11 @@ impl MasterKey {
         aws_lc_rs::rand::fill(&mut nonce).map_err(|_| MasterKeyError::Encrypt)?;
         let mut buf = plaintext.to_vec();
         self.key
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad.as_bytes()), &mut buf)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad.as_bytes()),
+                &mut buf,
+            )
             .map_err(|_| MasterKeyError::Encrypt)?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&buf);
@@ -108,15 +119,30 @@ mod tests {
         let k = MasterKey::from_base64(&MasterKey::generate_base64().unwrap()).unwrap();
         let sealed = k.seal("kid-1", b"private").unwrap();
         assert_eq!(k.open("kid-1", &sealed).unwrap().as_slice(), b"private");
-        assert_eq!(k.open("kid-2", &sealed).unwrap_err(), MasterKeyError::Decrypt);
+        assert_eq!(
+            k.open("kid-2", &sealed).unwrap_err(),
+            MasterKeyError::Decrypt
+        );
         let other = MasterKey::from_base64(&MasterKey::generate_base64().unwrap()).unwrap();
-        assert_eq!(other.open("kid-1", &sealed).unwrap_err(), MasterKeyError::Decrypt);
+        assert_eq!(
+            other.open("kid-1", &sealed).unwrap_err(),
+            MasterKeyError::Decrypt
+        );
     }
 
     #[test]
     fn weak_keys_refused() {
-        assert_eq!(MasterKey::from_base64("not base64!").unwrap_err(), MasterKeyError::NotBase64);
-        assert_eq!(MasterKey::from_base64(&STANDARD.encode([1u8; 16])).unwrap_err(), MasterKeyError::WrongLength(16));
-        assert_eq!(MasterKey::from_base64(&STANDARD.encode([0u8; 32])).unwrap_err(), MasterKeyError::Weak);
+        assert_eq!(
+            MasterKey::from_base64("not base64!").unwrap_err(),
+            MasterKeyError::NotBase64
+        );
+        assert_eq!(
+            MasterKey::from_base64(&STANDARD.encode([1u8; 16])).unwrap_err(),
+            MasterKeyError::WrongLength(16)
+        );
+        assert_eq!(
+            MasterKey::from_base64(&STANDARD.encode([0u8; 32])).unwrap_err(),
+            MasterKeyError::Weak
+        );
     }
 }

@@ -81,7 +81,10 @@ pub struct KeyManager {
 
 impl std::fmt::Debug for KeyManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyManager").field("mode", &self.mode).field("kid", &self.signer.load().kid).finish()
+        f.debug_struct("KeyManager")
+            .field("mode", &self.mode)
+            .field("kid", &self.signer.load().kid)
+            .finish()
     }
 }
 
@@ -90,14 +93,33 @@ const RELOAD_MIN_INTERVAL: Duration = Duration::from_secs(1);
 
 impl KeyManager {
     /// Loads the keys, generating a current and a next key on first start.
-    pub async fn start(mode: SigningMode, store: Arc<dyn Store>, retire_after: i64, now: i64) -> Result<Self, AuthError> {
+    pub async fn start(
+        mode: SigningMode,
+        store: Arc<dyn Store>,
+        retire_after: i64,
+        now: i64,
+    ) -> Result<Self, AuthError> {
         if let SigningMode::SharedSecret { secret } = &mode {
             let kid = shared_secret_kid(secret);
             let published = KeySet::new()
-                .with(kid.clone(), VerificationKey::hmac(Algorithm::HS256, secret).map_err(internal)?)
+                .with(
+                    kid.clone(),
+                    VerificationKey::hmac(Algorithm::HS256, secret).map_err(internal)?,
+                )
                 .map_err(internal)?;
-            let signer = Signer { kid, alg: Algorithm::HS256, key: EncodingKey::from_secret(secret) };
-            return Ok(Self::assemble(mode, store, retire_after, signer, published, r#"{"keys":[]}"#.into()));
+            let signer = Signer {
+                kid,
+                alg: Algorithm::HS256,
+                key: EncodingKey::from_secret(secret),
+            };
+            return Ok(Self::assemble(
+                mode,
+                store,
+                retire_after,
+                signer,
+                published,
+                r#"{"keys":[]}"#.into(),
+            ));
         }
         if let SigningMode::Asymmetric { alg, master } = &mode {
             let existing = store.signing_keys().await?;
@@ -110,7 +132,14 @@ impl KeyManager {
             }
         }
         let (signer, published, jwks) = load(&mode, store.as_ref(), now).await?;
-        Ok(Self::assemble(mode, store, retire_after, signer, published, jwks))
+        Ok(Self::assemble(
+            mode,
+            store,
+            retire_after,
+            signer,
+            published,
+            jwks,
+        ))
     }
 
     fn assemble(
@@ -186,9 +215,16 @@ impl KeyManager {
         };
         let next = new_record(*alg, master, KeyStatus::Next, now)?;
         let next_kid = next.kid.clone();
-        let (current, retired) = self.store.rotate_signing_keys(&next, now + self.retire_after).await?;
+        let (current, retired) = self
+            .store
+            .rotate_signing_keys(&next, now + self.retire_after)
+            .await?;
         self.reload(now).await?;
-        Ok(Rotation { current, next: next_kid, retired })
+        Ok(Rotation {
+            current,
+            next: next_kid,
+            retired,
+        })
     }
 }
 
@@ -205,7 +241,12 @@ fn shared_secret_kid(secret: &[u8]) -> String {
 }
 
 /// Generates and encrypts a new key record.
-fn new_record(alg: Algorithm, master: &MasterKey, status: KeyStatus, now: i64) -> Result<SigningKeyRecord, AuthError> {
+fn new_record(
+    alg: Algorithm,
+    master: &MasterKey,
+    status: KeyStatus,
+    now: i64,
+) -> Result<SigningKeyRecord, AuthError> {
     let key = generate::generate(alg).map_err(internal)?;
     Ok(SigningKeyRecord {
         private_key_enc: master.seal(&key.kid, &key.pkcs8).map_err(internal)?,
@@ -218,9 +259,15 @@ fn new_record(alg: Algorithm, master: &MasterKey, status: KeyStatus, now: i64) -
     })
 }
 
-async fn load(mode: &SigningMode, store: &dyn Store, now: i64) -> Result<(Signer, KeySet, String), AuthError> {
+async fn load(
+    mode: &SigningMode,
+    store: &dyn Store,
+    now: i64,
+) -> Result<(Signer, KeySet, String), AuthError> {
     let SigningMode::Asymmetric { master, .. } = mode else {
-        return Err(AuthError::Internal("load called in shared-secret mode".into()));
+        return Err(AuthError::Internal(
+            "load called in shared-secret mode".into(),
+        ));
     };
     let mut records = store.signing_keys().await?;
     records.retain(|r| r.status != KeyStatus::Retired || r.publish_until.is_some_and(|t| t > now));
@@ -234,16 +281,27 @@ async fn load(mode: &SigningMode, store: &dyn Store, now: i64) -> Result<(Signer
     let mut signer = None;
     for r in &records {
         let jwk: Jwk = serde_json::from_str(&r.public_jwk).map_err(internal)?;
-        published.insert(r.kid.clone(), VerificationKey::from_jwk(&jwk).map_err(internal)?).map_err(internal)?;
+        published
+            .insert(
+                r.kid.clone(),
+                VerificationKey::from_jwk(&jwk).map_err(internal)?,
+            )
+            .map_err(internal)?;
         jwks.push(jwk);
         if r.status == KeyStatus::Current {
             let alg: Algorithm = r.alg.parse().map_err(internal)?;
             let pkcs8 = master.open(&r.kid, &r.private_key_enc).map_err(internal)?;
             let key = generate::encoding_key(alg, &pkcs8).map_err(internal)?;
-            signer = Some(Signer { kid: r.kid.clone(), alg, key });
+            signer = Some(Signer {
+                kid: r.kid.clone(),
+                alg,
+                key,
+            });
         }
     }
-    let signer = signer.ok_or_else(|| AuthError::Internal("no current signing key in the database".into()))?;
-    let jwks = serde_json::to_string(&jsonwebtoken::jwk::JwkSet { keys: jwks }).map_err(internal)?;
+    let signer = signer
+        .ok_or_else(|| AuthError::Internal("no current signing key in the database".into()))?;
+    let jwks =
+        serde_json::to_string(&jsonwebtoken::jwk::JwkSet { keys: jwks }).map_err(internal)?;
     Ok((signer, published, jwks))
 }

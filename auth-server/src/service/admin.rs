@@ -9,11 +9,12 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tonic::{Request, Response, Status};
 
-use super::{caller, peer, require_live_session, timestamp};
+use super::{caller, require_live_session, source, timestamp};
+use crate::audit::{Entry, Outcome};
 use crate::error::AuthError;
 use crate::input;
 use crate::state::AppState;
-use crate::store::{RevokeScope, SessionRecord, UserRecord};
+use crate::store::{AuditQuery, RevokeScope, SessionRecord, UserRecord};
 
 /// The role required for every admin call.
 pub const ADMIN_ROLE: &str = "admin";
@@ -46,19 +47,28 @@ impl AdminServiceImpl {
             return Err(AuthError::PermissionDenied);
         }
         require_live_session(&self.state, &claims).await?;
-        let peer = peer(&request);
+        let peer = source(&request, &self.state);
         Ok((Admin { claims, peer }, request.into_inner()))
     }
 
     async fn user(&self, id: &str) -> Result<UserRecord, AuthError> {
         let id = input::id("user_id", id)?;
-        self.state.store.user_by_id(id).await?.ok_or(AuthError::NotFound("user"))
+        self.state
+            .store
+            .user_by_id(id)
+            .await?
+            .ok_or(AuthError::NotFound("user"))
     }
 }
 
-fn audit(admin: &Admin, event: &'static str, subject: &str) {
-    tracing::info!(target: "audit", event, actor = %admin.claims.sub, actor_username = %admin.claims.username,
-        subject, peer = %admin.peer);
+impl AdminServiceImpl {
+    /// Records an admin action in the audit trail.
+    async fn audit(&self, admin: &Admin, event: &'static str, subject: &str) {
+        let entry = Entry::new(event, Outcome::Success, &admin.peer)
+            .actor(&admin.claims.sub)
+            .subject(subject);
+        self.state.audit(entry).await;
+    }
 }
 
 fn user_pb(u: UserRecord) -> User {
@@ -83,7 +93,22 @@ fn session_pb(s: SessionRecord) -> Session {
 }
 
 fn not_self(admin: &Admin, user_id: &str, what: &'static str) -> Result<(), AuthError> {
-    if admin.claims.sub == user_id { Err(AuthError::FailedPrecondition(what)) } else { Ok(()) }
+    if admin.claims.sub == user_id {
+        Err(AuthError::FailedPrecondition(what))
+    } else {
+        Ok(())
+    }
+}
+
+/// Validates a requested page size (0 means the default).
+fn page_size(requested: i32) -> Result<i64, AuthError> {
+    match i64::from(requested) {
+        0 => Ok(DEFAULT_PAGE_SIZE),
+        n if (1..=MAX_PAGE_SIZE).contains(&n) => Ok(n),
+        _ => Err(AuthError::invalid(format!(
+            "page_size must be between 0 and {MAX_PAGE_SIZE}"
+        ))),
+    }
 }
 
 type Rpc<T> = Result<Response<T>, Status>;
@@ -109,11 +134,15 @@ impl AdminService for AdminServiceImpl {
             updated_at: now,
         };
         st.store.create_user(&user).await.map_err(|e| match e {
-            crate::store::StoreError::Conflict(_) => AuthError::AlreadyExists("username already exists"),
+            crate::store::StoreError::Conflict(_) => {
+                AuthError::AlreadyExists("username already exists")
+            }
             other => other.into(),
         })?;
-        audit(&admin, "user.created", &user.id);
-        Ok(Response::new(CreateUserResponse { user: Some(user_pb(user)) }))
+        self.audit(&admin, "user.created", &user.id).await;
+        Ok(Response::new(CreateUserResponse {
+            user: Some(user_pb(user)),
+        }))
     }
 
     async fn get_user(&self, request: Request<GetUserRequest>) -> Rpc<GetUserResponse> {
@@ -122,68 +151,112 @@ impl AdminService for AdminServiceImpl {
             (false, true) => self.user(&req.user_id).await?,
             (true, false) => {
                 let name = input::username(&req.username)?;
-                self.state.store.user_by_username_key(&name.key).await?.ok_or(AuthError::NotFound("user"))?
+                self.state
+                    .store
+                    .user_by_username_key(&name.key)
+                    .await?
+                    .ok_or(AuthError::NotFound("user"))?
             }
             _ => return Err(AuthError::invalid("set exactly one of user_id and username").into()),
         };
-        Ok(Response::new(GetUserResponse { user: Some(user_pb(user)) }))
+        Ok(Response::new(GetUserResponse {
+            user: Some(user_pb(user)),
+        }))
     }
 
     async fn list_users(&self, request: Request<ListUsersRequest>) -> Rpc<ListUsersResponse> {
         let (_admin, req) = self.admin(request).await?;
-        let size = match i64::from(req.page_size) {
-            0 => DEFAULT_PAGE_SIZE,
-            n if (1..=MAX_PAGE_SIZE).contains(&n) => n,
-            _ => return Err(AuthError::invalid(format!("page_size must be between 0 and {MAX_PAGE_SIZE}")).into()),
-        };
+        let size = page_size(req.page_size)?;
         let after = if req.page_token.is_empty() {
             None
         } else {
-            let raw = URL_SAFE_NO_PAD.decode(&req.page_token).ok().and_then(|b| String::from_utf8(b).ok());
+            let raw = URL_SAFE_NO_PAD
+                .decode(&req.page_token)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok());
             Some(raw.ok_or_else(|| AuthError::invalid("page_token is not valid"))?)
         };
-        let mut users = self.state.store.list_users(after.as_deref(), size + 1).await?;
+        let mut users = self
+            .state
+            .store
+            .list_users(after.as_deref(), size + 1)
+            .await?;
         let next_page_token = if users.len() as i64 > size {
             users.truncate(size as usize);
-            users.last().map(|u| URL_SAFE_NO_PAD.encode(&u.username_key)).unwrap_or_default()
+            users
+                .last()
+                .map(|u| URL_SAFE_NO_PAD.encode(&u.username_key))
+                .unwrap_or_default()
         } else {
             String::new()
         };
-        Ok(Response::new(ListUsersResponse { users: users.into_iter().map(user_pb).collect(), next_page_token }))
+        Ok(Response::new(ListUsersResponse {
+            users: users.into_iter().map(user_pb).collect(),
+            next_page_token,
+        }))
     }
 
-    async fn set_user_roles(&self, request: Request<SetUserRolesRequest>) -> Rpc<SetUserRolesResponse> {
+    async fn set_user_roles(
+        &self,
+        request: Request<SetUserRolesRequest>,
+    ) -> Rpc<SetUserRolesResponse> {
         let (admin, req) = self.admin(request).await?;
         let id = input::id("user_id", &req.user_id)?;
         let roles = input::roles(&req.roles)?;
         if admin.claims.sub == id && !roles.iter().any(|r| r == ADMIN_ROLE) {
-            return Err(AuthError::FailedPrecondition("an admin cannot remove their own admin role").into());
+            return Err(AuthError::FailedPrecondition(
+                "an admin cannot remove their own admin role",
+            )
+            .into());
         }
-        let user = self.state.store.set_roles(id, &roles, self.state.now()).await?.ok_or(AuthError::NotFound("user"))?;
-        audit(&admin, "user.roles_set", &user.id);
-        Ok(Response::new(SetUserRolesResponse { user: Some(user_pb(user)) }))
+        let user = self
+            .state
+            .store
+            .set_roles(id, &roles, self.state.now())
+            .await?
+            .ok_or(AuthError::NotFound("user"))?;
+        self.audit(&admin, "user.roles_set", &user.id).await;
+        Ok(Response::new(SetUserRolesResponse {
+            user: Some(user_pb(user)),
+        }))
     }
 
     async fn disable_user(&self, request: Request<DisableUserRequest>) -> Rpc<DisableUserResponse> {
         let (admin, req) = self.admin(request).await?;
         let id = input::id("user_id", &req.user_id)?;
         not_self(&admin, id, "an admin cannot disable their own account")?;
-        let (user, revoked) =
-            self.state.store.set_disabled(id, true, self.state.now()).await?.ok_or(AuthError::NotFound("user"))?;
-        audit(&admin, "user.disabled", &user.id);
-        Ok(Response::new(DisableUserResponse { user: Some(user_pb(user)), revoked_sessions: revoked as i64 }))
+        let (user, revoked) = self
+            .state
+            .store
+            .set_disabled(id, true, self.state.now())
+            .await?
+            .ok_or(AuthError::NotFound("user"))?;
+        self.audit(&admin, "user.disabled", &user.id).await;
+        Ok(Response::new(DisableUserResponse {
+            user: Some(user_pb(user)),
+            revoked_sessions: revoked as i64,
+        }))
     }
 
     async fn enable_user(&self, request: Request<EnableUserRequest>) -> Rpc<EnableUserResponse> {
         let (admin, req) = self.admin(request).await?;
         let id = input::id("user_id", &req.user_id)?;
-        let (user, _) =
-            self.state.store.set_disabled(id, false, self.state.now()).await?.ok_or(AuthError::NotFound("user"))?;
-        audit(&admin, "user.enabled", &user.id);
-        Ok(Response::new(EnableUserResponse { user: Some(user_pb(user)) }))
+        let (user, _) = self
+            .state
+            .store
+            .set_disabled(id, false, self.state.now())
+            .await?
+            .ok_or(AuthError::NotFound("user"))?;
+        self.audit(&admin, "user.enabled", &user.id).await;
+        Ok(Response::new(EnableUserResponse {
+            user: Some(user_pb(user)),
+        }))
     }
 
-    async fn set_user_password(&self, request: Request<SetUserPasswordRequest>) -> Rpc<SetUserPasswordResponse> {
+    async fn set_user_password(
+        &self,
+        request: Request<SetUserPasswordRequest>,
+    ) -> Rpc<SetUserPasswordResponse> {
         let (admin, req) = self.admin(request).await?;
         let st = &self.state;
         let id = input::id("user_id", &req.user_id)?;
@@ -191,10 +264,15 @@ impl AdminService for AdminServiceImpl {
         // Check existence before paying for a hash.
         self.user(id).await?;
         let phc = st.hasher.hash(password).await?;
-        let revoked =
-            st.store.set_password_hash(id, &phc, st.now(), RevokeScope::All).await?.ok_or(AuthError::NotFound("user"))?;
-        audit(&admin, "user.password_set", id);
-        Ok(Response::new(SetUserPasswordResponse { revoked_sessions: revoked as i64 }))
+        let revoked = st
+            .store
+            .set_password_hash(id, &phc, st.now(), RevokeScope::All)
+            .await?
+            .ok_or(AuthError::NotFound("user"))?;
+        self.audit(&admin, "user.password_set", id).await;
+        Ok(Response::new(SetUserPasswordResponse {
+            revoked_sessions: revoked as i64,
+        }))
     }
 
     async fn delete_user(&self, request: Request<DeleteUserRequest>) -> Rpc<DeleteUserResponse> {
@@ -204,23 +282,39 @@ impl AdminService for AdminServiceImpl {
         if !self.state.store.delete_user(id).await? {
             return Err(AuthError::NotFound("user").into());
         }
-        audit(&admin, "user.deleted", id);
+        self.audit(&admin, "user.deleted", id).await;
         Ok(Response::new(DeleteUserResponse {}))
     }
 
-    async fn list_user_sessions(&self, request: Request<ListUserSessionsRequest>) -> Rpc<ListUserSessionsResponse> {
+    async fn list_user_sessions(
+        &self,
+        request: Request<ListUserSessionsRequest>,
+    ) -> Rpc<ListUserSessionsResponse> {
         let (_admin, req) = self.admin(request).await?;
         let user = self.user(&req.user_id).await?;
-        let sessions = self.state.store.list_active_sessions(&user.id, self.state.now()).await?;
-        Ok(Response::new(ListUserSessionsResponse { sessions: sessions.into_iter().map(session_pb).collect() }))
+        let sessions = self
+            .state
+            .store
+            .list_active_sessions(&user.id, self.state.now())
+            .await?;
+        Ok(Response::new(ListUserSessionsResponse {
+            sessions: sessions.into_iter().map(session_pb).collect(),
+        }))
     }
 
-    async fn revoke_session(&self, request: Request<RevokeSessionRequest>) -> Rpc<RevokeSessionResponse> {
+    async fn revoke_session(
+        &self,
+        request: Request<RevokeSessionRequest>,
+    ) -> Rpc<RevokeSessionResponse> {
         let (admin, req) = self.admin(request).await?;
         let id = input::id("session_id", &req.session_id)?;
-        let revoked = self.state.store.revoke_session(id, self.state.now()).await?;
+        let revoked = self
+            .state
+            .store
+            .revoke_session(id, self.state.now())
+            .await?;
         if revoked {
-            audit(&admin, "session.revoked", id);
+            self.audit(&admin, "session.revoked", id).await;
         }
         Ok(Response::new(RevokeSessionResponse { revoked }))
     }
@@ -231,15 +325,82 @@ impl AdminService for AdminServiceImpl {
     ) -> Rpc<RevokeUserSessionsResponse> {
         let (admin, req) = self.admin(request).await?;
         let user = self.user(&req.user_id).await?;
-        let revoked = self.state.store.revoke_user_sessions(&user.id, None, self.state.now()).await?;
-        audit(&admin, "user.sessions_revoked", &user.id);
-        Ok(Response::new(RevokeUserSessionsResponse { revoked_sessions: revoked as i64 }))
+        let revoked = self
+            .state
+            .store
+            .revoke_user_sessions(&user.id, None, self.state.now())
+            .await?;
+        self.audit(&admin, "user.sessions_revoked", &user.id).await;
+        Ok(Response::new(RevokeUserSessionsResponse {
+            revoked_sessions: revoked as i64,
+        }))
     }
 
-    async fn rotate_signing_key(&self, request: Request<RotateSigningKeyRequest>) -> Rpc<RotateSigningKeyResponse> {
+    async fn rotate_signing_key(
+        &self,
+        request: Request<RotateSigningKeyRequest>,
+    ) -> Rpc<RotateSigningKeyResponse> {
         let (admin, _req) = self.admin(request).await?;
         let r = self.state.keys.rotate(self.state.now()).await?;
-        audit(&admin, "key.rotated", &r.current);
-        Ok(Response::new(RotateSigningKeyResponse { current_kid: r.current, next_kid: r.next, retired_kid: r.retired }))
+        self.audit(&admin, "key.rotated", &r.current).await;
+        Ok(Response::new(RotateSigningKeyResponse {
+            current_kid: r.current,
+            next_kid: r.next,
+            retired_kid: r.retired,
+        }))
+    }
+
+    async fn list_audit_events(
+        &self,
+        request: Request<ListAuditEventsRequest>,
+    ) -> Rpc<ListAuditEventsResponse> {
+        let (_admin, req) = self.admin(request).await?;
+        let limit = page_size(req.page_size)?;
+        let before_id = if req.page_token.is_empty() {
+            None
+        } else {
+            let raw = URL_SAFE_NO_PAD
+                .decode(&req.page_token)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok());
+            Some(
+                raw.and_then(|r| r.parse::<i64>().ok())
+                    .ok_or_else(|| AuthError::invalid("page_token is not valid"))?,
+            )
+        };
+        let query = AuditQuery {
+            user_id: (!req.user_id.is_empty()).then(|| req.user_id.clone()),
+            since: req.start_time.map(|t| t.seconds),
+            until: req.end_time.map(|t| t.seconds),
+            before_id,
+            limit: limit + 1,
+        };
+        let mut events = self.state.store.list_audit(&query).await?;
+        let next_page_token = if events.len() as i64 > limit {
+            events.truncate(limit as usize);
+            events
+                .last()
+                .map(|e| URL_SAFE_NO_PAD.encode(e.id.to_string()))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let events = events
+            .into_iter()
+            .map(|e| AuditEvent {
+                id: e.id,
+                time: Some(timestamp(e.time)),
+                event: e.event,
+                outcome: e.outcome,
+                actor: e.actor.unwrap_or_default(),
+                subject: e.subject.unwrap_or_default(),
+                source: e.source.unwrap_or_default(),
+                detail: e.detail.unwrap_or_default(),
+            })
+            .collect();
+        Ok(Response::new(ListAuditEventsResponse {
+            events,
+            next_page_token,
+        }))
     }
 }

@@ -5,17 +5,19 @@ use std::sync::Arc;
 use auth_interceptor::VerifyError;
 use auth_proto::v1::auth_service_server::AuthService;
 use auth_proto::v1::{
-    AccessTokenClaims, ChangePasswordRequest, ChangePasswordResponse, GetJwksRequest, GetJwksResponse, InvalidReason,
-    LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, RefreshRequest, RefreshResponse, ValidateRequest,
-    ValidateResponse,
+    AccessTokenClaims, ChangePasswordRequest, ChangePasswordResponse, GetJwksRequest,
+    GetJwksResponse, InvalidReason, LoginRequest, LoginResponse, LogoutRequest, LogoutResponse,
+    RefreshRequest, RefreshResponse, ValidateRequest, ValidateResponse,
 };
 use tonic::{Request, Response, Status};
 
-use super::{caller, peer, timestamp};
+use super::{caller, source, timestamp};
+use crate::audit::{Entry, Outcome};
 use crate::error::AuthError;
 use crate::input;
 use crate::state::AppState;
 use crate::store::{RevokeScope, RotateOutcome};
+use crate::throttle::AttemptKeys;
 use crate::token::refresh;
 
 const TOKEN_TYPE: &str = "Bearer";
@@ -36,6 +38,16 @@ impl AuthServiceImpl {
         let st = &self.state;
         let name = input::username(&req.username)?;
         let password = st.hasher.check_login_input(&req.password)?;
+        let attempt = AttemptKeys::new(&name.key, peer);
+        if let Err(e) = st
+            .throttle
+            .check(st.store.as_ref(), &attempt, st.now())
+            .await
+        {
+            st.audit(Entry::new("login.throttled", Outcome::Refused, peer).subject(&name.display))
+                .await;
+            return Err(e);
+        }
         let user = st.store.user_by_username_key(&name.key).await?;
         // Unknown users and password-less accounts are verified against a dummy hash: same cost.
         let phc = user.as_ref().and_then(|u| u.password_hash.clone());
@@ -48,14 +60,26 @@ impl AuthServiceImpl {
                     Some(u) if u.disabled => "user disabled",
                     Some(_) => "wrong password",
                 };
-                tracing::warn!(target: "audit", event = "login.failed", username = %name.display, peer, cause);
+                let failures = st
+                    .throttle
+                    .failed(st.store.as_ref(), &attempt, st.now())
+                    .await?;
+                let detail = format!("{cause}; {failures} consecutive failures");
+                let entry = Entry::new("login.failed", Outcome::Failure, peer)
+                    .subject(&name.display)
+                    .detail(detail);
+                st.audit(entry).await;
                 return Err(AuthError::InvalidCredentials);
             }
         };
         if verified.needs_rehash {
             match st.hasher.hash(password).await {
                 Ok(phc) => {
-                    if let Err(e) = st.store.set_password_hash(&user.id, &phc, st.now(), RevokeScope::None).await {
+                    if let Err(e) = st
+                        .store
+                        .set_password_hash(&user.id, &phc, st.now(), RevokeScope::None)
+                        .await
+                    {
                         tracing::warn!(error = %e, user_id = %user.id, "password rehash not stored");
                     } else {
                         tracing::info!(user_id = %user.id, "password rehashed with current parameters");
@@ -65,8 +89,13 @@ impl AuthServiceImpl {
             }
         }
         let pair = st.start_session(&user).await?;
-        tracing::info!(target: "audit", event = "login.succeeded", user_id = %user.id, username = %user.username,
-            session_id = %pair.session_id, peer);
+        st.throttle.succeeded(st.store.as_ref(), &attempt).await?;
+        st.audit(
+            Entry::new("login.succeeded", Outcome::Success, peer)
+                .actor(&user.id)
+                .subject(&pair.session_id),
+        )
+        .await;
         Ok(LoginResponse {
             access_token: pair.access_token,
             refresh_token: pair.refresh_token.to_string(),
@@ -78,14 +107,29 @@ impl AuthServiceImpl {
 
     async fn refresh(&self, peer: &str, req: RefreshRequest) -> Result<RefreshResponse, AuthError> {
         let st = &self.state;
-        let old = refresh::digest(&req.refresh_token).ok_or(AuthError::InvalidToken("malformed refresh token"))?;
+        let old = refresh::digest(&req.refresh_token)
+            .ok_or(AuthError::InvalidToken("malformed refresh token"))?;
         let (token, new_hash) = refresh::generate()?;
         let now = st.now();
-        match st.store.rotate_refresh(&old, &new_hash, now, st.sessions.idle_ttl).await? {
-            RotateOutcome::Rotated { session, user, refresh_expires_at } => {
-                let access = st.issuer.issue(&st.keys.signer(), &user, &session.id, now)?;
-                tracing::info!(target: "audit", event = "refresh.succeeded", user_id = %user.id,
-                    session_id = %session.id, peer);
+        match st
+            .store
+            .rotate_refresh(&old, &new_hash, now, st.sessions.idle_ttl)
+            .await?
+        {
+            RotateOutcome::Rotated {
+                session,
+                user,
+                refresh_expires_at,
+            } => {
+                let access = st
+                    .issuer
+                    .issue(&st.keys.signer(), &user, &session.id, now)?;
+                st.audit(
+                    Entry::new("refresh.succeeded", Outcome::Success, peer)
+                        .actor(&user.id)
+                        .subject(&session.id),
+                )
+                .await;
                 Ok(RefreshResponse {
                     access_token: access.token,
                     refresh_token: token.to_string(),
@@ -94,12 +138,20 @@ impl AuthServiceImpl {
                     refresh_expires_in: refresh_expires_at - now,
                 })
             }
-            RotateOutcome::Reused { session_id, user_id } => {
-                tracing::warn!(target: "audit", event = "refresh.reuse_detected", %user_id, %session_id, peer,
-                    "refresh token reused: session revoked");
+            RotateOutcome::Reused {
+                session_id,
+                user_id,
+            } => {
+                let entry = Entry::new("refresh.reuse_detected", Outcome::Failure, peer)
+                    .actor(&user_id)
+                    .subject(&session_id)
+                    .detail("spent refresh token presented again: session revoked");
+                st.audit(entry).await;
                 Err(AuthError::InvalidToken("refresh token reuse"))
             }
-            RotateOutcome::Rejected => Err(AuthError::InvalidToken("refresh token unknown, expired or revoked")),
+            RotateOutcome::Rejected => Err(AuthError::InvalidToken(
+                "refresh token unknown, expired or revoked",
+            )),
         }
     }
 
@@ -107,10 +159,18 @@ impl AuthServiceImpl {
         let st = &self.state;
         let now = st.now();
         let now_u = u64::try_from(now).unwrap_or_default();
-        let mut result = st.verifier.verify_at(&st.keys.verification_keys().load(), &req.access_token, now_u);
+        let mut result = st.verifier.verify_at(
+            &st.keys.verification_keys().load(),
+            &req.access_token,
+            now_u,
+        );
         if result == Err(VerifyError::UnknownKey) && st.keys.reload_rate_limited(now).await? {
             // Another replica may have rotated keys since our last reload.
-            result = st.verifier.verify_at(&st.keys.verification_keys().load(), &req.access_token, now_u);
+            result = st.verifier.verify_at(
+                &st.keys.verification_keys().load(),
+                &req.access_token,
+                now_u,
+            );
         }
         let claims = match result {
             Ok(c) => c,
@@ -144,9 +204,16 @@ impl AuthServiceImpl {
     async fn logout(&self, peer: &str, req: LogoutRequest) -> Result<LogoutResponse, AuthError> {
         // Same answer whether or not the token was known: no oracle.
         if let Some(hash) = refresh::digest(&req.refresh_token)
-            && let Some((session_id, user_id)) = self.state.store.revoke_session_by_refresh(&hash, self.state.now()).await?
+            && let Some((session_id, user_id)) = self
+                .state
+                .store
+                .revoke_session_by_refresh(&hash, self.state.now())
+                .await?
         {
-            tracing::info!(target: "audit", event = "logout", %user_id, %session_id, peer);
+            let entry = Entry::new("logout", Outcome::Success, peer)
+                .actor(&user_id)
+                .subject(&session_id);
+            self.state.audit(entry).await;
         }
         Ok(LogoutResponse {})
     }
@@ -161,24 +228,48 @@ impl AuthServiceImpl {
         super::require_live_session(st, claims).await?;
         let old = st.hasher.check_login_input(&req.old_password)?;
         let new = st.hasher.check_new_password(&req.new_password)?;
-        let user = st.store.user_by_id(&claims.sub).await?.ok_or(AuthError::InvalidToken("user gone"))?;
+        let user = st
+            .store
+            .user_by_id(&claims.sub)
+            .await?
+            .ok_or(AuthError::InvalidToken("user gone"))?;
         if !st.hasher.verify(old, user.password_hash.clone()).await?.ok {
-            tracing::warn!(target: "audit", event = "password.change_failed", user_id = %user.id, peer);
+            st.audit(
+                Entry::new("password.change_failed", Outcome::Failure, peer)
+                    .actor(&user.id)
+                    .subject(&user.id),
+            )
+            .await;
             return Err(AuthError::InvalidCredentials);
         }
         let phc = st.hasher.hash(new).await?;
         let revoked = st
             .store
-            .set_password_hash(&user.id, &phc, st.now(), RevokeScope::AllExcept(&claims.sid))
+            .set_password_hash(
+                &user.id,
+                &phc,
+                st.now(),
+                RevokeScope::AllExcept(&claims.sid),
+            )
             .await?
             .ok_or(AuthError::InvalidToken("user gone"))?;
-        tracing::info!(target: "audit", event = "password.changed", user_id = %user.id, revoked_sessions = revoked, peer);
-        Ok(ChangePasswordResponse { revoked_sessions: revoked as i64 })
+        let entry = Entry::new("password.changed", Outcome::Success, peer)
+            .actor(&user.id)
+            .subject(&user.id)
+            .detail(format!("{revoked} other sessions ended"));
+        st.audit(entry).await;
+        Ok(ChangePasswordResponse {
+            revoked_sessions: revoked as i64,
+        })
     }
 }
 
 fn invalid(reason: InvalidReason) -> ValidateResponse {
-    ValidateResponse { valid: false, claims: None, reason: reason.into() }
+    ValidateResponse {
+        valid: false,
+        claims: None,
+        reason: reason.into(),
+    }
 }
 
 fn reason(e: VerifyError) -> InvalidReason {
@@ -196,35 +287,61 @@ fn reason(e: VerifyError) -> InvalidReason {
 
 #[tonic::async_trait]
 impl AuthService for AuthServiceImpl {
-    async fn login(&self, request: Request<LoginRequest>) -> Result<Response<LoginResponse>, Status> {
-        let peer = peer(&request);
-        Ok(Response::new(self.login(&peer, request.into_inner()).await?))
+    async fn login(
+        &self,
+        request: Request<LoginRequest>,
+    ) -> Result<Response<LoginResponse>, Status> {
+        let peer = source(&request, &self.state);
+        Ok(Response::new(
+            self.login(&peer, request.into_inner()).await?,
+        ))
     }
 
-    async fn refresh(&self, request: Request<RefreshRequest>) -> Result<Response<RefreshResponse>, Status> {
-        let peer = peer(&request);
-        Ok(Response::new(self.refresh(&peer, request.into_inner()).await?))
+    async fn refresh(
+        &self,
+        request: Request<RefreshRequest>,
+    ) -> Result<Response<RefreshResponse>, Status> {
+        let peer = source(&request, &self.state);
+        Ok(Response::new(
+            self.refresh(&peer, request.into_inner()).await?,
+        ))
     }
 
-    async fn validate(&self, request: Request<ValidateRequest>) -> Result<Response<ValidateResponse>, Status> {
+    async fn validate(
+        &self,
+        request: Request<ValidateRequest>,
+    ) -> Result<Response<ValidateResponse>, Status> {
         Ok(Response::new(self.validate(request.into_inner()).await?))
     }
 
-    async fn logout(&self, request: Request<LogoutRequest>) -> Result<Response<LogoutResponse>, Status> {
-        let peer = peer(&request);
-        Ok(Response::new(self.logout(&peer, request.into_inner()).await?))
+    async fn logout(
+        &self,
+        request: Request<LogoutRequest>,
+    ) -> Result<Response<LogoutResponse>, Status> {
+        let peer = source(&request, &self.state);
+        Ok(Response::new(
+            self.logout(&peer, request.into_inner()).await?,
+        ))
     }
 
-    async fn get_jwks(&self, _request: Request<GetJwksRequest>) -> Result<Response<GetJwksResponse>, Status> {
-        Ok(Response::new(GetJwksResponse { jwks_json: self.state.keys.jwks_json().as_ref().clone() }))
+    async fn get_jwks(
+        &self,
+        _request: Request<GetJwksRequest>,
+    ) -> Result<Response<GetJwksResponse>, Status> {
+        Ok(Response::new(GetJwksResponse {
+            jwks_json: self.state.keys.jwks_json().as_ref().clone(),
+        }))
     }
 
     async fn change_password(
         &self,
         request: Request<ChangePasswordRequest>,
     ) -> Result<Response<ChangePasswordResponse>, Status> {
-        let peer = peer(&request);
+        let peer = source(&request, &self.state);
         let claims = caller(&request)?;
-        Ok(Response::new(self.change_password(&peer, &claims, request.into_inner()).await?))
+        Ok(Response::new(
+            self.change_password(&peer, &claims, request.into_inner())
+                .await?,
+        ))
     }
 }

@@ -31,11 +31,25 @@ pub(crate) async fn require_live_session(
     }
 }
 
-/// The caller's address for logs.
-pub(crate) fn peer<T>(request: &Request<T>) -> String {
+/// The caller's IP address, for throttling and the audit trail: the TCP peer, or the rightmost
+/// entry of the trusted proxy's header when one is configured.
+pub(crate) fn source<T>(request: &Request<T>, state: &AppState) -> String {
+    if let Some(header) = &state.proxy_header
+        && let Some(value) = request
+            .metadata()
+            .as_ref()
+            .get(header)
+            .and_then(|v| v.to_str().ok())
+        && let Some(ip) = value
+            .rsplit(',')
+            .next()
+            .and_then(|v| v.trim().parse::<std::net::IpAddr>().ok())
+    {
+        return ip.to_string();
+    }
     request
         .remote_addr()
-        .map(|a| a.to_string())
+        .map(|a| a.ip().to_string())
         .unwrap_or_else(|| "-".into())
 }
 

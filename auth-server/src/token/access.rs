@@ -35,8 +35,15 @@ pub struct IssuedAccessToken {
 
 impl AccessTokenIssuer {
     /// Signs a token for `user` in session `sid`.
-    pub fn issue(&self, signer: &Signer, user: &UserRecord, sid: &str, now: i64) -> Result<IssuedAccessToken, AuthError> {
-        let now_u = u64::try_from(now).map_err(|_| AuthError::Internal("clock before 1970".into()))?;
+    pub fn issue(
+        &self,
+        signer: &Signer,
+        user: &UserRecord,
+        sid: &str,
+        now: i64,
+    ) -> Result<IssuedAccessToken, AuthError> {
+        let now_u =
+            u64::try_from(now).map_err(|_| AuthError::Internal("clock before 1970".into()))?;
         let exp = now + self.ttl;
         let claims = Claims {
             iss: self.issuer.clone(),
@@ -56,6 +63,10 @@ impl AccessTokenIssuer {
         header.kid = Some(signer.kid.clone());
         let token = jsonwebtoken::encode(&header, &claims, &signer.key)
             .map_err(|e| AuthError::Internal(format!("signing failed: {e}")))?;
-        Ok(IssuedAccessToken { token, jti: claims.jti, exp })
+        Ok(IssuedAccessToken {
+            token,
+            jti: claims.jti,
+            exp,
+        })
     }
 }
