@@ -134,7 +134,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .context("reading the password from stdin")?;
             let password = zeroize::Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_owned());
             let state = state(config).await?;
-            let user = server::create_user(&state, &username, &password, &roles)
+            let user = state
+                .create_user(&username, &password, &roles)
                 .await
                 .map_err(describe)?;
             tracing::info!(target: "audit", event = "user.created", actor = "cli", subject = %user.id);

@@ -25,7 +25,7 @@ use crate::service::auth::AuthServiceImpl;
 use crate::state::{AppState, SessionPolicy};
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Store, StoreError, UserRecord};
+use crate::store::{Store, StoreError};
 use crate::token::access::AccessTokenIssuer;
 
 /// Largest request message the services accept (a login is well under 2 KiB).
@@ -170,37 +170,6 @@ pub async fn build_state(
     Ok(state)
 }
 
-/// Creates a user (used by the bootstrap admin and `auth-server user create`).
-pub async fn create_user(
-    state: &AppState,
-    username: &str,
-    password: &str,
-    roles: &[String],
-) -> Result<UserRecord, AuthError> {
-    let name = crate::input::username(username)?;
-    let roles = crate::input::roles(roles)?;
-    let phc = state
-        .hasher
-        .hash(state.hasher.check_new_password(password)?)
-        .await?;
-    let now = state.now();
-    let user = UserRecord {
-        id: uuid::Uuid::now_v7().to_string(),
-        username: name.display,
-        username_key: name.key,
-        password_hash: Some(phc),
-        roles,
-        disabled: false,
-        created_at: now,
-        updated_at: now,
-    };
-    state.store.create_user(&user).await.map_err(|e| match e {
-        StoreError::Conflict(_) => AuthError::AlreadyExists("username already exists"),
-        other => other.into(),
-    })?;
-    Ok(user)
-}
-
 async fn bootstrap_admin(
     state: &AppState,
     username: &str,
@@ -209,7 +178,8 @@ async fn bootstrap_admin(
     if state.store.count_users().await? > 0 {
         return Ok(());
     }
-    let user = create_user(state, username, password, &[ADMIN_ROLE.to_owned()])
+    let user = state
+        .create_user(username, password, &[ADMIN_ROLE.to_owned()])
         .await
         .map_err(|e| match e {
             AuthError::InvalidArgument(m) => {

@@ -8,7 +8,7 @@ use crate::clock::Clock;
 use crate::error::AuthError;
 use crate::keys::KeyManager;
 use crate::password::PasswordHasher;
-use crate::store::{NewSession, SessionStatus, Store, UserRecord};
+use crate::store::{NewSession, SessionStatus, Store, StoreError, UserRecord};
 use crate::token::access::AccessTokenIssuer;
 use crate::token::refresh;
 
@@ -99,6 +99,38 @@ impl AppState {
             refresh_expires_in: refresh_expires_at - now,
             session_id,
         })
+    }
+
+    /// Creates a user with a password and roles (admin API, CLI and bootstrap admin): validates the
+    /// username, roles and password policy, hashes, and stores; a taken username is ALREADY_EXISTS.
+    pub async fn create_user(
+        &self,
+        username: &str,
+        password: &str,
+        roles: &[String],
+    ) -> Result<UserRecord, AuthError> {
+        let name = crate::input::username(username)?;
+        let roles = crate::input::roles(roles)?;
+        let phc = self
+            .hasher
+            .hash(self.hasher.check_new_password(password)?)
+            .await?;
+        let now = self.now();
+        let user = UserRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            username: name.display,
+            username_key: name.key,
+            password_hash: Some(phc),
+            roles,
+            disabled: false,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.create_user(&user).await.map_err(|e| match e {
+            StoreError::Conflict(_) => AuthError::AlreadyExists("username already exists"),
+            other => other.into(),
+        })?;
+        Ok(user)
     }
 
     /// True when the session `sid` of user `sub` is live: not revoked, not past its absolute lifetime,

@@ -111,34 +111,34 @@ fn page_size(requested: i32) -> Result<i64, AuthError> {
     }
 }
 
+/// Decodes an opaque page token (empty: first page).
+fn decode_page_token(token: &str) -> Result<Option<String>, AuthError> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let raw = URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok());
+    raw.map(Some)
+        .ok_or_else(|| AuthError::invalid("page_token is not valid"))
+}
+
+/// Encodes a cursor as an opaque page token.
+fn encode_page_token(cursor: &str) -> String {
+    URL_SAFE_NO_PAD.encode(cursor)
+}
+
 type Rpc<T> = Result<Response<T>, Status>;
 
 #[tonic::async_trait]
 impl AdminService for AdminServiceImpl {
     async fn create_user(&self, request: Request<CreateUserRequest>) -> Rpc<CreateUserResponse> {
         let (admin, req) = self.admin(request).await?;
-        let st = &self.state;
-        let name = input::username(&req.username)?;
-        let roles = input::roles(&req.roles)?;
-        let password = st.hasher.check_new_password(&req.password)?;
-        let phc = st.hasher.hash(password).await?;
-        let now = st.now();
-        let user = UserRecord {
-            id: uuid::Uuid::now_v7().to_string(),
-            username: name.display,
-            username_key: name.key,
-            password_hash: Some(phc),
-            roles,
-            disabled: false,
-            created_at: now,
-            updated_at: now,
-        };
-        st.store.create_user(&user).await.map_err(|e| match e {
-            crate::store::StoreError::Conflict(_) => {
-                AuthError::AlreadyExists("username already exists")
-            }
-            other => other.into(),
-        })?;
+        let user = self
+            .state
+            .create_user(&req.username, &req.password, &req.roles)
+            .await?;
         self.audit(&admin, "user.created", &user.id).await;
         Ok(Response::new(CreateUserResponse {
             user: Some(user_pb(user)),
@@ -167,15 +167,7 @@ impl AdminService for AdminServiceImpl {
     async fn list_users(&self, request: Request<ListUsersRequest>) -> Rpc<ListUsersResponse> {
         let (_admin, req) = self.admin(request).await?;
         let size = page_size(req.page_size)?;
-        let after = if req.page_token.is_empty() {
-            None
-        } else {
-            let raw = URL_SAFE_NO_PAD
-                .decode(&req.page_token)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok());
-            Some(raw.ok_or_else(|| AuthError::invalid("page_token is not valid"))?)
-        };
+        let after = decode_page_token(&req.page_token)?;
         let mut users = self
             .state
             .store
@@ -185,7 +177,7 @@ impl AdminService for AdminServiceImpl {
             users.truncate(size as usize);
             users
                 .last()
-                .map(|u| URL_SAFE_NO_PAD.encode(&u.username_key))
+                .map(|u| encode_page_token(&u.username_key))
                 .unwrap_or_default()
         } else {
             String::new()
@@ -356,17 +348,12 @@ impl AdminService for AdminServiceImpl {
     ) -> Rpc<ListAuditEventsResponse> {
         let (_admin, req) = self.admin(request).await?;
         let limit = page_size(req.page_size)?;
-        let before_id = if req.page_token.is_empty() {
-            None
-        } else {
-            let raw = URL_SAFE_NO_PAD
-                .decode(&req.page_token)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok());
-            Some(
-                raw.and_then(|r| r.parse::<i64>().ok())
-                    .ok_or_else(|| AuthError::invalid("page_token is not valid"))?,
-            )
+        let before_id = match decode_page_token(&req.page_token)? {
+            None => None,
+            Some(t) => Some(
+                t.parse::<i64>()
+                    .map_err(|_| AuthError::invalid("page_token is not valid"))?,
+            ),
         };
         let query = AuditQuery {
             user_id: (!req.user_id.is_empty()).then(|| req.user_id.clone()),
@@ -380,7 +367,7 @@ impl AdminService for AdminServiceImpl {
             events.truncate(limit as usize);
             events
                 .last()
-                .map(|e| URL_SAFE_NO_PAD.encode(e.id.to_string()))
+                .map(|e| encode_page_token(&e.id.to_string()))
                 .unwrap_or_default()
         } else {
             String::new()

@@ -235,9 +235,13 @@ impl AuthServiceImpl {
             .ok_or(AuthError::InvalidToken("user gone"))?;
         // Guessing the old password with a stolen token is throttled like a login.
         let attempt = AttemptKeys::new(&user.username_key, peer);
-        st.throttle.check(st.store.as_ref(), &attempt, st.now()).await?;
+        st.throttle
+            .check(st.store.as_ref(), &attempt, st.now())
+            .await?;
         if !st.hasher.verify(old, user.password_hash.clone()).await?.ok {
-            st.throttle.failed(st.store.as_ref(), &attempt, st.now()).await?;
+            st.throttle
+                .failed(st.store.as_ref(), &attempt, st.now())
+                .await?;
             st.audit(
                 Entry::new("password.change_failed", Outcome::Failure, peer)
                     .actor(&user.id)
