@@ -56,6 +56,23 @@ pub struct Config {
     #[arg(long, env = "AUTH_GRPC_ADDR", default_value = "127.0.0.1:50051")]
     pub grpc_addr: SocketAddr,
 
+    /// PEM certificate chain: serve gRPC over TLS (with `--tls-key`).
+    #[arg(long, env = "AUTH_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "AUTH_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA bundle: require client certificates signed by it (mutual TLS).
+    #[arg(long, env = "AUTH_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// Serve plaintext (h2c) on a non-loopback address, e.g. behind a mesh sidecar that terminates
+    /// mTLS. Without it, a non-loopback address requires TLS.
+    #[arg(long, env = "AUTH_ALLOW_PLAINTEXT")]
+    pub allow_plaintext: bool,
+
     /// Database URL: `postgres://…` for PostgreSQL, `sqlite://PATH` for SQLite. Default: the SQLite file
     /// `auth.db` in `--data-dir`.
     #[arg(long, env = "AUTH_DATABASE_URL", hide_env_values = true)]
@@ -259,6 +276,24 @@ impl Config {
                 ));
             }
         };
+        match (&c.tls_cert, &c.tls_key) {
+            (Some(_), None) => return Err(bad("AUTH_TLS_KEY", "is required with AUTH_TLS_CERT")),
+            (None, Some(_)) => return Err(bad("AUTH_TLS_CERT", "is required with AUTH_TLS_KEY")),
+            (None, None) if c.tls_client_ca.is_some() => {
+                return Err(bad(
+                    "AUTH_TLS_CLIENT_CA",
+                    "needs AUTH_TLS_CERT and AUTH_TLS_KEY",
+                ));
+            }
+            (None, None) if !c.grpc_addr.ip().is_loopback() && !c.allow_plaintext => {
+                return Err(bad(
+                    "AUTH_GRPC_ADDR",
+                    "a non-loopback address needs TLS (AUTH_TLS_CERT and AUTH_TLS_KEY), or AUTH_ALLOW_PLAINTEXT=true \
+                     behind a sidecar that terminates mTLS",
+                ));
+            }
+            _ => {}
+        }
         if c.issuer.trim().is_empty() {
             return Err(bad("AUTH_ISSUER", "must not be empty"));
         }
@@ -483,6 +518,37 @@ mod tests {
             ])
             .is_ok()
         );
+    }
+
+    #[test]
+    fn plaintext_only_on_loopback_unless_allowed() {
+        assert_eq!(
+            parse(&["--grpc-addr", "0.0.0.0:50051"])
+                .unwrap_err()
+                .setting,
+            "AUTH_GRPC_ADDR"
+        );
+        assert!(parse(&["--grpc-addr", "0.0.0.0:50051", "--allow-plaintext"]).is_ok());
+        assert!(
+            parse(&[
+                "--grpc-addr",
+                "0.0.0.0:50051",
+                "--tls-cert",
+                "c.pem",
+                "--tls-key",
+                "k.pem"
+            ])
+            .is_ok()
+        );
+        assert_eq!(
+            parse(&["--tls-cert", "c.pem"]).unwrap_err().setting,
+            "AUTH_TLS_KEY"
+        );
+        assert_eq!(
+            parse(&["--tls-client-ca", "ca.pem"]).unwrap_err().setting,
+            "AUTH_TLS_CLIENT_CA"
+        );
+        assert!(parse(&["--grpc-addr", "[::1]:50051"]).is_ok());
     }
 
     #[test]

@@ -11,6 +11,7 @@ use auth_proto::v1::admin_service_server::AdminServiceServer;
 use auth_proto::v1::auth_service_server::AuthServiceServer;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -214,6 +215,7 @@ pub async fn serve_with_clock(
         audit: settings.config.audit_retention_days * 24 * 3600,
         throttle: settings.config.login_failure_window,
     };
+    let tls = tls_config(&settings.config)?;
     let store = open_store(&settings).await?;
     if !settings.config.skip_migrations {
         store.migrate().await?;
@@ -246,7 +248,11 @@ pub async fn serve_with_clock(
     };
 
     tracing::info!(%addr, "auth-server listening");
-    let server = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    let server = builder
         .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
         .layer(crate::codec_errors::CodecErrorLayer)
         .layer(auth_layer)
@@ -270,6 +276,26 @@ pub async fn serve_with_clock(
     result?;
     tracing::info!("auth-server stopped");
     Ok(())
+}
+
+/// The TLS settings, read from the configured PEM files (`None`: plaintext).
+fn tls_config(c: &crate::config::Config) -> Result<Option<ServerTlsConfig>, ServeError> {
+    let (Some(cert), Some(key)) = (&c.tls_cert, &c.tls_key) else {
+        return Ok(None);
+    };
+    let read = |setting: &str, path: &Path| {
+        std::fs::read(path).map_err(|e| {
+            ServeError::Config(format!("{setting}: cannot read {}: {e}", path.display()))
+        })
+    };
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(
+        read("AUTH_TLS_CERT", cert)?,
+        read("AUTH_TLS_KEY", key)?,
+    ));
+    if let Some(ca) = &c.tls_client_ca {
+        tls = tls.client_ca_root(Certificate::from_pem(read("AUTH_TLS_CLIENT_CA", ca)?));
+    }
+    Ok(Some(tls))
 }
 
 /// Reflection over exactly the services this server registers (the descriptor set also holds the demo
