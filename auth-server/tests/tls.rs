@@ -11,11 +11,8 @@ use tonic_health::pb::health_client::HealthClient;
 const BIN: &str = env!("CARGO_BIN_EXE_auth-server");
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local address").port()
 }
 
 fn base_cmd(dir: &std::path::Path) -> Command {
