@@ -38,6 +38,14 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
+pub mod forge;
+pub mod greeter;
+pub use forge::{
+    Case, ForgedTokens, assert_never_contacted, forged_claim_cases, forged_token_cases, hex_bytes,
+    jwt_header,
+};
+pub use greeter::{Greeter, GreeterServer};
+
 /// Username of the bootstrap admin of every test server.
 pub const ADMIN_USER: &str = "admin";
 /// Password of the bootstrap admin of every test server.
@@ -960,4 +968,24 @@ pub fn free_port() -> u16 {
         .local_addr()
         .expect("addr")
         .port()
+}
+
+impl TestServer {
+    /// The server still serves: health SERVING, and `good_token` still validates.
+    pub async fn assert_healthy(&self, good_token: &str) {
+        let h = bounded(
+            "health",
+            self.health_client().check(HealthCheckRequest {
+                service: String::new(),
+            }),
+        )
+        .await
+        .expect("health")
+        .into_inner();
+        assert_eq!(h.status, ServingStatus::Serving as i32, "health");
+        assert!(
+            self.validate(good_token).await.valid,
+            "a known-good token still validates"
+        );
+    }
 }

@@ -1,0 +1,258 @@
+//! The intercepted service of the suite: a `demo.v1.GreeterService` served on `127.0.0.1:0` behind
+//! `auth_interceptor::Authorizer::layer()`, its keys fetched from a running [`TestServer`]'s `GetJwks`.
+//! Policy: SayHello public, WhoAmI and StreamHello need a token, AdminHello needs the role `admin`,
+//! health public, everything else denied.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::time::Duration;
+
+use auth_interceptor::source::GrpcJwksFetcher;
+use auth_interceptor::{
+    Authorizer, JwksSource, JwksSourceConfig, Policy, RequestAuthExt, Verifier, VerifierConfig,
+};
+use auth_proto::demo::greeter_service_client::GreeterServiceClient;
+use auth_proto::demo::greeter_service_server::{GreeterService, GreeterServiceServer};
+use auth_proto::demo::{
+    AdminHelloRequest, AdminHelloResponse, SayHelloRequest, SayHelloResponse, StreamHelloRequest,
+    StreamHelloResponse, WhoAmIRequest, WhoAmIResponse,
+};
+use futures_util::Stream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::metadata::MetadataMap;
+use tonic::transport::{Channel, Endpoint, Server};
+use tonic::{Request, Response, Status};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::{ACCESS_TTL, LEEWAY, STEP_TIMEOUT, TestServer, bounded};
+
+/// The greeter implementation (the same behaviour as the `greeter_server` example).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Greeter;
+
+type HelloStream = Pin<Box<dyn Stream<Item = Result<StreamHelloResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl GreeterService for Greeter {
+    async fn say_hello(
+        &self,
+        request: Request<SayHelloRequest>,
+    ) -> Result<Response<SayHelloResponse>, Status> {
+        let name = request.into_inner().name;
+        Ok(Response::new(SayHelloResponse {
+            message: format!("Hello, {name}!"),
+        }))
+    }
+
+    async fn who_am_i(
+        &self,
+        request: Request<WhoAmIRequest>,
+    ) -> Result<Response<WhoAmIResponse>, Status> {
+        // The identity comes only from the verified token (request extensions), never from metadata.
+        let claims = request.auth()?;
+        Ok(Response::new(WhoAmIResponse {
+            subject: claims.sub.clone(),
+            username: claims.username.clone(),
+            roles: claims.roles.clone(),
+        }))
+    }
+
+    async fn admin_hello(
+        &self,
+        request: Request<AdminHelloRequest>,
+    ) -> Result<Response<AdminHelloResponse>, Status> {
+        let claims = request.auth()?;
+        Ok(Response::new(AdminHelloResponse {
+            message: format!("Hello, administrator {}!", claims.username),
+        }))
+    }
+
+    type StreamHelloStream = HelloStream;
+
+    async fn stream_hello(
+        &self,
+        request: Request<StreamHelloRequest>,
+    ) -> Result<Response<HelloStream>, Status> {
+        let username = request.auth()?.username.clone();
+        let count = request.get_ref().count.clamp(0, 10);
+        let items = (1..=count).map(move |i| {
+            Ok(StreamHelloResponse {
+                message: format!("Hello #{i}, {username}!"),
+            })
+        });
+        Ok(Response::new(Box::pin(futures_util::stream::iter(items))))
+    }
+}
+
+/// A running intercepted greeter.
+pub struct GreeterServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    channel: Channel,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<Result<(), tonic::transport::Error>>>,
+}
+
+impl std::fmt::Debug for GreeterServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GreeterServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The verifier settings of the auth server's defaults (issuer, audience, leeway, lifetime bound), so
+/// the layer and `Validate` judge tokens identically.
+pub fn verifier_config() -> VerifierConfig {
+    let mut vc = VerifierConfig::new("auth-server", "internal");
+    vc.leeway = Duration::from_secs(LEEWAY as u64);
+    vc.max_lifetime = Duration::from_secs(ACCESS_TTL as u64);
+    vc
+}
+
+impl GreeterServer {
+    /// Starts a greeter trusting `auth`'s keys (fetched through its `GetJwks`), waiting for the keys.
+    pub async fn start(auth: &TestServer) -> Self {
+        let keys = JwksSource::start(
+            GrpcJwksFetcher::new(auth.channel()),
+            JwksSourceConfig::default(),
+        );
+        keys.wait_for_keys(Duration::from_secs(10))
+            .await
+            .expect("greeter got the auth server's keys");
+        let policy = Policy::builder()
+            .with_health()
+            .public("demo.v1.GreeterService/SayHello")
+            .required("demo.v1.GreeterService/WhoAmI")
+            .required("demo.v1.GreeterService/StreamHello")
+            .any_role("demo.v1.GreeterService/AdminHello", ["admin"])
+            .build()
+            .expect("policy");
+        policy
+            .check_services(&["demo.v1.GreeterService"])
+            .expect("policy names only served services");
+        let auth_layer = Authorizer::new(Verifier::new(verifier_config()), keys, policy).layer();
+        let (reporter, health) = tonic_health::server::health_reporter();
+        reporter
+            .set_serving::<GreeterServiceServer<Greeter>>()
+            .await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("addr");
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(
+            Server::builder()
+                .layer(auth_layer)
+                .add_service(health)
+                .add_service(GreeterServiceServer::new(Greeter))
+                .serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(listener),
+                    async move {
+                        let _ = stop_rx.await;
+                    },
+                ),
+        );
+        let channel = Endpoint::from_shared(format!("http://{addr}"))
+            .expect("endpoint")
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(STEP_TIMEOUT)
+            .connect_lazy();
+        Self {
+            addr,
+            channel,
+            stop: Some(stop_tx),
+            handle: Some(handle),
+        }
+    }
+
+    /// A channel to the greeter (shared HTTP/2 connection).
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    /// A greeter client.
+    pub fn client(&self) -> GreeterServiceClient<Channel> {
+        GreeterServiceClient::new(self.channel())
+    }
+
+    /// `WhoAmI` with `authorization: Bearer <token>`.
+    pub async fn who_am_i(&self, token: &str) -> Result<WhoAmIResponse, Status> {
+        self.who_am_i_with(|m| {
+            m.insert(
+                "authorization",
+                format!("Bearer {token}").parse().expect("ascii token"),
+            );
+        })
+        .await
+    }
+
+    /// `WhoAmI` with metadata set by `meta`.
+    pub async fn who_am_i_with(
+        &self,
+        meta: impl FnOnce(&mut MetadataMap),
+    ) -> Result<WhoAmIResponse, Status> {
+        let mut req = Request::new(WhoAmIRequest {});
+        meta(req.metadata_mut());
+        bounded("WhoAmI", self.client().who_am_i(req))
+            .await
+            .map(Response::into_inner)
+    }
+
+    /// `AdminHello` with `authorization: Bearer <token>`.
+    pub async fn admin_hello(&self, token: &str) -> Result<AdminHelloResponse, Status> {
+        bounded(
+            "AdminHello",
+            self.client()
+                .admin_hello(crate::bearer(AdminHelloRequest {}, token)),
+        )
+        .await
+        .map(Response::into_inner)
+    }
+
+    /// Health SERVING, the public SayHello works, and `good_token` still passes WhoAmI.
+    pub async fn assert_healthy(&self, good_token: &str) {
+        let h = bounded(
+            "greeter health",
+            HealthClient::new(self.channel()).check(HealthCheckRequest {
+                service: String::new(),
+            }),
+        )
+        .await
+        .expect("greeter health")
+        .into_inner();
+        assert_eq!(h.status, ServingStatus::Serving as i32, "greeter health");
+        let r = bounded(
+            "SayHello",
+            self.client()
+                .say_hello(SayHelloRequest { name: "x".into() }),
+        )
+        .await
+        .expect("public SayHello");
+        assert_eq!(r.into_inner().message, "Hello, x!");
+        self.who_am_i(good_token)
+            .await
+            .expect("a known-good token still passes the layer");
+    }
+
+    /// Stops the greeter.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), h).await;
+        }
+    }
+}
+
+impl Drop for GreeterServer {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            h.abort();
+        }
+    }
+}
