@@ -989,3 +989,53 @@ impl TestServer {
         );
     }
 }
+
+/// A unary call of `path` with an already-encoded request body and metadata set by `meta`; the answer
+/// is decoded as an empty message (unknown fields skipped).
+pub async fn raw_unary(
+    channel: Channel,
+    path: &str,
+    body: Vec<u8>,
+    meta: impl FnOnce(&mut tonic::metadata::MetadataMap),
+) -> Result<(), tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    bounded("ready", grpc.ready()).await.expect("channel ready");
+    let mut req = tonic::Request::new(RawBytes(body));
+    meta(req.metadata_mut());
+    let path: http::uri::PathAndQuery = path.parse().expect("path");
+    bounded(
+        path.as_str(),
+        grpc.unary(
+            req,
+            path.clone(),
+            tonic_prost::ProstCodec::<RawBytes, ()>::default(),
+        ),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// A message whose encoding is exactly its bytes (already-encoded protobuf fields).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RawBytes(pub Vec<u8>);
+
+impl prost::Message for RawBytes {
+    fn encode_raw(&self, buf: &mut impl prost::bytes::BufMut) {
+        buf.put_slice(&self.0);
+    }
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: prost::encoding::WireType,
+        buf: &mut impl prost::bytes::Buf,
+        ctx: prost::encoding::DecodeContext,
+    ) -> Result<(), prost::DecodeError> {
+        prost::encoding::skip_field(wire_type, tag, buf, ctx)
+    }
+    fn encoded_len(&self) -> usize {
+        self.0.len()
+    }
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+}
