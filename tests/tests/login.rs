@@ -77,12 +77,20 @@ async fn login_failures_are_indistinguishable(backend: Backend) {
         "dave",
     )
     .await;
+    // A password-less (SSO-only) account: verified against the dummy hash like an unknown user.
+    s.seed_user("erin", "erin-password-1", &[]).await;
+    s.exec(
+        "UPDATE users SET password_hash = NULL WHERE username_key = $1",
+        "erin",
+    )
+    .await;
     let before = s.db.fingerprint().await;
 
     let cases = [
         ("nobody", "whatever-password", "unknown user"),
         ("carol", "wrong-password-1", "wrong password"),
         ("dave", "dave-password-1", "disabled user, right password"),
+        ("erin", "erin-password-1", "password-less user"),
     ];
     let mut seen = Vec::new();
     for (user, pw, what) in cases {
