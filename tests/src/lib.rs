@@ -129,7 +129,8 @@ pub fn try_parse_config(args: &[&str]) -> Result<Config, clap::Error> {
 pub struct Options {
     /// Run in HS256 shared-secret mode with a random secret.
     pub hs256: bool,
-    /// Extra command-line flags.
+    /// Extra command-line flags (a flag the harness sets by default, e.g. `--argon2-memory-kib`, is
+    /// replaced).
     pub extra_args: Vec<String>,
 }
 
@@ -416,6 +417,15 @@ impl TestServer {
         .iter()
         .map(|s| (*s).to_owned())
         .collect();
+        // A default flag also given in `extra_args` is dropped here: the caller's value wins.
+        let mut i = 0;
+        while i + 1 < args.len() {
+            if opts.extra_args.contains(&args[i]) {
+                args.drain(i..i + 2);
+            } else {
+                i += 2;
+            }
+        }
         if let Storage::Sqlite(dir) = &storage {
             args.push("--data-dir".into());
             args.push(dir.path().display().to_string());
