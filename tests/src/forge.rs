@@ -116,8 +116,8 @@ pub fn tampered(token: &str) -> Vec<(String, String)> {
 /// F01–F10 and K03 cases built from a real token `tok` of server `s` (and `other`, a second real
 /// token): each must be refused by every verifier.
 pub async fn forged_token_cases(s: &TestServer, tok: &str, other: &str) -> ForgedTokens {
-    let h = header_of(&tok);
-    let p = claims_of(&tok);
+    let h = header_of(tok);
+    let p = claims_of(tok);
     let kid = h["kid"].as_str().expect("kid").to_owned();
     let (hb, pb) = {
         let mut it = tok.split('.');
@@ -184,22 +184,22 @@ pub async fn forged_token_cases(s: &TestServer, tok: &str, other: &str) -> Forge
     p_u2["sub"] = json!("u2");
     add(
         "F02d sub changed",
-        resign_keep_signature(&tok, &h, &p_u2),
+        resign_keep_signature(tok, &h, &p_u2),
         Some(InvalidReason::BadSignature),
     );
     add(
         "F02e signature of another token",
-        format!("{hb}.{pb}.{}", signature_of(&other)),
+        format!("{hb}.{pb}.{}", signature_of(other)),
         Some(InvalidReason::BadSignature),
     );
     add(
         "F02 four parts",
-        format!("{tok}.{}", signature_of(&tok)),
+        format!("{tok}.{}", signature_of(tok)),
         Some(InvalidReason::Malformed),
     );
     add(
         "F02 padded",
-        format!("{hb}=.{pb}.{}", signature_of(&tok)),
+        format!("{hb}=.{pb}.{}", signature_of(tok)),
         Some(InvalidReason::Malformed),
     );
     // F03: HS256 with an empty key.
@@ -367,12 +367,12 @@ pub async fn forged_token_cases(s: &TestServer, tok: &str, other: &str) -> Forge
     ] {
         add(
             &format!("F09 alg={alg}"),
-            resign_keep_signature(&tok, &jwt_header(alg, &kid), &p),
+            resign_keep_signature(tok, &jwt_header(alg, &kid), &p),
             None,
         );
     }
     // F10: tampering without re-signing.
-    for (what, t) in tampered(&tok) {
+    for (what, t) in tampered(tok) {
         cases.push((what, t, None));
     }
     // Garbage.

@@ -297,7 +297,7 @@ async fn metadata_abuse_is_refused_by_the_layer(backend: Backend) {
     assert_layer_refused(r, "M06 -bin only", &t1);
     let mut raw = format!("Bearer {}", &t1[..20]).into_bytes();
     raw.extend_from_slice(&[0x80, 0xff, 0xfe]);
-    raw.extend_from_slice(t1[20..].as_bytes());
+    raw.extend_from_slice(&t1.as_bytes()[20..]);
     let r = g
         .who_am_i_with(|m| insert_raw(m, "authorization", &raw))
         .await;
