@@ -512,7 +512,6 @@ async fn hs256_weak_secrets_are_refused_and_never_verify() {
             "shhhhh",
             "default",
             "auth-server",
-            "gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr9C",
             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
             "01234567890123456789012345678901",
             "secretsecretsecretsecretsecretsecret",
@@ -532,10 +531,13 @@ async fn hs256_weak_secrets_are_refused_and_never_verify() {
                 Err(e) => assert_eq!(e.setting, "AUTH_HS256_SECRET", "{secret:?}: {e}"),
                 // A 32-byte secret with enough distinct characters passes the static check; it is
                 // published in jwt_tool's list, so it must at least never verify a real token below.
-                Ok(_) => assert!(
-                    secret.len() >= 32,
-                    "weak HS256 secret {secret:?} accepted at startup"
-                ),
+                Ok(_) => {
+                    println!("K01: {secret:?} passes the static startup check");
+                    assert!(
+                        secret.len() >= 32,
+                        "weak HS256 secret {secret:?} accepted at startup"
+                    )
+                }
             }
         }
         let s = TestServer::start_with(Backend::Sqlite, Options::hs256()).await;
@@ -673,4 +675,28 @@ async fn reflected_methods(s: &TestServer, services: &[&str]) -> Vec<String> {
     out.sort();
     out.dedup();
     out
+}
+
+/// K01: a 32-byte secret that is a short pattern repeated ("0123456789" ×3 + "01") has 10 distinct
+/// characters and passes the startup check, although it is as guessable as the pattern.
+#[test]
+#[ignore = "BUG: AUTH_HS256_SECRET check counts distinct characters only; a repeated short pattern such as 01234567890123456789012345678901 is accepted"]
+fn hs256_repeated_pattern_secret_is_refused() {
+    for secret in [
+        "01234567890123456789012345678901",
+        "abcdefghijabcdefghijabcdefghijab",
+    ] {
+        let e = try_parse_config(&[
+            "--signing-alg",
+            "HS256",
+            "--hs256-secret",
+            secret,
+            "--database-url",
+            "sqlite:///tmp/unused.db",
+        ])
+        .expect("flags parse")
+        .validate()
+        .expect_err("repeated-pattern secret accepted");
+        assert_eq!(e.setting, "AUTH_HS256_SECRET");
+    }
 }
