@@ -451,16 +451,20 @@ impl Config {
 }
 
 fn check_hs_secret(secret: &str) -> Result<(), ConfigError> {
-    if secret.len() < auth_interceptor::keys::MIN_HMAC_SECRET_LEN {
+    let b = secret.as_bytes();
+    if b.len() < auth_interceptor::keys::MIN_HMAC_SECRET_LEN {
         return Err(bad("AUTH_HS256_SECRET", "must be at least 32 bytes"));
     }
-    let mut distinct: Vec<u8> = secret.bytes().collect();
+    let mut distinct = b.to_vec();
     distinct.sort_unstable();
     distinct.dedup();
-    if distinct.len() < 10 {
+    // Guessable shapes: few symbols, a short pattern repeated, or a run like "abcdef…"/"0123…".
+    let periodic = (1..=b.len() / 2).any(|p| b[p..].iter().zip(b).all(|(x, y)| x == y));
+    let steps = b.windows(2).filter(|w| w[1].abs_diff(w[0]) <= 1).count();
+    if distinct.len() < 10 || periodic || steps * 2 >= b.len() {
         return Err(bad(
             "AUTH_HS256_SECRET",
-            "is not random enough (too few distinct characters)",
+            "is not random enough (generate one with `openssl rand -base64 48`)",
         ));
     }
     Ok(())
@@ -505,7 +509,14 @@ mod tests {
             parse(&["--signing-alg", "HS256"]).unwrap_err().setting,
             "AUTH_HS256_SECRET"
         );
-        for weak in ["", "secret", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"] {
+        for weak in [
+            "",
+            "secret",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "01234567890123456789012345678901",
+            "abcdefghijabcdefghijabcdefghijab",
+            "abcdefghijklmnopqrstuvwxyz012345",
+        ] {
             let e = parse(&["--signing-alg", "HS256", "--hs256-secret", weak]).unwrap_err();
             assert_eq!(e.setting, "AUTH_HS256_SECRET", "{weak:?}");
         }
@@ -514,7 +525,7 @@ mod tests {
                 "--signing-alg",
                 "HS256",
                 "--hs256-secret",
-                "0123456789abcdefghijklmnopqrstuvwxyz"
+                "q7Vx2LmZ9pTcR4wYb8NkHs3JdF6gAeUo"
             ])
             .is_ok()
         );

@@ -201,7 +201,7 @@ fn config_errors_name_the_setting() {
             "--signing-alg",
             "HS256",
             "--hs256-secret",
-            "0123456789abcdefghijklmnopqrstuvwxyz",
+            "q7Vx2LmZ9pTcR4wYb8NkHs3JdF6gAeUo",
         ],
     ] {
         try_parse_config(&args)
