@@ -4,7 +4,11 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["auth/v1/auth.proto", "auth/v1/admin.proto", "demo/v1/greeter.proto"];
+    let files = [
+        "auth/v1/auth.proto",
+        "auth/v1/admin.proto",
+        "demo/v1/greeter.proto",
+    ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");
     }
