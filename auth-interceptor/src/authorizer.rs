@@ -103,13 +103,10 @@ impl Authorizer {
         if let Some(claims) = self.cache.get(token, &keys, now) {
             return Ok(Outcome::Verified(claims));
         }
-        match self.verifier.verify_at(&keys, token, now) {
-            Ok(claims) => {
-                let claims = Arc::new(claims);
-                // verify_at succeeded, so the header (and its kid) parsed.
-                if let Ok(kid) = self.verifier.token_kid(token) {
-                    self.cache.insert(token, &kid, claims.clone(), now);
-                }
+        match self.verifier.verify_with_kid(&keys, token, now) {
+            Ok(verified) => {
+                let claims = Arc::new(verified.claims);
+                self.cache.insert(token, &verified.kid, claims.clone(), now);
                 Ok(Outcome::Verified(claims))
             }
             Err(VerifyError::UnknownKey) => {

@@ -90,7 +90,7 @@ pub use layer::{AuthLayer, AuthMiddleware};
 pub use policy::{Access, Policy, PolicyBuilder, PolicyError, Rule};
 pub use revoke::RevocationChecker;
 pub use source::{JwksSource, JwksSourceConfig, KeySource, KeysUnavailable};
-pub use verify::{Verifier, VerifierConfig, VerifyError};
+pub use verify::{Verified, Verifier, VerifierConfig, VerifyError};
 
 /// Re-export of the `jsonwebtoken` algorithm type used in this crate's API.
 pub use jsonwebtoken::Algorithm;

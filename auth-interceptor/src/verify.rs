@@ -5,7 +5,7 @@
 //! the header `alg` equal to that key's one algorithm; `iss`, `aud`, `sub`, `exp`, `nbf` and `iat` present
 //! and typed; `nbf`/`iat` not in the future; a bounded lifetime; a configurable leeway.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -83,10 +83,13 @@ pub enum VerifyError {
 }
 
 #[derive(Deserialize)]
-struct RawHeader {
-    alg: String,
-    typ: Option<String>,
-    kid: Option<String>,
+struct RawHeader<'a> {
+    #[serde(borrow)]
+    alg: Cow<'a, str>,
+    #[serde(borrow)]
+    typ: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    kid: Option<Cow<'a, str>>,
     crit: Option<serde::de::IgnoredAny>,
     jku: Option<serde::de::IgnoredAny>,
     jwk: Option<serde::de::IgnoredAny>,
@@ -146,7 +149,17 @@ impl WireClaims {
 #[derive(Debug, Clone)]
 pub struct Verifier {
     config: VerifierConfig,
-    validations: HashMap<Algorithm, Validation>,
+    /// One `Validation` per supported algorithm, indexed by [`alg_index`].
+    validations: Vec<Validation>,
+}
+
+/// A verified token's claims and the `kid` of the key that verified it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The claims.
+    pub claims: Claims,
+    /// The key id from the token's header.
+    pub kid: String,
 }
 
 const SUPPORTED: [Algorithm; 12] = [
@@ -181,7 +194,7 @@ impl Verifier {
                 v.validate_exp = false;
                 v.validate_nbf = false;
                 v.leeway = 0;
-                (alg, v)
+                v
             })
             .collect();
         Self {
@@ -203,10 +216,14 @@ impl Verifier {
     /// Returns the `kid` a token names, after the same structural checks as [`Verifier::verify`]
     /// (size, encoding, header rules). Used to decide whether an unknown key warrants a refetch.
     pub fn token_kid(&self, token: &str) -> Result<String, VerifyError> {
-        Ok(self.parse_header(token)?.0)
+        let raw = self.header_bytes(token)?;
+        let (kid, _) = check_header(&raw)?;
+        Ok(kid.into_owned())
     }
 
-    fn parse_header(&self, token: &str) -> Result<(String, String), VerifyError> {
+    /// The decoded header segment, after the size cap and the three-segment shape check. The payload
+    /// and signature segments are decoded (strictly) by `jsonwebtoken`.
+    fn header_bytes(&self, token: &str) -> Result<Vec<u8>, VerifyError> {
         if token.len() > self.config.max_token_len {
             return Err(VerifyError::TooLarge);
         }
@@ -216,53 +233,35 @@ impl Verifier {
         else {
             return Err(VerifyError::Malformed("encoding"));
         };
-        let b64 = |x: &str| {
-            !x.is_empty()
-                && x.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        };
-        if !b64(h) || !b64(p) || !b64(s) {
+        if h.is_empty() || p.is_empty() || s.is_empty() {
             return Err(VerifyError::Malformed("encoding"));
         }
-        let raw = URL_SAFE_NO_PAD
+        URL_SAFE_NO_PAD
             .decode(h)
-            .map_err(|_| VerifyError::Malformed("encoding"))?;
-        let header: RawHeader =
-            serde_json::from_slice(&raw).map_err(|_| VerifyError::Malformed("header"))?;
-        if header.crit.is_some() {
-            return Err(VerifyError::Malformed("crit header"));
-        }
-        if header.jku.is_some()
-            || header.jwk.is_some()
-            || header.x5u.is_some()
-            || header.x5c.is_some()
-        {
-            return Err(VerifyError::Malformed("key reference header"));
-        }
-        let typ_ok = header.typ.as_deref().is_some_and(|t| {
-            t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
-        });
-        if !typ_ok {
-            return Err(VerifyError::Malformed("typ"));
-        }
-        let kid = header
-            .kid
-            .filter(|k| !k.is_empty())
-            .ok_or(VerifyError::Malformed("kid"))?;
-        Ok((kid, header.alg))
+            .map_err(|_| VerifyError::Malformed("encoding"))
     }
 
     /// Verifies `token` as of `now` (seconds since the Unix epoch).
     pub fn verify_at(&self, keys: &KeySet, token: &str, now: u64) -> Result<Claims, VerifyError> {
-        let (kid, alg) = self.parse_header(token)?;
+        self.verify_with_kid(keys, token, now).map(|v| v.claims)
+    }
+
+    /// [`Verifier::verify_at`], also returning the `kid` (for caches keyed on the signing key).
+    pub fn verify_with_kid(
+        &self,
+        keys: &KeySet,
+        token: &str,
+        now: u64,
+    ) -> Result<Verified, VerifyError> {
+        let raw = self.header_bytes(token)?;
+        let (kid, alg) = check_header(&raw)?;
         let key = keys.get(&kid).ok_or(VerifyError::UnknownKey)?;
         // One key, one algorithm: the header never selects the algorithm (RFC 8725 §3.1).
         if alg != alg_name(key.alg) {
             return Err(VerifyError::Malformed("alg"));
         }
-        let validation = self
-            .validations
-            .get(&key.alg)
+        let validation = alg_index(key.alg)
+            .and_then(|i| self.validations.get(i))
             .ok_or(VerifyError::Malformed("alg"))?;
         let data =
             jsonwebtoken::decode::<WireClaims>(token, &key.key, validation).map_err(|e| match e
@@ -289,8 +288,41 @@ impl Verifier {
         if claims.nbf > now.saturating_add(leeway) || claims.iat > now.saturating_add(leeway) {
             return Err(VerifyError::NotYetValid);
         }
-        Ok(claims)
+        Ok(Verified {
+            claims,
+            kid: kid.into_owned(),
+        })
     }
+}
+
+/// Applies the header rules to a decoded header: no `crit`, no key references, `typ: at+jwt`, a `kid`.
+/// Returns the `kid` and `alg`, borrowed from `raw` where possible.
+fn check_header(raw: &[u8]) -> Result<(Cow<'_, str>, Cow<'_, str>), VerifyError> {
+    let header: RawHeader<'_> =
+        serde_json::from_slice(raw).map_err(|_| VerifyError::Malformed("header"))?;
+    if header.crit.is_some() {
+        return Err(VerifyError::Malformed("crit header"));
+    }
+    if header.jku.is_some() || header.jwk.is_some() || header.x5u.is_some() || header.x5c.is_some()
+    {
+        return Err(VerifyError::Malformed("key reference header"));
+    }
+    let typ_ok = header.typ.as_deref().is_some_and(|t| {
+        t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
+    });
+    if !typ_ok {
+        return Err(VerifyError::Malformed("typ"));
+    }
+    let kid = header
+        .kid
+        .filter(|k| !k.is_empty())
+        .ok_or(VerifyError::Malformed("kid"))?;
+    Ok((kid, header.alg))
+}
+
+/// Position of `alg` in [`SUPPORTED`].
+fn alg_index(alg: Algorithm) -> Option<usize> {
+    SUPPORTED.iter().position(|a| *a == alg)
 }
 
 /// The JOSE name of an algorithm (`"EdDSA"`, `"ES256"`, ...).
