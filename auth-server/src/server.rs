@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use auth_interceptor::cache::TokenCache;
 use auth_interceptor::{Verifier, VerifierConfig};
 use auth_proto::v1::admin_service_server::AdminServiceServer;
 use auth_proto::v1::auth_service_server::AuthServiceServer;
@@ -159,6 +160,7 @@ pub async fn build_state(
         },
         clock,
         throttle: crate::throttle::Throttle::new(settings.throttle),
+        token_cache: TokenCache::default(),
         proxy_header: c
             .trusted_proxy_header
             .as_deref()

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use auth_interceptor::Verifier;
+use auth_interceptor::cache::TokenCache;
+use auth_interceptor::{Claims, Verifier, VerifyError};
 
 use crate::clock::Clock;
 use crate::error::AuthError;
@@ -41,6 +42,9 @@ pub struct AppState {
     pub throttle: crate::throttle::Throttle,
     /// Header carrying the client address, set by a trusted proxy.
     pub proxy_header: Option<http::HeaderName>,
+    /// Already verified access tokens (by SHA-256), so `Validate` of a token seen before skips the
+    /// signature check; the session and user are still checked on every call.
+    pub token_cache: TokenCache,
 }
 
 impl std::fmt::Debug for AppState {
@@ -99,6 +103,20 @@ impl AppState {
             refresh_expires_in: refresh_expires_at - now,
             session_id,
         })
+    }
+
+    /// Verifies an access token's signature and claims as of `now`, through the verified-token cache.
+    pub fn verify_access_token(&self, token: &str, now: i64) -> Result<Arc<Claims>, VerifyError> {
+        let now = u64::try_from(now).unwrap_or_default();
+        let keys = self.keys.verification_keys().load();
+        if let Some(claims) = self.token_cache.get(token, &keys, now) {
+            return Ok(claims);
+        }
+        let verified = self.verifier.verify_with_kid(&keys, token, now)?;
+        let claims = Arc::new(verified.claims);
+        self.token_cache
+            .insert(token, &verified.kid, claims.clone(), now);
+        Ok(claims)
     }
 
     /// Creates a user with a password and roles (admin API, CLI and bootstrap admin): validates the

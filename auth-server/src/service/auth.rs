@@ -158,19 +158,12 @@ impl AuthServiceImpl {
     async fn validate(&self, req: ValidateRequest) -> Result<ValidateResponse, AuthError> {
         let st = &self.state;
         let now = st.now();
-        let now_u = u64::try_from(now).unwrap_or_default();
-        let mut result = st.verifier.verify_at(
-            &st.keys.verification_keys().load(),
-            &req.access_token,
-            now_u,
-        );
-        if result == Err(VerifyError::UnknownKey) && st.keys.reload_rate_limited(now).await? {
+        let mut result = st.verify_access_token(&req.access_token, now);
+        if result.as_ref().err() == Some(&VerifyError::UnknownKey)
+            && st.keys.reload_rate_limited(now).await?
+        {
             // Another replica may have rotated keys since our last reload.
-            result = st.verifier.verify_at(
-                &st.keys.verification_keys().load(),
-                &req.access_token,
-                now_u,
-            );
+            result = st.verify_access_token(&req.access_token, now);
         }
         let claims = match result {
             Ok(c) => c,
@@ -188,12 +181,12 @@ impl AuthServiceImpl {
             valid: true,
             reason: InvalidReason::Unspecified.into(),
             claims: Some(AccessTokenClaims {
-                subject: claims.sub,
-                username: claims.username,
-                roles: claims.roles,
-                session_id: claims.sid,
-                token_id: claims.jti,
-                issuer: claims.iss,
+                subject: claims.sub.clone(),
+                username: claims.username.clone(),
+                roles: claims.roles.clone(),
+                session_id: claims.sid.clone(),
+                token_id: claims.jti.clone(),
+                issuer: claims.iss.clone(),
                 audience: claims.aud.iter().map(str::to_owned).collect(),
                 issue_time: Some(timestamp(claims.iat as i64)),
                 expire_time: Some(timestamp(claims.exp as i64)),
