@@ -1,11 +1,12 @@
 //! Password hashing with argon2id: explicit parameters, PHC strings, NFC normalisation, a bounded
 //! blocking pool, a dummy hash for unknown users, and rehash detection.
 
+mod engine;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::Params;
 use tokio::sync::Semaphore;
 use unicode_normalization::UnicodeNormalization;
 use zeroize::Zeroizing;
@@ -52,7 +53,7 @@ pub struct PasswordHasher {
 }
 
 struct Inner {
-    params: Params,
+    engine: engine::Engine,
     permits: Semaphore,
     waiting: AtomicUsize,
     max_queued: usize,
@@ -63,7 +64,7 @@ struct Inner {
 impl std::fmt::Debug for PasswordHasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PasswordHasher")
-            .field("params", &self.inner.params)
+            .field("params", self.inner.engine.params())
             .finish_non_exhaustive()
     }
 }
@@ -78,12 +79,13 @@ impl PasswordHasher {
     pub fn new(hash: HashParams, policy: PasswordPolicy) -> Result<Self, AuthError> {
         let params = Params::new(hash.memory_kib, hash.iterations, hash.parallelism, Some(32))
             .map_err(|e| AuthError::Internal(format!("argon2 params: {e}")))?;
+        let engine = engine::Engine::new(params);
         let mut dummy_secret = [0u8; 24];
         aws_lc_rs::rand::fill(&mut dummy_secret).map_err(|_| AuthError::Internal("rng".into()))?;
-        let dummy_hash = hash_with(&params, &dummy_secret)?;
+        let dummy_hash = engine.hash(&dummy_secret)?;
         Ok(Self {
             inner: Arc::new(Inner {
-                params,
+                engine,
                 permits: Semaphore::new(hash.max_concurrent.max(1)),
                 waiting: AtomicUsize::new(0),
                 max_queued: hash.max_queued,
@@ -140,8 +142,8 @@ impl PasswordHasher {
 
     /// Hashes an already-normalised password into a PHC string.
     pub async fn hash(&self, password: Zeroizing<String>) -> Result<String, AuthError> {
-        let params = self.inner.params.clone();
-        self.run(move || hash_with(&params, password.as_bytes()))
+        let inner = self.inner.clone();
+        self.run(move || inner.engine.hash(password.as_bytes()))
             .await
     }
 
@@ -155,20 +157,20 @@ impl PasswordHasher {
         let inner = self.inner.clone();
         self.run(move || {
             let real = phc.is_some();
-            let phc = phc.unwrap_or_else(|| inner.dummy_hash.clone());
-            let Ok(parsed) = PasswordHash::new(&phc) else {
-                tracing::error!("stored password hash is not a valid PHC string");
-                return Ok(Verified {
-                    ok: false,
-                    needs_rehash: false,
-                });
-            };
-            let ok = Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-                && real;
-            let needs_rehash = ok && !matches_params(&parsed, &inner.params);
-            Ok(Verified { ok, needs_rehash })
+            let phc = phc.as_deref().unwrap_or(&inner.dummy_hash);
+            match inner.engine.verify(password.as_bytes(), phc) {
+                Ok(c) => Ok(Verified {
+                    ok: c.ok && real,
+                    needs_rehash: c.ok && real && !c.current_params,
+                }),
+                Err(e) => {
+                    tracing::error!(error = %e, "stored password hash unusable");
+                    Ok(Verified {
+                        ok: false,
+                        needs_rehash: false,
+                    })
+                }
+            }
         })
         .await
     }
@@ -197,28 +199,6 @@ impl PasswordHasher {
         drop(permit);
         result
     }
-}
-
-fn hash_with(params: &Params, password: &[u8]) -> Result<String, AuthError> {
-    let mut salt = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut salt).map_err(|_| AuthError::Internal("rng".into()))?;
-    let salt =
-        SaltString::encode_b64(&salt).map_err(|e| AuthError::Internal(format!("salt: {e}")))?;
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
-        .hash_password(password, &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| AuthError::Internal(format!("argon2: {e}")))
-}
-
-fn matches_params(hash: &PasswordHash<'_>, params: &Params) -> bool {
-    let Ok(stored) = Params::try_from(hash) else {
-        return false;
-    };
-    hash.algorithm.as_str() == "argon2id"
-        && hash.version == Some(Version::V0x13.into())
-        && stored.m_cost() == params.m_cost()
-        && stored.t_cost() == params.t_cost()
-        && stored.p_cost() == params.p_cost()
 }
 
 #[cfg(test)]
