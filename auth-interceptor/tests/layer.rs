@@ -42,7 +42,7 @@ async fn every_status_and_per_method_rules() {
         .say_hello(SayHelloRequest { name: "x".into() })
         .await
         .unwrap();
-    assert_eq!(r.into_inner().message, "hello x");
+    assert_eq!(r.into_inner().message, "Hello, x!");
     c.say_hello(with_auth(SayHelloRequest::default(), "Basic junk"))
         .await
         .unwrap();
@@ -96,7 +96,14 @@ async fn streaming_rpcs_are_protected() {
     while let Some(item) = stream.next().await {
         got.push(item.unwrap().message);
     }
-    assert_eq!(got, vec!["hello u1 #0", "hello u1 #1", "hello u1 #2"]);
+    assert_eq!(
+        got,
+        vec![
+            "Hello #1, user-u1!",
+            "Hello #2, user-u1!",
+            "Hello #3, user-u1!"
+        ]
+    );
 }
 
 #[tokio::test]

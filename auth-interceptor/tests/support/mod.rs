@@ -12,14 +12,11 @@ use std::time::Duration;
 
 use auth_interceptor::testing::{self, TestKey, claims_at};
 use auth_interceptor::verify::unix_now;
-use auth_interceptor::{AuthLayer, Authorizer, KeySource, Policy, RequestAuthExt};
+use auth_interceptor::{AuthLayer, Authorizer, KeySource, Policy};
 use auth_proto::demo::greeter_service_client::GreeterServiceClient;
-use auth_proto::demo::greeter_service_server::{GreeterService, GreeterServiceServer};
-use auth_proto::demo::*;
+use auth_proto::demo::greeter_service_server::GreeterServiceServer;
 use auth_proto::v1::auth_service_server::{AuthService, AuthServiceServer};
 use auth_proto::v1::*;
-use futures_util::Stream;
-use std::pin::Pin;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::metadata::MetadataValue;
@@ -47,60 +44,7 @@ pub fn authorizer(keys: impl KeySource) -> Authorizer {
 // ---------------------------------------------------------------------------------------------------
 // Greeter
 
-#[derive(Default, Clone)]
-pub struct Greeter;
-
-type HelloStream = Pin<Box<dyn Stream<Item = Result<StreamHelloResponse, Status>> + Send>>;
-
-#[tonic::async_trait]
-impl GreeterService for Greeter {
-    async fn say_hello(
-        &self,
-        request: Request<SayHelloRequest>,
-    ) -> Result<Response<SayHelloResponse>, Status> {
-        Ok(Response::new(SayHelloResponse {
-            message: format!("hello {}", request.into_inner().name),
-        }))
-    }
-
-    async fn who_am_i(
-        &self,
-        request: Request<WhoAmIRequest>,
-    ) -> Result<Response<WhoAmIResponse>, Status> {
-        let claims = request.auth()?;
-        Ok(Response::new(WhoAmIResponse {
-            subject: claims.sub.clone(),
-            username: claims.username.clone(),
-            roles: claims.roles.clone(),
-        }))
-    }
-
-    async fn admin_hello(
-        &self,
-        request: Request<AdminHelloRequest>,
-    ) -> Result<Response<AdminHelloResponse>, Status> {
-        let claims = request.auth()?;
-        Ok(Response::new(AdminHelloResponse {
-            message: format!("hello admin {}", claims.sub),
-        }))
-    }
-
-    type StreamHelloStream = HelloStream;
-
-    async fn stream_hello(
-        &self,
-        request: Request<StreamHelloRequest>,
-    ) -> Result<Response<HelloStream>, Status> {
-        let sub = request.auth()?.sub.clone();
-        let n = request.get_ref().count.clamp(0, 10);
-        let items = (0..n).map(move |i| {
-            Ok(StreamHelloResponse {
-                message: format!("hello {sub} #{i}"),
-            })
-        });
-        Ok(Response::new(Box::pin(tokio_stream::iter(items))))
-    }
-}
+pub use auth_interceptor::testing::Greeter;
 
 /// Serves the greeter behind `layer` (applied to the whole server) on 127.0.0.1:0.
 pub async fn serve_greeter(layer: AuthLayer) -> SocketAddr {
