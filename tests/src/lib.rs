@@ -104,6 +104,32 @@ pub async fn bounded<T>(what: &str, fut: impl Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("{what}: timed out"))
 }
 
+/// One gRPC reflection (v1) request and its answer, against `s`.
+pub async fn reflect(
+    s: &TestServer,
+    request: tonic_reflection::pb::v1::server_reflection_request::MessageRequest,
+) -> tonic_reflection::pb::v1::server_reflection_response::MessageResponse {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    let mut client = ServerReflectionClient::new(s.channel());
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(request),
+    };
+    let mut stream = bounded(
+        "reflection",
+        client.server_reflection_info(tokio_stream::iter(vec![req])),
+    )
+    .await
+    .expect("reflection")
+    .into_inner();
+    let answer = bounded("reflection answer", stream.message())
+        .await
+        .expect("stream")
+        .expect("one answer");
+    answer.message_response.expect("a reflection answer")
+}
+
 #[derive(Parser)]
 struct Cli {
     #[command(flatten)]

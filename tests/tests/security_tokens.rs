@@ -633,30 +633,13 @@ async fn keys_are_bound_to_one_algorithm_and_published_public_only() {
 /// The methods of `services`, from the reflection service's file descriptors: `/pkg.Svc/Method`.
 async fn reflected_methods(s: &TestServer, services: &[&str]) -> Vec<String> {
     use prost::Message;
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
-    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
     let mut out = Vec::new();
     for svc in services {
-        let mut refl = ServerReflectionClient::new(s.channel());
-        let req = ServerReflectionRequest {
-            host: String::new(),
-            message_request: Some(MessageRequest::FileContainingSymbol((*svc).to_owned())),
-        };
-        let mut stream = bounded(
-            "reflection",
-            refl.server_reflection_info(tokio_stream::iter(vec![req])),
-        )
-        .await
-        .expect("reflection")
-        .into_inner();
-        let msg = bounded("reflection answer", stream.message())
-            .await
-            .expect("stream")
-            .expect("answer");
-        let Some(MessageResponse::FileDescriptorResponse(files)) = msg.message_response else {
-            panic!("unexpected reflection answer {msg:?}");
+        let answer = reflect(s, MessageRequest::FileContainingSymbol((*svc).to_owned())).await;
+        let MessageResponse::FileDescriptorResponse(files) = answer else {
+            panic!("unexpected reflection answer {answer:?}");
         };
         for bytes in files.file_descriptor_proto {
             let fd = prost_types::FileDescriptorProto::decode(bytes.as_slice()).expect("fd");

@@ -6,8 +6,6 @@ use std::time::Duration;
 use e2e_tests::*;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_reflection::pb::v1::ServerReflectionRequest;
-use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
@@ -34,24 +32,9 @@ async fn health_and_reflection(backend: Backend) {
         .expect_err("unknown service");
     assert_eq!(st.code(), tonic::Code::NotFound);
 
-    let mut refl = ServerReflectionClient::new(s.channel());
-    let req = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let mut stream = bounded(
-        "reflection",
-        refl.server_reflection_info(tokio_stream::iter(vec![req])),
-    )
-    .await
-    .expect("reflection")
-    .into_inner();
-    let msg = bounded("reflection answer", stream.message())
-        .await
-        .expect("stream")
-        .expect("one answer");
-    let Some(MessageResponse::ListServicesResponse(list)) = msg.message_response else {
-        panic!("unexpected reflection answer {msg:?}");
+    let answer = reflect(&s, MessageRequest::ListServices(String::new())).await;
+    let MessageResponse::ListServicesResponse(list) = answer else {
+        panic!("unexpected reflection answer {answer:?}");
     };
     let names: BTreeSet<String> = list.service.into_iter().map(|s| s.name).collect();
     let app: BTreeSet<&str> = names
