@@ -1,5 +1,6 @@
-//! Persistence: the [`Store`] trait and its records, with one implementation per backend
-//! ([`postgres::PgStore`] for production, [`sqlite::SqliteStore`] as the zero-config default).
+//! Persistence: the [`Store`] trait and its records, implemented once ([`sql::SqlStore`]) over two
+//! backends whose differences live in one [`dialect::Dialect`] file each: [`postgres::PgStore`] for
+//! production, [`sqlite::SqliteStore`] as the zero-config default.
 //!
 //! Every method that depends on time takes `now` (seconds since the Unix epoch) from the caller, so
 //! the services own the clock and tests can move it. Secrets never reach this layer in clear: refresh
@@ -7,8 +8,10 @@
 
 use async_trait::async_trait;
 
+pub mod dialect;
 pub mod postgres;
-mod shared_sql;
+mod rows;
+pub mod sql;
 pub mod sqlite;
 
 #[cfg(test)]

@@ -1,0 +1,712 @@
+//! The one implementation of [`Store`]: every query, written once, for any backend that implements
+//! [`Dialect`]. The SQL is the common subset of PostgreSQL and SQLite (`$n` parameters, `RETURNING`,
+//! `ON CONFLICT`); what differs lives in the dialect files.
+
+use async_trait::async_trait;
+use sqlx::{
+    ColumnIndex, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type,
+};
+
+use super::dialect::Dialect;
+use super::rows::{
+    AuditRow, KeyRow, ReusedTokenRow, SessionOwnerRow, SessionRow, SessionStatusRow,
+    SpentTokenRow, UserRow, audit_columns, encode_roles, key_columns, session_columns,
+    user_columns,
+};
+use super::{
+    AuditEvent, AuditQuery, KeyStatus, NewSession, RevokeScope, RotateOutcome, SessionRecord,
+    SessionStatus, SigningKeyRecord, Store, StoreError, StoreResult, UserRecord,
+    is_concurrent_duplicate,
+};
+
+/// A [`Store`] over a connection pool of backend `DB` (see `PgStore` and `SqliteStore`).
+#[derive(Debug)]
+pub struct SqlStore<DB: Dialect> {
+    pub(super) pool: Pool<DB>,
+}
+
+impl<DB: Dialect> Clone for SqlStore<DB> {
+    fn clone(&self) -> Self {
+        Self {
+            pool: self.pool.clone(),
+        }
+    }
+}
+
+impl<DB: Dialect> SqlStore<DB> {
+    /// Wraps an existing pool.
+    pub fn from_pool(pool: Pool<DB>) -> Self {
+        Self { pool }
+    }
+
+    /// The underlying pool.
+    pub fn pool(&self) -> &Pool<DB> {
+        &self.pool
+    }
+
+    /// Begins a transaction that writes (see [`Dialect::BEGIN_WRITE`]).
+    async fn begin_write(&self) -> Result<Transaction<'static, DB>, sqlx::Error> {
+        self.pool.begin_with(DB::BEGIN_WRITE).await
+    }
+}
+
+/// Ends every live session of `user_id` (but `except`) with `reason`: `$1` user, `$2` except or NULL,
+/// `$3` now, `$4` reason.
+const REVOKE_USER_SESSIONS: &str = "UPDATE sessions SET revoked_at = $3, revoke_reason = $4 \
+     WHERE user_id = $1 AND revoked_at IS NULL AND absolute_expires_at > $3 \
+     AND ($2 IS NULL OR id <> $2)";
+
+/// Stores a refresh token in its session's current generation: `$1` digest, `$2` session, `$3` now,
+/// `$4` expiry.
+const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens \
+     (token_hash, session_id, created_at, expires_at, generation) \
+     VALUES ($1, $2, $3, $4, (SELECT generation FROM sessions WHERE id = $2))";
+
+/// Stores a signing key: `$1`..`$7` = kid, alg, status, encrypted key, public JWK, created, until.
+const INSERT_KEY: &str = "INSERT INTO signing_keys \
+     (kid, alg, status, private_key_enc, public_jwk, created_at, publish_until) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+/// Maps an insert error on `users` to a conflict when a unique rule was violated.
+fn user_insert_error<DB: Dialect>(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            if DB::is_user_id_violation(d.as_ref()) {
+                StoreError::Conflict("user id taken")
+            } else {
+                StoreError::Conflict("username taken")
+            }
+        }
+        _ => StoreError::Database(e),
+    }
+}
+
+/// Rolls back a rotation that must leave no trace.
+async fn reject<DB: Dialect>(tx: Transaction<'_, DB>) -> StoreResult<RotateOutcome> {
+    tx.rollback().await?;
+    Ok(RotateOutcome::Rejected)
+}
+
+#[async_trait]
+impl<DB> Store for SqlStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Decode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+    for<'r> UserRow: FromRow<'r, DB::Row>,
+    for<'r> SessionRow: FromRow<'r, DB::Row>,
+    for<'r> SessionStatusRow: FromRow<'r, DB::Row>,
+    for<'r> SessionOwnerRow: FromRow<'r, DB::Row>,
+    for<'r> SpentTokenRow: FromRow<'r, DB::Row>,
+    for<'r> ReusedTokenRow: FromRow<'r, DB::Row>,
+    for<'r> KeyRow: FromRow<'r, DB::Row>,
+    for<'r> AuditRow: FromRow<'r, DB::Row>,
+{
+    async fn migrate(&self) -> StoreResult<()> {
+        DB::migrator().run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
+        let roles = encode_roles(&user.roles)?;
+        sqlx::query(concat!(
+            "INSERT INTO users (",
+            user_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        ))
+        .bind(user.id.as_str())
+        .bind(user.username.as_str())
+        .bind(user.username_key.as_str())
+        .bind(user.password_hash.as_deref())
+        .bind(roles.as_str())
+        .bind(user.disabled)
+        .bind(user.created_at)
+        .bind(user.updated_at)
+        .execute(&self.pool)
+        .await
+        .map_err(user_insert_error::<DB>)?;
+        Ok(())
+    }
+
+    async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRecord>> {
+        let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
+        let row: Option<UserRow> = sqlx::query_as(sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(UserRecord::try_from).transpose()
+    }
+
+    async fn user_by_username_key(&self, key: &str) -> StoreResult<Option<UserRecord>> {
+        let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE username_key = $1");
+        let row: Option<UserRow> = sqlx::query_as(sql)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(UserRecord::try_from).transpose()
+    }
+
+    async fn list_users(
+        &self,
+        after_key: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<UserRecord>> {
+        let sql = concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE ($1 IS NULL OR username_key > $1) ORDER BY username_key LIMIT $2"
+        );
+        let rows: Vec<UserRow> = sqlx::query_as(sql)
+            .bind(after_key)
+            .bind(limit.max(0))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(UserRecord::try_from).collect()
+    }
+
+    async fn count_users(&self) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn set_roles(
+        &self,
+        id: &str,
+        roles: &[String],
+        now: i64,
+    ) -> StoreResult<Option<UserRecord>> {
+        let roles = encode_roles(roles)?;
+        let sql = concat!(
+            "UPDATE users SET roles = $2, updated_at = $3 WHERE id = $1 RETURNING ",
+            user_columns!()
+        );
+        let row: Option<UserRow> = sqlx::query_as(sql)
+            .bind(id)
+            .bind(roles.as_str())
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(UserRecord::try_from).transpose()
+    }
+
+    async fn set_disabled(
+        &self,
+        id: &str,
+        disabled: bool,
+        now: i64,
+    ) -> StoreResult<Option<(UserRecord, u64)>> {
+        let mut tx = self.begin_write().await?;
+        let sql = concat!(
+            "UPDATE users SET disabled = $2, updated_at = $3 WHERE id = $1 RETURNING ",
+            user_columns!()
+        );
+        let row: Option<UserRow> = sqlx::query_as(sql)
+            .bind(id)
+            .bind(disabled)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let user = UserRecord::try_from(row)?;
+        let revoked = if disabled {
+            let done = sqlx::query(REVOKE_USER_SESSIONS)
+                .bind(id)
+                .bind(None::<&str>)
+                .bind(now)
+                .bind("user_disabled")
+                .execute(&mut *tx)
+                .await?;
+            DB::rows_affected(&done)
+        } else {
+            0
+        };
+        tx.commit().await?;
+        Ok(Some((user, revoked)))
+    }
+
+    async fn set_password_hash(
+        &self,
+        id: &str,
+        hash: &str,
+        now: i64,
+        scope: RevokeScope<'_>,
+    ) -> StoreResult<Option<u64>> {
+        let mut tx = self.begin_write().await?;
+        let updated =
+            sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
+                .bind(id)
+                .bind(hash)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        if DB::rows_affected(&updated) == 0 {
+            return Ok(None);
+        }
+        let except = match scope {
+            RevokeScope::None => {
+                tx.commit().await?;
+                return Ok(Some(0));
+            }
+            RevokeScope::All => None,
+            RevokeScope::AllExcept(keep) => Some(keep),
+        };
+        let done = sqlx::query(REVOKE_USER_SESSIONS)
+            .bind(id)
+            .bind(except)
+            .bind(now)
+            .bind("password_changed")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(DB::rows_affected(&done)))
+    }
+
+    async fn delete_user(&self, id: &str) -> StoreResult<bool> {
+        // Refresh tokens first: rows are then locked in the same order as `rotate_refresh` locks them
+        // (token, then session), which avoids deadlocks with a concurrent rotation on PostgreSQL.
+        // Sessions go by `ON DELETE CASCADE`.
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "DELETE FROM refresh_tokens \
+             WHERE session_id IN (SELECT id FROM sessions WHERE user_id = $1)",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let deleted = sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(DB::rows_affected(&deleted) > 0)
+    }
+
+    async fn create_session(&self, session: &NewSession, now: i64) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, created_at, last_used_at, absolute_expires_at) \
+             VALUES ($1, $2, $3, $3, $4)",
+        )
+        .bind(session.id.as_str())
+        .bind(session.user_id.as_str())
+        .bind(now)
+        .bind(session.absolute_expires_at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(INSERT_REFRESH)
+            .bind(session.refresh_hash.as_slice())
+            .bind(session.id.as_str())
+            .bind(now)
+            .bind(session.refresh_expires_at)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn rotate_refresh(
+        &self,
+        old_hash: &[u8],
+        new_hash: &[u8],
+        now: i64,
+        idle_ttl: i64,
+    ) -> StoreResult<RotateOutcome> {
+        let mut tx = self.begin_write().await?;
+        // Spending the token takes its row lock (PostgreSQL) or the write lock held since `BEGIN
+        // IMMEDIATE` (SQLite): concurrent callers wait here, then find it spent.
+        let spent: Option<SpentTokenRow> = sqlx::query_as(
+            "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL \
+             RETURNING session_id, expires_at",
+        )
+        .bind(old_hash)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(spent) = spent else {
+            let reused: Option<ReusedTokenRow> = sqlx::query_as(
+                "SELECT s.id AS session_id, s.user_id, r.used_at, \
+                        r.generation AS token_generation, s.generation AS session_generation \
+                 FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id \
+                 WHERE r.token_hash = $1",
+            )
+            .bind(old_hash)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(reused) = reused else {
+                return reject(tx).await;
+            };
+            // A concurrent duplicate of the rotation that just won (its successor is still the live
+            // token and it was spent moments ago) is refused without ending the session.
+            if is_concurrent_duplicate(
+                reused.used_at,
+                reused.token_generation,
+                reused.session_generation,
+                now,
+            ) {
+                return reject(tx).await;
+            }
+            sqlx::query(
+                "UPDATE sessions SET revoked_at = $2, revoke_reason = 'refresh_reuse' \
+                 WHERE id = $1 AND revoked_at IS NULL",
+            )
+            .bind(reused.session_id.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            return Ok(RotateOutcome::Reused {
+                session_id: reused.session_id,
+                user_id: reused.user_id,
+            });
+        };
+        // Every rejection below rolls the spend back.
+        if spent.expires_at <= now {
+            return reject(tx).await;
+        }
+        let session: Option<SessionRow> = sqlx::query_as(concat!(
+            "UPDATE sessions SET last_used_at = $2, generation = generation + 1 \
+             WHERE id = $1 AND revoked_at IS NULL AND absolute_expires_at > $2 RETURNING ",
+            session_columns!()
+        ))
+        .bind(spent.session_id.as_str())
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(session) = session.map(SessionRecord::from) else {
+            return reject(tx).await;
+        };
+        let user: Option<UserRow> =
+            sqlx::query_as(concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"))
+                .bind(session.user_id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(user) = user.map(UserRecord::try_from).transpose()? else {
+            return reject(tx).await;
+        };
+        if user.disabled {
+            return reject(tx).await;
+        }
+        let refresh_expires_at = now
+            .saturating_add(idle_ttl)
+            .min(session.absolute_expires_at);
+        sqlx::query(INSERT_REFRESH)
+            .bind(new_hash)
+            .bind(spent.session_id.as_str())
+            .bind(now)
+            .bind(refresh_expires_at)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(RotateOutcome::Rotated {
+            session,
+            user,
+            refresh_expires_at,
+        })
+    }
+
+    async fn revoke_session_by_refresh(
+        &self,
+        hash: &[u8],
+        now: i64,
+    ) -> StoreResult<Option<(String, String)>> {
+        let row: Option<SessionOwnerRow> = sqlx::query_as(
+            "UPDATE sessions SET revoked_at = $2, revoke_reason = 'logout' \
+             WHERE id = (SELECT session_id FROM refresh_tokens WHERE token_hash = $1) \
+             AND revoked_at IS NULL AND absolute_expires_at > $2 \
+             RETURNING id, user_id",
+        )
+        .bind(hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| (r.id, r.user_id)))
+    }
+
+    async fn revoke_session(&self, session_id: &str, now: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE sessions SET revoked_at = $2, revoke_reason = 'revoked' \
+             WHERE id = $1 AND revoked_at IS NULL",
+        )
+        .bind(session_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(DB::rows_affected(&done) > 0)
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        user_id: &str,
+        except: Option<&str>,
+        now: i64,
+    ) -> StoreResult<u64> {
+        let done = sqlx::query(REVOKE_USER_SESSIONS)
+            .bind(user_id)
+            .bind(except)
+            .bind(now)
+            .bind("revoked")
+            .execute(&self.pool)
+            .await?;
+        Ok(DB::rows_affected(&done))
+    }
+
+    async fn session_status(&self, session_id: &str) -> StoreResult<Option<SessionStatus>> {
+        let row: Option<SessionStatusRow> = sqlx::query_as(
+            "SELECT s.user_id, s.revoked_at, s.absolute_expires_at, u.disabled \
+             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
+        )
+        .bind(session_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(SessionStatus::from))
+    }
+
+    async fn session_by_id(&self, session_id: &str) -> StoreResult<Option<SessionRecord>> {
+        let sql = concat!("SELECT ", session_columns!(), " FROM sessions WHERE id = $1");
+        let row: Option<SessionRow> = sqlx::query_as(sql)
+            .bind(session_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(SessionRecord::from))
+    }
+
+    async fn list_active_sessions(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> StoreResult<Vec<SessionRecord>> {
+        let sql = concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND absolute_expires_at > $2 \
+             ORDER BY created_at DESC, id DESC"
+        );
+        let rows: Vec<SessionRow> = sqlx::query_as(sql)
+            .bind(user_id)
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(SessionRecord::from).collect())
+    }
+
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+        let sql = concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM signing_keys ORDER BY created_at, kid"
+        );
+        let rows: Vec<KeyRow> = sqlx::query_as(sql).fetch_all(&self.pool).await?;
+        rows.into_iter().map(SigningKeyRecord::try_from).collect()
+    }
+
+    async fn init_signing_keys(&self, keys: &[SigningKeyRecord]) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        let current: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM signing_keys WHERE status = 'current'")
+                .fetch_one(&mut *tx)
+                .await?;
+        if current > 0 {
+            return Ok(false);
+        }
+        for key in keys {
+            let inserted = sqlx::query(INSERT_KEY)
+                .bind(key.kid.as_str())
+                .bind(key.alg.as_str())
+                .bind(key.status.as_str())
+                .bind(key.private_key_enc.as_slice())
+                .bind(key.public_jwk.as_str())
+                .bind(key.created_at)
+                .bind(key.publish_until)
+                .execute(&mut *tx)
+                .await;
+            match inserted {
+                Ok(_) => {}
+                // Another replica inserted its keys concurrently and won.
+                Err(sqlx::Error::Database(d)) if d.is_unique_violation() => return Ok(false),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn rotate_signing_keys(
+        &self,
+        new_next: &SigningKeyRecord,
+        retire_until: i64,
+    ) -> StoreResult<(String, String)> {
+        let mut tx = self.begin_write().await?;
+        let retired: Option<String> = sqlx::query_scalar(
+            "UPDATE signing_keys SET status = 'retired', publish_until = $1 \
+             WHERE status = 'current' RETURNING kid",
+        )
+        .bind(retire_until)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let current: Option<String> = sqlx::query_scalar(
+            "UPDATE signing_keys SET status = 'current' WHERE status = 'next' RETURNING kid",
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (Some(retired), Some(current)) = (retired, current) else {
+            return Err(StoreError::Conflict("no current/next key"));
+        };
+        sqlx::query(INSERT_KEY)
+            .bind(new_next.kid.as_str())
+            .bind(new_next.alg.as_str())
+            .bind(KeyStatus::Next.as_str())
+            .bind(new_next.private_key_enc.as_slice())
+            .bind(new_next.public_jwk.as_str())
+            .bind(new_next.created_at)
+            .bind(new_next.publish_until)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok((current, retired))
+    }
+
+    async fn purge_expired(&self, now: i64) -> StoreResult<u64> {
+        let mut tx = self.begin_write().await?;
+        let tokens = sqlx::query(
+            "DELETE FROM refresh_tokens \
+             WHERE session_id IN (SELECT id FROM sessions WHERE absolute_expires_at <= $1)",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let sessions = sqlx::query("DELETE FROM sessions WHERE absolute_expires_at <= $1")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let keys = sqlx::query(
+            "DELETE FROM signing_keys WHERE status = 'retired' AND publish_until < $1",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(DB::rows_affected(&tokens) + DB::rows_affected(&sessions) + DB::rows_affected(&keys))
+    }
+
+    async fn record_login_failure(
+        &self,
+        key: &str,
+        now: i64,
+        window_start: i64,
+    ) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO login_throttle (throttle_key, failures, last_failure_at) \
+             VALUES ($1, 1, $2) \
+             ON CONFLICT (throttle_key) DO UPDATE SET \
+               failures = CASE WHEN login_throttle.last_failure_at < $3 THEN 1 \
+                               ELSE login_throttle.failures + 1 END, \
+               last_failure_at = $2 \
+             RETURNING failures",
+        )
+        .bind(key)
+        .bind(now)
+        .bind(window_start)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn lock_login(&self, key: &str, until: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE login_throttle SET locked_until = $2 WHERE throttle_key = $1")
+            .bind(key)
+            .bind(until)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn login_locked_until(&self, user_key: &str, source_key: &str) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COALESCE(MAX(locked_until), 0) FROM login_throttle \
+             WHERE throttle_key = $1 OR throttle_key = $2",
+        )
+        .bind(user_key)
+        .bind(source_key)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn reset_login_failures(&self, key: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM login_throttle WHERE throttle_key = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn purge_login_throttle(&self, before: i64, now: i64) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM login_throttle WHERE last_failure_at < $1 AND locked_until <= $2",
+        )
+        .bind(before)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(DB::rows_affected(&done))
+    }
+
+    async fn insert_audit(&self, e: &AuditEvent) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO audit_events (event_time, event, outcome, actor, subject, source, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(e.time)
+        .bind(e.event.as_str())
+        .bind(e.outcome.as_str())
+        .bind(e.actor.as_deref())
+        .bind(e.subject.as_deref())
+        .bind(e.source.as_deref())
+        .bind(e.detail.as_deref())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_audit(&self, q: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
+        let sql = concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM audit_events \
+             WHERE ($1 IS NULL OR actor = $1 OR subject = $1) \
+               AND ($2 IS NULL OR event_time >= $2) \
+               AND ($3 IS NULL OR event_time < $3) \
+               AND ($4 IS NULL OR id < $4) \
+             ORDER BY id DESC LIMIT $5"
+        );
+        let rows: Vec<AuditRow> = sqlx::query_as(sql)
+            .bind(q.user_id.as_deref())
+            .bind(q.since)
+            .bind(q.until)
+            .bind(q.before_id)
+            .bind(q.limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(AuditEvent::from).collect())
+    }
+
+    async fn purge_audit(&self, before: i64) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM audit_events WHERE event_time < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(DB::rows_affected(&done))
+    }
+}
