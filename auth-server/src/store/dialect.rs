@@ -5,10 +5,10 @@
 
 use sqlx::Database;
 use sqlx::error::DatabaseError;
-use sqlx::migrate::Migrator;
+use sqlx::migrate::{Migrate, Migrator};
 
 /// A SQL backend of the store. Implemented for [`sqlx::Postgres`] and [`sqlx::Sqlite`].
-pub trait Dialect: Database {
+pub trait Dialect: Database<Connection: Migrate> {
     /// The statement that opens a transaction which writes. SQLite needs `BEGIN IMMEDIATE` so the
     /// transaction holds the write lock from its first statement (concurrent writers then queue on the
     /// busy timeout instead of failing when a read transaction tries to upgrade); PostgreSQL's row
