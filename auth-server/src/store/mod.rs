@@ -10,9 +10,15 @@ use async_trait::async_trait;
 
 pub mod dialect;
 pub mod postgres;
+mod records;
 mod rows;
 pub mod sql;
 pub mod sqlite;
+
+pub use records::{
+    AuditEvent, AuditQuery, KeyStatus, NewSession, RevokeScope, RotateOutcome, SessionRecord,
+    SessionStatus, SigningKeyRecord, UserRecord,
+};
 
 #[cfg(test)]
 mod tests;
@@ -53,195 +59,6 @@ pub(crate) fn is_concurrent_duplicate(
 
 /// Result alias for storage calls.
 pub type StoreResult<T> = Result<T, StoreError>;
-
-/// A user account.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserRecord {
-    /// Stable id (UUID v7 text); the `sub` of the user's tokens.
-    pub id: String,
-    /// The username as created (display form).
-    pub username: String,
-    /// The canonical username (NFKC, lower-cased): unique.
-    pub username_key: String,
-    /// Argon2id PHC string; `None` for an account that cannot log in with a password.
-    pub password_hash: Option<String>,
-    /// Roles.
-    pub roles: Vec<String>,
-    /// A disabled user cannot log in or refresh, and its tokens fail `Validate`.
-    pub disabled: bool,
-    /// Creation time.
-    pub created_at: i64,
-    /// Last change time.
-    pub updated_at: i64,
-}
-
-/// A session: one login, i.e. one family of rotating refresh tokens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionRecord {
-    /// Session id (UUID v7 text); the `sid` claim.
-    pub id: String,
-    /// Owner.
-    pub user_id: String,
-    /// Login time.
-    pub created_at: i64,
-    /// Last refresh time (equals `created_at` until the first refresh).
-    pub last_used_at: i64,
-    /// The session ends at this time whatever its use (absolute lifetime).
-    pub absolute_expires_at: i64,
-    /// Set when the session was ended (logout, revocation, reuse detection, password change, ...).
-    pub revoked_at: Option<i64>,
-}
-
-/// A new session with its first refresh token.
-#[derive(Debug, Clone)]
-pub struct NewSession {
-    /// Session id.
-    pub id: String,
-    /// Owner.
-    pub user_id: String,
-    /// SHA-256 of the first refresh token.
-    pub refresh_hash: Vec<u8>,
-    /// When the first refresh token expires if unused (idle timeout).
-    pub refresh_expires_at: i64,
-    /// When the session ends regardless of use.
-    pub absolute_expires_at: i64,
-}
-
-/// What happened to a presented refresh token in [`Store::rotate_refresh`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RotateOutcome {
-    /// The token was live: it is now spent and `new_hash` is the session's live token.
-    Rotated {
-        /// The session (with `last_used_at` updated).
-        session: SessionRecord,
-        /// The session's owner, as stored now (current roles and username).
-        user: UserRecord,
-        /// When the new refresh token expires if unused.
-        refresh_expires_at: i64,
-    },
-    /// The token had already been used: the whole session was revoked (RFC 9700 reuse detection).
-    /// This revocation is committed even though the call fails.
-    Reused {
-        /// The revoked session.
-        session_id: String,
-        /// Its owner.
-        user_id: String,
-    },
-    /// The token is unknown, expired (idle), or its session is revoked or past its absolute lifetime, or
-    /// its user is disabled. Nothing was changed.
-    Rejected,
-}
-
-/// Which of a user's sessions to end alongside a password change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RevokeScope<'a> {
-    /// None (e.g. a transparent rehash on login).
-    None,
-    /// All of them (admin password reset).
-    All,
-    /// All but this session (the caller's own password change).
-    AllExcept(&'a str),
-}
-
-/// What `Validate` needs to know about a session, in one query.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionStatus {
-    /// Owner.
-    pub user_id: String,
-    /// True when the session was ended.
-    pub revoked: bool,
-    /// Absolute end of the session.
-    pub absolute_expires_at: i64,
-    /// True when the owner is disabled.
-    pub user_disabled: bool,
-}
-
-/// Lifecycle state of a signing key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyStatus {
-    /// Signs new tokens. Exactly one key is current.
-    Current,
-    /// Published ahead of use; becomes current at the next rotation.
-    Next,
-    /// No longer signs; published until `publish_until` so its tokens keep verifying.
-    Retired,
-}
-
-impl KeyStatus {
-    /// Column value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyStatus::Current => "current",
-            KeyStatus::Next => "next",
-            KeyStatus::Retired => "retired",
-        }
-    }
-
-    /// Parses a column value.
-    pub fn parse(s: &str) -> StoreResult<Self> {
-        match s {
-            "current" => Ok(KeyStatus::Current),
-            "next" => Ok(KeyStatus::Next),
-            "retired" => Ok(KeyStatus::Retired),
-            other => Err(StoreError::Corrupt(format!("unknown key status {other:?}"))),
-        }
-    }
-}
-
-/// A signing key as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SigningKeyRecord {
-    /// Key id (`kid`).
-    pub kid: String,
-    /// JOSE algorithm name, e.g. `"EdDSA"`.
-    pub alg: String,
-    /// Lifecycle state.
-    pub status: KeyStatus,
-    /// PKCS#8 private key, encrypted under the master key (nonce ‖ AES-256-GCM ciphertext).
-    pub private_key_enc: Vec<u8>,
-    /// The public JWK as JSON (no private members).
-    pub public_jwk: String,
-    /// Creation time.
-    pub created_at: i64,
-    /// For retired keys: stop publishing (and delete) after this time.
-    pub publish_until: Option<i64>,
-}
-
-/// One security event of the audit trail. Never holds a secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditEvent {
-    /// Sequence number (assigned by the database; ignored on insert).
-    pub id: i64,
-    /// When it happened.
-    pub time: i64,
-    /// What happened, e.g. `login.failed`, `refresh.reuse_detected`, `user.disabled`.
-    pub event: String,
-    /// `success`, `failure` or `refused`.
-    pub outcome: String,
-    /// Who acted (user id), when known.
-    pub actor: Option<String>,
-    /// Whom or what it concerned (user id, session id, key id, or an attempted username).
-    pub subject: Option<String>,
-    /// Source address of the request.
-    pub source: Option<String>,
-    /// Short free text (a cause, a count); never a secret.
-    pub detail: Option<String>,
-}
-
-/// A page of the audit trail, newest first.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AuditQuery {
-    /// Only events whose actor or subject is this user id.
-    pub user_id: Option<String>,
-    /// Only events at or after this time.
-    pub since: Option<i64>,
-    /// Only events before this time.
-    pub until: Option<i64>,
-    /// Only events with an id below this (pagination cursor).
-    pub before_id: Option<i64>,
-    /// At most this many.
-    pub limit: i64,
-}
 
 /// The storage interface of the auth server. Implementations must make each method atomic: a failed
 /// call leaves the database as it was.

@@ -8,9 +8,9 @@ use sqlx::{
 };
 
 use super::dialect::Dialect;
+use super::records::RolesColumn;
 use super::rows::{
-    AuditRow, KeyRow, ReusedTokenRow, SessionOwnerRow, SessionRow, SessionStatusRow,
-    SpentTokenRow, UserRow, audit_columns, encode_roles, key_columns, session_columns,
+    ReusedTokenRow, SessionOwnerRow, SpentTokenRow, audit_columns, key_columns, session_columns,
     user_columns,
 };
 use super::{
@@ -62,10 +62,37 @@ const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens \
      (token_hash, session_id, created_at, expires_at, generation) \
      VALUES ($1, $2, $3, $4, (SELECT generation FROM sessions WHERE id = $2))";
 
-/// Stores a signing key: `$1`..`$7` = kid, alg, status, encrypted key, public JWK, created, until.
-const INSERT_KEY: &str = "INSERT INTO signing_keys \
-     (kid, alg, status, private_key_enc, public_jwk, created_at, publish_until) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+/// Stores a signing key with the given status.
+async fn insert_key<'c, DB>(
+    conn: &'c mut DB::Connection,
+    key: &SigningKeyRecord,
+    status: KeyStatus,
+) -> Result<(), sqlx::Error>
+where
+    DB: Dialect,
+    &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
+{
+    sqlx::query(concat!(
+        "INSERT INTO signing_keys (",
+        key_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    ))
+    .bind(key.kid.as_str())
+    .bind(key.alg.as_str())
+    .bind(status.as_str())
+    .bind(key.private_key_enc.as_slice())
+    .bind(key.public_jwk.as_str())
+    .bind(key.created_at)
+    .bind(key.publish_until)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
 
 /// Maps an insert error on `users` to a conflict when a unique rule was violated.
 fn user_insert_error<DB: Dialect>(e: sqlx::Error) -> StoreError {
@@ -101,14 +128,14 @@ where
     for<'q> bool: Encode<'q, DB> + Type<DB>,
     for<'q> String: Decode<'q, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
-    for<'r> UserRow: FromRow<'r, DB::Row>,
-    for<'r> SessionRow: FromRow<'r, DB::Row>,
-    for<'r> SessionStatusRow: FromRow<'r, DB::Row>,
+    for<'r> UserRecord: FromRow<'r, DB::Row>,
+    for<'r> SessionRecord: FromRow<'r, DB::Row>,
+    for<'r> SessionStatus: FromRow<'r, DB::Row>,
+    for<'r> SigningKeyRecord: FromRow<'r, DB::Row>,
+    for<'r> AuditEvent: FromRow<'r, DB::Row>,
     for<'r> SessionOwnerRow: FromRow<'r, DB::Row>,
     for<'r> SpentTokenRow: FromRow<'r, DB::Row>,
     for<'r> ReusedTokenRow: FromRow<'r, DB::Row>,
-    for<'r> KeyRow: FromRow<'r, DB::Row>,
-    for<'r> AuditRow: FromRow<'r, DB::Row>,
 {
     async fn migrate(&self) -> StoreResult<()> {
         DB::migrator().run(&self.pool).await?;
@@ -121,7 +148,7 @@ where
     }
 
     async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
-        let roles = encode_roles(&user.roles)?;
+        let roles = RolesColumn::encode(&user.roles)?;
         sqlx::query(concat!(
             "INSERT INTO users (",
             user_columns!(),
@@ -143,20 +170,22 @@ where
 
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRecord>> {
         let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
-        let row: Option<UserRow> = sqlx::query_as(sql)
+        Ok(sqlx::query_as(sql)
             .bind(id)
             .fetch_optional(&self.pool)
-            .await?;
-        row.map(UserRecord::try_from).transpose()
+            .await?)
     }
 
     async fn user_by_username_key(&self, key: &str) -> StoreResult<Option<UserRecord>> {
-        let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE username_key = $1");
-        let row: Option<UserRow> = sqlx::query_as(sql)
+        let sql = concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE username_key = $1"
+        );
+        Ok(sqlx::query_as(sql)
             .bind(key)
             .fetch_optional(&self.pool)
-            .await?;
-        row.map(UserRecord::try_from).transpose()
+            .await?)
     }
 
     async fn list_users(
@@ -169,12 +198,11 @@ where
             user_columns!(),
             " FROM users WHERE ($1 IS NULL OR username_key > $1) ORDER BY username_key LIMIT $2"
         );
-        let rows: Vec<UserRow> = sqlx::query_as(sql)
+        Ok(sqlx::query_as(sql)
             .bind(after_key)
             .bind(limit.max(0))
             .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter().map(UserRecord::try_from).collect()
+            .await?)
     }
 
     async fn count_users(&self) -> StoreResult<i64> {
@@ -189,18 +217,17 @@ where
         roles: &[String],
         now: i64,
     ) -> StoreResult<Option<UserRecord>> {
-        let roles = encode_roles(roles)?;
+        let roles = RolesColumn::encode(roles)?;
         let sql = concat!(
             "UPDATE users SET roles = $2, updated_at = $3 WHERE id = $1 RETURNING ",
             user_columns!()
         );
-        let row: Option<UserRow> = sqlx::query_as(sql)
+        Ok(sqlx::query_as(sql)
             .bind(id)
             .bind(roles.as_str())
             .bind(now)
             .fetch_optional(&self.pool)
-            .await?;
-        row.map(UserRecord::try_from).transpose()
+            .await?)
     }
 
     async fn set_disabled(
@@ -214,14 +241,13 @@ where
             "UPDATE users SET disabled = $2, updated_at = $3 WHERE id = $1 RETURNING ",
             user_columns!()
         );
-        let row: Option<UserRow> = sqlx::query_as(sql)
+        let user: Option<UserRecord> = sqlx::query_as(sql)
             .bind(id)
             .bind(disabled)
             .bind(now)
             .fetch_optional(&mut *tx)
             .await?;
-        let Some(row) = row else { return Ok(None) };
-        let user = UserRecord::try_from(row)?;
+        let Some(user) = user else { return Ok(None) };
         let revoked = if disabled {
             let done = sqlx::query(REVOKE_USER_SESSIONS)
                 .bind(id)
@@ -377,7 +403,7 @@ where
         if spent.expires_at <= now {
             return reject(tx).await;
         }
-        let session: Option<SessionRow> = sqlx::query_as(concat!(
+        let session: Option<SessionRecord> = sqlx::query_as(concat!(
             "UPDATE sessions SET last_used_at = $2, generation = generation + 1 \
              WHERE id = $1 AND revoked_at IS NULL AND absolute_expires_at > $2 RETURNING ",
             session_columns!()
@@ -386,15 +412,18 @@ where
         .bind(now)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(session) = session.map(SessionRecord::from) else {
+        let Some(session) = session else {
             return reject(tx).await;
         };
-        let user: Option<UserRow> =
-            sqlx::query_as(concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"))
-                .bind(session.user_id.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some(user) = user.map(UserRecord::try_from).transpose()? else {
+        let user: Option<UserRecord> = sqlx::query_as(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE id = $1"
+        ))
+        .bind(session.user_id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(user) = user else {
             return reject(tx).await;
         };
         if user.disabled {
@@ -465,23 +494,26 @@ where
     }
 
     async fn session_status(&self, session_id: &str) -> StoreResult<Option<SessionStatus>> {
-        let row: Option<SessionStatusRow> = sqlx::query_as(
-            "SELECT s.user_id, s.revoked_at, s.absolute_expires_at, u.disabled \
+        Ok(sqlx::query_as(
+            "SELECT s.user_id, s.revoked_at IS NOT NULL AS revoked, s.absolute_expires_at, \
+                    u.disabled AS user_disabled \
              FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
         )
         .bind(session_id)
         .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(SessionStatus::from))
+        .await?)
     }
 
     async fn session_by_id(&self, session_id: &str) -> StoreResult<Option<SessionRecord>> {
-        let sql = concat!("SELECT ", session_columns!(), " FROM sessions WHERE id = $1");
-        let row: Option<SessionRow> = sqlx::query_as(sql)
+        let sql = concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions WHERE id = $1"
+        );
+        Ok(sqlx::query_as(sql)
             .bind(session_id)
             .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(SessionRecord::from))
+            .await?)
     }
 
     async fn list_active_sessions(
@@ -495,12 +527,11 @@ where
             " FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND absolute_expires_at > $2 \
              ORDER BY created_at DESC, id DESC"
         );
-        let rows: Vec<SessionRow> = sqlx::query_as(sql)
+        Ok(sqlx::query_as(sql)
             .bind(user_id)
             .bind(now)
             .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.into_iter().map(SessionRecord::from).collect())
+            .await?)
     }
 
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
@@ -509,8 +540,7 @@ where
             key_columns!(),
             " FROM signing_keys ORDER BY created_at, kid"
         );
-        let rows: Vec<KeyRow> = sqlx::query_as(sql).fetch_all(&self.pool).await?;
-        rows.into_iter().map(SigningKeyRecord::try_from).collect()
+        Ok(sqlx::query_as(sql).fetch_all(&self.pool).await?)
     }
 
     async fn init_signing_keys(&self, keys: &[SigningKeyRecord]) -> StoreResult<bool> {
@@ -523,17 +553,7 @@ where
             return Ok(false);
         }
         for key in keys {
-            let inserted = sqlx::query(INSERT_KEY)
-                .bind(key.kid.as_str())
-                .bind(key.alg.as_str())
-                .bind(key.status.as_str())
-                .bind(key.private_key_enc.as_slice())
-                .bind(key.public_jwk.as_str())
-                .bind(key.created_at)
-                .bind(key.publish_until)
-                .execute(&mut *tx)
-                .await;
-            match inserted {
+            match insert_key(&mut *tx, key, key.status).await {
                 Ok(_) => {}
                 // Another replica inserted its keys concurrently and won.
                 Err(sqlx::Error::Database(d)) if d.is_unique_violation() => return Ok(false),
@@ -565,16 +585,7 @@ where
         let (Some(retired), Some(current)) = (retired, current) else {
             return Err(StoreError::Conflict("no current/next key"));
         };
-        sqlx::query(INSERT_KEY)
-            .bind(new_next.kid.as_str())
-            .bind(new_next.alg.as_str())
-            .bind(KeyStatus::Next.as_str())
-            .bind(new_next.private_key_enc.as_slice())
-            .bind(new_next.public_jwk.as_str())
-            .bind(new_next.created_at)
-            .bind(new_next.publish_until)
-            .execute(&mut *tx)
-            .await?;
+        insert_key(&mut *tx, new_next, KeyStatus::Next).await?;
         tx.commit().await?;
         Ok((current, retired))
     }
@@ -592,12 +603,11 @@ where
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        let keys = sqlx::query(
-            "DELETE FROM signing_keys WHERE status = 'retired' AND publish_until < $1",
-        )
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        let keys =
+            sqlx::query("DELETE FROM signing_keys WHERE status = 'retired' AND publish_until < $1")
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
         tx.commit().await?;
         Ok(DB::rows_affected(&tokens) + DB::rows_affected(&sessions) + DB::rows_affected(&keys))
     }
@@ -691,15 +701,14 @@ where
                AND ($4 IS NULL OR id < $4) \
              ORDER BY id DESC LIMIT $5"
         );
-        let rows: Vec<AuditRow> = sqlx::query_as(sql)
+        Ok(sqlx::query_as(sql)
             .bind(q.user_id.as_deref())
             .bind(q.since)
             .bind(q.until)
             .bind(q.before_id)
             .bind(q.limit)
             .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.into_iter().map(AuditEvent::from).collect())
+            .await?)
     }
 
     async fn purge_audit(&self, before: i64) -> StoreResult<u64> {

@@ -91,7 +91,6 @@ impl SqliteStore {
             .await?;
         Ok(Self::from_pool(pool))
     }
-
 }
 
 /// The connection settings shared by every database.
