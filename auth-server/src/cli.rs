@@ -1,14 +1,14 @@
 //! The operator command line: `serve` (the default), `migrate`, `user create` and `keys rotate`.
 
 use std::io::BufRead;
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
-use crate::clock::SystemClock;
-use crate::config::Config;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, DatabaseArgs, KeyArgs, LogFormat, PasswordArgs, TokenArgs};
 use crate::server;
+use crate::startup::{open_store, start_hasher, start_keys};
 
 /// gRPC authentication service: login, rotating refresh tokens, JWT access tokens, JWKS, admin.
 #[derive(Debug, Parser)]
@@ -25,6 +25,15 @@ pub struct Cli {
     /// Settings for the default `serve`.
     #[command(flatten)]
     pub config: Config,
+    /// Log format.
+    #[arg(
+        long,
+        env = "AUTH_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
 }
 
 /// Subcommands.
@@ -34,13 +43,13 @@ pub enum Command {
     Serve {
         /// Settings.
         #[command(flatten)]
-        config: Config,
+        config: Box<Config>,
     },
     /// Apply database migrations and exit.
     Migrate {
-        /// Settings (only the database ones matter).
+        /// Database settings.
         #[command(flatten)]
-        config: Config,
+        database: DatabaseArgs,
     },
     /// Manage users.
     User {
@@ -69,9 +78,12 @@ pub enum UserCommand {
         /// Read the password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
-        /// Settings.
+        /// Database settings.
         #[command(flatten)]
-        config: Config,
+        database: DatabaseArgs,
+        /// Password hashing and policy.
+        #[command(flatten)]
+        passwords: PasswordArgs,
     },
 }
 
@@ -80,36 +92,27 @@ pub enum UserCommand {
 pub enum KeysCommand {
     /// Rotate the signing key (next → current, current → retired, new next).
     Rotate {
-        /// Settings.
+        /// Database settings.
         #[command(flatten)]
-        config: Config,
+        database: DatabaseArgs,
+        /// Signing keys.
+        #[command(flatten)]
+        keys: KeyArgs,
+        /// Token lifetimes (a retired key stays published until its tokens have expired).
+        #[command(flatten)]
+        tokens: TokenArgs,
     },
-}
-
-impl Cli {
-    /// The configuration of whichever command was chosen (for logging setup).
-    pub fn config(&self) -> &Config {
-        match &self.command {
-            None => &self.config,
-            Some(Command::Serve { config } | Command::Migrate { config }) => config,
-            Some(Command::User {
-                command: UserCommand::Create { config, .. },
-            }) => config,
-            Some(Command::Keys {
-                command: KeysCommand::Rotate { config },
-            }) => config,
-        }
-    }
 }
 
 /// Runs the chosen command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => serve(cli.config).await,
-        Some(Command::Serve { config }) => serve(config).await,
-        Some(Command::Migrate { config }) => {
-            let settings = config.validate().context("invalid configuration")?;
-            server::open_store(&settings).await?.migrate().await?;
+        Some(Command::Serve { config }) => serve(*config).await,
+        Some(Command::Migrate { database }) => {
+            let mut database = database.validate().context("invalid configuration")?;
+            database.migrate = true;
+            open_store(&database).await?;
             println!("migrations applied");
             Ok(())
         }
@@ -119,7 +122,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     username,
                     roles,
                     password_stdin,
-                    config,
+                    database,
+                    passwords,
                 },
         }) => {
             if !password_stdin {
@@ -133,11 +137,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .read_line(&mut line)
                 .context("reading the password from stdin")?;
             let password = zeroize::Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_owned());
-            let state = state(config).await?;
-            let user = state
-                .create_user(&username, &password, &roles)
-                .await
-                .map_err(describe)?;
+            let database = database.validate().context("invalid configuration")?;
+            let passwords = passwords.validate().context("invalid configuration")?;
+            let store = open_store(&database).await?;
+            let hasher = start_hasher(passwords).await?;
+            let user = crate::state::create_user(
+                &*store,
+                &hasher,
+                SystemClock.now(),
+                &username,
+                &password,
+                &roles,
+            )
+            .await
+            .map_err(describe)?;
             tracing::info!(target: "audit", event = "user.created", actor = "cli", subject = %user.id);
             println!(
                 "created user {} ({}) with roles [{}]",
@@ -148,10 +161,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Keys {
-            command: KeysCommand::Rotate { config },
+            command:
+                KeysCommand::Rotate {
+                    database,
+                    keys,
+                    tokens,
+                },
         }) => {
-            let state = state(config).await?;
-            let r = state.keys.rotate(state.now()).await.map_err(describe)?;
+            let database = database.validate().context("invalid configuration")?;
+            let keys = keys.validate(&database).context("invalid configuration")?;
+            let tokens = tokens.validate().context("invalid configuration")?;
+            let store = open_store(&database).await?;
+            let manager = start_keys(keys, &tokens, store, SystemClock.now()).await?;
+            let r = manager.rotate(SystemClock.now()).await.map_err(describe)?;
             tracing::info!(target: "audit", event = "key.rotated", actor = "cli", subject = %r.current);
             println!(
                 "current {}\nnext    {}\nretired {}",
@@ -166,25 +188,12 @@ fn describe(e: crate::error::AuthError) -> anyhow::Error {
     anyhow::anyhow!("{}", tonic::Status::from(e).message().to_owned())
 }
 
-async fn state(config: Config) -> anyhow::Result<Arc<crate::state::AppState>> {
-    let settings = config.validate().context("invalid configuration")?;
-    let store = server::open_store(&settings).await?;
-    if !settings.config.skip_migrations {
-        store.migrate().await?;
-    }
-    Ok(server::build_state(settings, store, Arc::new(SystemClock)).await?)
-}
-
 async fn serve(config: Config) -> anyhow::Result<()> {
     let settings = config.validate().context("invalid configuration")?;
-    let listener = tokio::net::TcpListener::bind(settings.config.grpc_addr)
+    let addr = settings.listen.addr;
+    let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .with_context(|| {
-            format!(
-                "AUTH_GRPC_ADDR: cannot listen on {}",
-                settings.config.grpc_addr
-            )
-        })?;
+        .with_context(|| format!("AUTH_GRPC_ADDR: cannot listen on {addr}"))?;
     server::serve(settings, listener, shutdown_signal()).await?;
     Ok(())
 }

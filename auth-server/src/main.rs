@@ -9,7 +9,7 @@ use auth_server::cli::{self, Cli};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    auth_server::telemetry::init(cli.config().log_format);
+    auth_server::telemetry::init(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

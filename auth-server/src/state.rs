@@ -86,8 +86,10 @@ impl AppState {
             .issuer
             .issue(&self.keys.signer(), user, &session_id, now)?;
         let (refresh_token, refresh_hash) = refresh::generate()?;
-        let absolute_expires_at = now + self.sessions.absolute_ttl;
-        let refresh_expires_at = (now + self.sessions.idle_ttl).min(absolute_expires_at);
+        let absolute_expires_at = now.saturating_add(self.sessions.absolute_ttl);
+        let refresh_expires_at = now
+            .saturating_add(self.sessions.idle_ttl)
+            .min(absolute_expires_at);
         let session = NewSession {
             id: session_id.clone(),
             user_id: user.id.clone(),
@@ -119,36 +121,22 @@ impl AppState {
         Ok(claims)
     }
 
-    /// Creates a user with a password and roles (admin API, CLI and bootstrap admin): validates the
-    /// username, roles and password policy, hashes, and stores; a taken username is ALREADY_EXISTS.
+    /// Creates a user with a password and roles (see [`create_user`]).
     pub async fn create_user(
         &self,
         username: &str,
         password: &str,
         roles: &[String],
     ) -> Result<UserRecord, AuthError> {
-        let name = crate::input::username(username)?;
-        let roles = crate::input::roles(roles)?;
-        let phc = self
-            .hasher
-            .hash(self.hasher.check_new_password(password)?)
-            .await?;
-        let now = self.now();
-        let user = UserRecord {
-            id: uuid::Uuid::now_v7().to_string(),
-            username: name.display,
-            username_key: name.key,
-            password_hash: Some(phc),
+        create_user(
+            &*self.store,
+            &self.hasher,
+            self.now(),
+            username,
+            password,
             roles,
-            disabled: false,
-            created_at: now,
-            updated_at: now,
-        };
-        self.store.create_user(&user).await.map_err(|e| match e {
-            StoreError::Conflict(_) => AuthError::AlreadyExists("username already exists"),
-            other => other.into(),
-        })?;
-        Ok(user)
+        )
+        .await
     }
 
     /// True when the session `sid` of user `sub` is live: not revoked, not past its absolute lifetime,
@@ -158,4 +146,34 @@ impl AppState {
             !s.revoked && !s.user_disabled && s.user_id == sub && s.absolute_expires_at > now
         })
     }
+}
+
+/// Creates a user with a password and roles (admin API, CLI and bootstrap admin): validates the
+/// username, roles and password policy, hashes, and stores; a taken username is ALREADY_EXISTS.
+pub async fn create_user(
+    store: &dyn Store,
+    hasher: &PasswordHasher,
+    now: i64,
+    username: &str,
+    password: &str,
+    roles: &[String],
+) -> Result<UserRecord, AuthError> {
+    let name = crate::input::username(username)?;
+    let roles = crate::input::roles(roles)?;
+    let phc = hasher.hash(hasher.check_new_password(password)?).await?;
+    let user = UserRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        username: name.display,
+        username_key: name.key,
+        password_hash: Some(phc),
+        roles,
+        disabled: false,
+        created_at: now,
+        updated_at: now,
+    };
+    store.create_user(&user).await.map_err(|e| match e {
+        StoreError::Conflict(_) => AuthError::AlreadyExists("username already exists"),
+        other => other.into(),
+    })?;
+    Ok(user)
 }

@@ -189,8 +189,8 @@ async fn zero_config_operator_commands_and_sigterm() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("bob") && stdout.contains("ops"), "{stdout}");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("bob-password-1"));
-    assert!(data.join("master.key").exists());
-    assert_eq!(mode(&data.join("master.key")), 0o600, "master.key mode");
+    // Creating a user touches no signing key (the command takes no key settings).
+    assert!(!data.join("master.key").exists());
     // Duplicate (case-insensitive): refused.
     let mut c = cmd(dir.path());
     c.args(["user", "create", "BOB", "--password-stdin"])
@@ -203,6 +203,8 @@ async fn zero_config_operator_commands_and_sigterm() {
     c.args(["keys", "rotate"]);
     let out = run(c, None);
     assert!(out.status.success(), "keys rotate: {out:?}");
+    assert!(data.join("master.key").exists());
+    assert_eq!(mode(&data.join("master.key")), 0o600, "master.key mode");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let current = stdout
         .lines()

@@ -1,0 +1,174 @@
+//! What happens before the server answers: opening the database, resolving the master key, starting
+//! the key manager and the hasher, assembling the shared state, and creating the bootstrap admin.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use auth_interceptor::Verifier;
+use auth_interceptor::cache::TokenCache;
+use secrecy::ExposeSecret;
+
+use crate::clock::Clock;
+use crate::config::{
+    Backend, BootstrapAdmin, DatabaseSettings, KeySettings, MasterKeySource, PasswordSettings,
+    Signing, ThrottleSettings, TokenSettings,
+};
+use crate::error::AuthError;
+use crate::keys::master::MasterKey;
+use crate::keys::{KeyManager, SigningMode};
+use crate::password::PasswordHasher;
+use crate::server::ServeError;
+use crate::service::admin::ADMIN_ROLE;
+use crate::state::AppState;
+use crate::store::Store;
+use crate::store::postgres::PgStore;
+use crate::store::sqlite::SqliteStore;
+
+/// Opens the configured database (creating the zero-config SQLite directory if needed) and applies
+/// the migrations unless they are turned off.
+pub async fn open_store(settings: &DatabaseSettings) -> Result<Arc<dyn Store>, ServeError> {
+    let store: Arc<dyn Store> = match &settings.backend {
+        Backend::Postgres {
+            url,
+            max_connections,
+        } => Arc::new(PgStore::connect(url.expose_secret(), *max_connections).await?),
+        Backend::Sqlite { url, create_dir } => {
+            if let Some(dir) = create_dir {
+                create_private_dir(dir)?;
+            }
+            Arc::new(SqliteStore::connect(url.expose_secret()).await?)
+        }
+    };
+    if settings.migrate {
+        store.migrate().await?;
+    }
+    Ok(store)
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Reads the master key file, or creates it with a fresh key (SQLite without `AUTH_MASTER_KEY`).
+fn master_key_from_file(path: &Path) -> Result<MasterKey, ServeError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => zeroize::Zeroizing::new(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                create_private_dir(dir)?;
+            }
+            let key =
+                MasterKey::generate_base64().map_err(|e| ServeError::Config(e.to_string()))?;
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            std::io::Write::write_all(&mut opts.open(path)?, key.as_bytes())?;
+            tracing::warn!(path = %path.display(),
+                "generated a master key file for the zero-config SQLite setup; set AUTH_MASTER_KEY in production");
+            key
+        }
+        Err(e) => return Err(e.into()),
+    };
+    MasterKey::from_base64(&text)
+        .map_err(|e| ServeError::Config(format!("master key file {}: {e}", path.display())))
+}
+
+/// Starts the key manager: resolves the master key and creates the first keys if there are none.
+pub async fn start_keys(
+    keys: KeySettings,
+    tokens: &TokenSettings,
+    store: Arc<dyn Store>,
+    now: i64,
+) -> Result<KeyManager, ServeError> {
+    let mode = match keys.signing {
+        Signing::SharedSecret(secret) => SigningMode::SharedSecret { secret },
+        Signing::Asymmetric { alg, master } => SigningMode::Asymmetric {
+            alg,
+            master: match master {
+                MasterKeySource::Configured(master) => master,
+                MasterKeySource::File(path) => master_key_from_file(&path)?,
+            },
+        },
+    };
+    Ok(KeyManager::start(mode, store, tokens.retired_key_lifetime(), now).await?)
+}
+
+/// Builds the password hasher (which allocates its memory pool) off the async threads.
+pub async fn start_hasher(passwords: PasswordSettings) -> Result<PasswordHasher, ServeError> {
+    let PasswordSettings { hash, policy } = passwords;
+    Ok(
+        tokio::task::spawn_blocking(move || PasswordHasher::new(hash, policy))
+            .await
+            .map_err(|e| AuthError::Internal(e.to_string()))??,
+    )
+}
+
+/// The parts of the configuration the shared state is made of.
+#[derive(Debug)]
+pub struct StateSettings {
+    /// Signing keys.
+    pub keys: KeySettings,
+    /// Tokens and sessions.
+    pub tokens: TokenSettings,
+    /// Passwords.
+    pub passwords: PasswordSettings,
+    /// Login throttling.
+    pub throttle: ThrottleSettings,
+}
+
+/// Builds the shared state: keys (generated on first start), hasher, verifier.
+pub async fn build_state(
+    settings: StateSettings,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<AppState>, ServeError> {
+    let StateSettings {
+        keys,
+        tokens,
+        passwords,
+        throttle,
+    } = settings;
+    let keys = start_keys(keys, &tokens, store.clone(), clock.now()).await?;
+    let hasher = start_hasher(passwords).await?;
+    Ok(Arc::new(AppState {
+        store,
+        hasher,
+        keys,
+        verifier: Verifier::new(tokens.verifier_config()),
+        issuer: tokens.issuer,
+        sessions: tokens.sessions,
+        clock,
+        throttle: crate::throttle::Throttle::new(throttle.policy),
+        token_cache: TokenCache::default(),
+        proxy_header: throttle.proxy_header,
+    }))
+}
+
+/// Creates the bootstrap admin when the database has no user yet.
+pub async fn bootstrap_admin(state: &AppState, admin: &BootstrapAdmin) -> Result<(), ServeError> {
+    if state.store.count_users().await? > 0 {
+        return Ok(());
+    }
+    let user = state
+        .create_user(
+            &admin.username,
+            admin.password.expose_secret(),
+            &[ADMIN_ROLE.to_owned()],
+        )
+        .await
+        .map_err(|e| match e {
+            AuthError::InvalidArgument(m) => {
+                ServeError::Config(format!("AUTH_BOOTSTRAP_ADMIN_*: {m}"))
+            }
+            other => other.into(),
+        })?;
+    tracing::info!(target: "audit", event = "user.bootstrapped", user_id = %user.id, username = %user.username);
+    Ok(())
+}
