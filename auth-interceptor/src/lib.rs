@@ -37,7 +37,7 @@
 //! # Pieces
 //!
 //! - [`Policy`]: per-method rules (exact method, `pkg.Svc/*`, prefix), most specific wins, deny by
-//!   default; presets for health, reflection and the auth server itself ([`Policy::auth_server`]).
+//!   default; presets for health and reflection.
 //! - [`Authorizer`]: verifier + [`KeySource`] + policy (+ verified-token cache, + optional
 //!   [`RevocationChecker`]); turned into an [`AuthLayer`] (tower; sees the method) or an
 //!   [`AuthInterceptor`] (tonic; one rule for the whole service).

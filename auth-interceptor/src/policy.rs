@@ -171,23 +171,6 @@ impl Policy {
         PolicyBuilder::default()
     }
 
-    /// The rules the auth server uses for itself: `Login`, `Refresh`, `Validate`, `Logout` and
-    /// `GetJwks` public; `ChangePassword` requires a token; `auth.v1.AdminService/*` requires the role
-    /// `admin`; health and reflection public; everything else denied.
-    pub fn auth_server() -> Policy {
-        let mut b = Policy::builder().with_health().with_reflection();
-        for m in ["Login", "Refresh", "Validate", "Logout", "GetJwks"] {
-            b = b.public(&format!("auth.v1.AuthService/{m}"));
-        }
-        let built = b
-            .required("auth.v1.AuthService/ChangePassword")
-            .any_role("auth.v1.AdminService/*", ["admin"])
-            .build();
-        // The patterns above are constants and valid; a failure here would be a bug in this crate,
-        // and denying everything is the safe answer.
-        built.unwrap_or_else(|_| Policy::deny_all())
-    }
-
     /// A policy that denies every method.
     pub fn deny_all() -> Policy {
         Policy {

@@ -6,7 +6,7 @@ use crate::store::AuditEvent;
 
 /// How an audited action ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// It happened.
     Success,
     /// It was attempted and failed (wrong password, reused token, ...).
@@ -27,7 +27,7 @@ impl Outcome {
 
 /// One event to record.
 #[derive(Debug, Clone)]
-pub struct Entry<'a> {
+pub(crate) struct Entry<'a> {
     /// e.g. `login.failed`.
     pub event: &'static str,
     /// How it ended.
@@ -44,7 +44,7 @@ pub struct Entry<'a> {
 
 impl<'a> Entry<'a> {
     /// An event with no actor, subject or detail yet.
-    pub fn new(event: &'static str, outcome: Outcome, source: &'a str) -> Self {
+    pub(crate) fn new(event: &'static str, outcome: Outcome, source: &'a str) -> Self {
         Self {
             event,
             outcome,
@@ -56,19 +56,19 @@ impl<'a> Entry<'a> {
     }
 
     /// Sets the actor.
-    pub fn actor(mut self, actor: &'a str) -> Self {
+    pub(crate) fn actor(mut self, actor: &'a str) -> Self {
         self.actor = Some(actor);
         self
     }
 
     /// Sets the subject.
-    pub fn subject(mut self, subject: &'a str) -> Self {
+    pub(crate) fn subject(mut self, subject: &'a str) -> Self {
         self.subject = Some(subject);
         self
     }
 
     /// Sets the detail.
-    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+    pub(crate) fn detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
         self
     }
@@ -77,7 +77,7 @@ impl<'a> Entry<'a> {
 impl AppState {
     /// Logs and stores an audit event. A storage failure is logged, not returned: the audited action
     /// has already happened.
-    pub async fn audit(&self, e: Entry<'_>) {
+    pub(crate) async fn audit(&self, e: Entry<'_>) {
         let (event, outcome, source) = (e.event, e.outcome.as_str(), e.source);
         let (actor, subject, detail) = (
             e.actor.unwrap_or("-"),

@@ -11,7 +11,7 @@ use tower::{Layer, Service};
 
 /// Adds [`CodecErrors`] around a service.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct CodecErrorLayer;
+pub(crate) struct CodecErrorLayer;
 
 impl<S> Layer<S> for CodecErrorLayer {
     type Service = CodecErrors<S>;
@@ -23,7 +23,7 @@ impl<S> Layer<S> for CodecErrorLayer {
 
 /// See the module documentation.
 #[derive(Debug, Clone)]
-pub struct CodecErrors<S> {
+pub(crate) struct CodecErrors<S> {
     inner: S,
 }
 

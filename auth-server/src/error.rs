@@ -8,9 +8,9 @@ use tonic::{Code, Status};
 use crate::store::StoreError;
 
 /// Message for every failed login, whatever the cause (unknown user, wrong password, disabled user).
-pub const INVALID_CREDENTIALS: &str = "invalid credentials";
+pub(crate) const INVALID_CREDENTIALS: &str = "invalid credentials";
 /// Message for every rejected refresh token or bearer token.
-pub const INVALID_TOKEN: &str = "invalid token";
+pub(crate) const INVALID_TOKEN: &str = "invalid token";
 
 /// Everything an RPC of this server can fail with.
 #[derive(Debug, thiserror::Error)]

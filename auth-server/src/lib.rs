@@ -2,22 +2,22 @@
 //!
 //! [`server::serve`] runs the whole server on a listener; `main.rs` only parses the command line.
 
-pub mod audit;
+pub(crate) mod audit;
 pub mod cli;
 pub mod clock;
-pub mod codec_errors;
+pub(crate) mod codec_errors;
 pub mod config;
-pub mod error;
+pub(crate) mod error;
 mod housekeeping;
 pub mod input;
 pub mod keys;
 pub mod password;
-pub mod policy;
+pub(crate) mod policy;
 pub mod server;
-pub mod service;
-pub mod startup;
-pub mod state;
+pub(crate) mod service;
+pub(crate) mod startup;
+pub(crate) mod state;
 pub mod store;
 pub mod telemetry;
-pub mod throttle;
+pub(crate) mod throttle;
 pub mod token;

@@ -10,10 +10,11 @@ use auth_interceptor::{
 };
 use futures_util::future::BoxFuture;
 
+use crate::service::admin::ADMIN_ROLE;
 use crate::state::AppState;
 
 /// The fully-qualified names of the services this server registers.
-pub const REGISTERED_SERVICES: [&str; 5] = [
+pub(crate) const REGISTERED_SERVICES: [&str; 5] = [
     "auth.v1.AuthService",
     "auth.v1.AdminService",
     "grpc.health.v1.Health",
@@ -21,9 +22,22 @@ pub const REGISTERED_SERVICES: [&str; 5] = [
     "grpc.reflection.v1alpha.ServerReflection",
 ];
 
+/// The rules of this server's own RPCs: `Login`, `Refresh`, `Validate`, `Logout` and `GetJwks`
+/// public; `ChangePassword` requires a token; `auth.v1.AdminService/*` requires the role `admin`;
+/// health and reflection public; everything else denied.
+fn server_policy() -> Result<Policy, PolicyError> {
+    let mut b = Policy::builder().with_health().with_reflection();
+    for m in ["Login", "Refresh", "Validate", "Logout", "GetJwks"] {
+        b = b.public(&format!("auth.v1.AuthService/{m}"));
+    }
+    b.required("auth.v1.AuthService/ChangePassword")
+        .any_role("auth.v1.AdminService/*", [ADMIN_ROLE])
+        .build()
+}
+
 /// The layer protecting every service of this server, verifying with the server's own published keys.
-pub fn layer(state: &Arc<AppState>) -> Result<AuthLayer, PolicyError> {
-    let policy = Policy::auth_server();
+pub(crate) fn layer(state: &Arc<AppState>) -> Result<AuthLayer, PolicyError> {
+    let policy = server_policy()?;
     policy.check_services(&REGISTERED_SERVICES)?;
     Ok(Authorizer::new(state.verifier.clone(), ServerKeys(state.clone()), policy).layer())
 }
@@ -49,5 +63,51 @@ impl KeySource for ServerKeys {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use auth_interceptor::Access;
+
+    use super::*;
+
+    #[test]
+    fn server_policy_rules() {
+        let p = server_policy().unwrap();
+        for m in ["Login", "Refresh", "Validate", "Logout", "GetJwks"] {
+            assert_eq!(
+                p.rule_for(&format!("/auth.v1.AuthService/{m}")).access,
+                Access::Public
+            );
+        }
+        assert_eq!(
+            p.rule_for("/auth.v1.AuthService/ChangePassword").access,
+            Access::Required
+        );
+        assert_eq!(
+            p.rule_for("/auth.v1.AdminService/CreateUser").access,
+            Access::AnyRole(vec!["admin".into()])
+        );
+        assert_eq!(
+            p.rule_for("/auth.v1.AuthService/Unknown").access,
+            Access::Deny
+        );
+        assert_eq!(
+            p.rule_for("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo")
+                .access,
+            Access::Public
+        );
+        p.check_services(&["auth.v1.AuthService", "auth.v1.AdminService"])
+            .unwrap();
+        assert!(p.check_services(&["auth.v1.AuthService"]).is_err());
+    }
+
+    #[test]
+    fn every_registered_service_has_rules() {
+        server_policy()
+            .unwrap()
+            .check_services(&REGISTERED_SERVICES)
+            .unwrap();
     }
 }

@@ -26,7 +26,7 @@ use crate::store::sqlite::SqliteStore;
 
 /// Opens the configured database (creating the zero-config SQLite directory if needed) and applies
 /// the migrations unless they are turned off.
-pub async fn open_store(settings: &DatabaseSettings) -> Result<Arc<dyn Store>, ServeError> {
+pub(crate) async fn open_store(settings: &DatabaseSettings) -> Result<Arc<dyn Store>, ServeError> {
     let store: Arc<dyn Store> = match &settings.backend {
         Backend::Postgres {
             url,
@@ -81,7 +81,7 @@ fn master_key_from_file(path: &Path) -> Result<MasterKey, ServeError> {
 }
 
 /// Starts the key manager: resolves the master key and creates the first keys if there are none.
-pub async fn start_keys(
+pub(crate) async fn start_keys(
     keys: KeySettings,
     tokens: &TokenSettings,
     store: Arc<dyn Store>,
@@ -101,7 +101,9 @@ pub async fn start_keys(
 }
 
 /// Builds the password hasher (which allocates its memory pool) off the async threads.
-pub async fn start_hasher(passwords: PasswordSettings) -> Result<PasswordHasher, ServeError> {
+pub(crate) async fn start_hasher(
+    passwords: PasswordSettings,
+) -> Result<PasswordHasher, ServeError> {
     let PasswordSettings { hash, policy } = passwords;
     Ok(
         tokio::task::spawn_blocking(move || PasswordHasher::new(hash, policy))
@@ -112,7 +114,7 @@ pub async fn start_hasher(passwords: PasswordSettings) -> Result<PasswordHasher,
 
 /// The parts of the configuration the shared state is made of.
 #[derive(Debug)]
-pub struct StateSettings {
+pub(crate) struct StateSettings {
     /// Signing keys.
     pub keys: KeySettings,
     /// Tokens and sessions.
@@ -124,7 +126,7 @@ pub struct StateSettings {
 }
 
 /// Builds the shared state: keys (generated on first start), hasher, verifier.
-pub async fn build_state(
+pub(crate) async fn build_state(
     settings: StateSettings,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
@@ -152,7 +154,10 @@ pub async fn build_state(
 }
 
 /// Creates the bootstrap admin when the database has no user yet.
-pub async fn bootstrap_admin(state: &AppState, admin: &BootstrapAdmin) -> Result<(), ServeError> {
+pub(crate) async fn bootstrap_admin(
+    state: &AppState,
+    admin: &BootstrapAdmin,
+) -> Result<(), ServeError> {
     if state.store.count_users().await? > 0 {
         return Ok(());
     }

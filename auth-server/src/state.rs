@@ -23,7 +23,7 @@ pub struct SessionPolicy {
 }
 
 /// Everything the RPC handlers need.
-pub struct AppState {
+pub(crate) struct AppState {
     /// Persistence.
     pub store: Arc<dyn Store>,
     /// Password hashing.
@@ -58,7 +58,7 @@ impl std::fmt::Debug for AppState {
 
 /// Tokens of a new or rotated session.
 #[derive(Debug)]
-pub struct TokenPair {
+pub(crate) struct TokenPair {
     /// Signed JWT.
     pub access_token: String,
     /// Opaque refresh token.
@@ -73,13 +73,13 @@ pub struct TokenPair {
 
 impl AppState {
     /// Now, per the state's clock.
-    pub fn now(&self) -> i64 {
+    pub(crate) fn now(&self) -> i64 {
         self.clock.now()
     }
 
     /// Starts a session for `user`: signs an access token, then stores the session and its first
     /// refresh token (nothing is written if signing fails).
-    pub async fn start_session(&self, user: &UserRecord) -> Result<TokenPair, AuthError> {
+    pub(crate) async fn start_session(&self, user: &UserRecord) -> Result<TokenPair, AuthError> {
         let now = self.now();
         let session_id = uuid::Uuid::now_v7().to_string();
         let access = self
@@ -108,7 +108,11 @@ impl AppState {
     }
 
     /// Verifies an access token's signature and claims as of `now`, through the verified-token cache.
-    pub fn verify_access_token(&self, token: &str, now: i64) -> Result<Arc<Claims>, VerifyError> {
+    pub(crate) fn verify_access_token(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<Arc<Claims>, VerifyError> {
         let now = u64::try_from(now).unwrap_or_default();
         let keys = self.keys.verification_keys().load();
         if let Some(claims) = self.token_cache.get(token, &keys, now) {
@@ -122,7 +126,7 @@ impl AppState {
     }
 
     /// Creates a user with a password and roles (see [`create_user`]).
-    pub async fn create_user(
+    pub(crate) async fn create_user(
         &self,
         username: &str,
         password: &str,
@@ -141,7 +145,7 @@ impl AppState {
 
     /// True when the session `sid` of user `sub` is live: not revoked, not past its absolute lifetime,
     /// and its user exists and is enabled.
-    pub fn session_is_live(status: Option<&SessionStatus>, sub: &str, now: i64) -> bool {
+    pub(crate) fn session_is_live(status: Option<&SessionStatus>, sub: &str, now: i64) -> bool {
         status.is_some_and(|s| {
             !s.revoked && !s.user_disabled && s.user_id == sub && s.absolute_expires_at > now
         })
@@ -150,7 +154,7 @@ impl AppState {
 
 /// Creates a user with a password and roles (admin API, CLI and bootstrap admin): validates the
 /// username, roles and password policy, hashes, and stores; a taken username is ALREADY_EXISTS.
-pub async fn create_user(
+pub(crate) async fn create_user(
     store: &dyn Store,
     hasher: &PasswordHasher,
     now: i64,

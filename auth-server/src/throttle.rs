@@ -35,14 +35,14 @@ impl ThrottlePolicy {
 
 /// The throttle keys of one login attempt.
 #[derive(Debug, Clone)]
-pub struct AttemptKeys {
+pub(crate) struct AttemptKeys {
     account: String,
     source: String,
 }
 
 impl AttemptKeys {
     /// Keys for the canonical username and the source address.
-    pub fn new(username_key: &str, source_ip: &str) -> Self {
+    pub(crate) fn new(username_key: &str, source_ip: &str) -> Self {
         Self {
             account: format!("user:{username_key}"),
             source: format!("source:{source_ip}"),
@@ -52,18 +52,18 @@ impl AttemptKeys {
 
 /// Checks and updates the counters.
 #[derive(Debug, Clone, Copy)]
-pub struct Throttle {
+pub(crate) struct Throttle {
     policy: ThrottlePolicy,
 }
 
 impl Throttle {
     /// A throttle enforcing `policy`.
-    pub fn new(policy: ThrottlePolicy) -> Self {
+    pub(crate) fn new(policy: ThrottlePolicy) -> Self {
         Self { policy }
     }
 
     /// Refuses the attempt (with the seconds to wait) while the account or the source is locked.
-    pub async fn check(
+    pub(crate) async fn check(
         &self,
         store: &dyn Store,
         keys: &AttemptKeys,
@@ -86,7 +86,7 @@ impl Throttle {
 
     /// Counts a failed attempt against the account and the source, locking them as the policy says.
     /// Returns the account's consecutive failures.
-    pub async fn failed(
+    pub(crate) async fn failed(
         &self,
         store: &dyn Store,
         keys: &AttemptKeys,
@@ -116,7 +116,11 @@ impl Throttle {
     }
 
     /// A successful login resets the account's counter (the source's decays with the window).
-    pub async fn succeeded(&self, store: &dyn Store, keys: &AttemptKeys) -> Result<(), AuthError> {
+    pub(crate) async fn succeeded(
+        &self,
+        store: &dyn Store,
+        keys: &AttemptKeys,
+    ) -> Result<(), AuthError> {
         if self.policy.enabled {
             store.reset_login_failures(&keys.account).await?;
         }

@@ -44,34 +44,3 @@ fn invalid_and_duplicate_patterns() {
     let none: [&str; 0] = [];
     assert!(Policy::builder().any_role("a.B/C", none).build().is_err());
 }
-
-#[test]
-fn auth_server_preset() {
-    let p = Policy::auth_server();
-    for m in ["Login", "Refresh", "Validate", "Logout", "GetJwks"] {
-        assert_eq!(
-            p.rule_for(&format!("/auth.v1.AuthService/{m}")).access,
-            Access::Public
-        );
-    }
-    assert_eq!(
-        p.rule_for("/auth.v1.AuthService/ChangePassword").access,
-        Access::Required
-    );
-    assert_eq!(
-        p.rule_for("/auth.v1.AdminService/CreateUser").access,
-        Access::AnyRole(vec!["admin".into()])
-    );
-    assert_eq!(
-        p.rule_for("/auth.v1.AuthService/Unknown").access,
-        Access::Deny
-    );
-    assert_eq!(
-        p.rule_for("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo")
-            .access,
-        Access::Public
-    );
-    p.check_services(&["auth.v1.AuthService", "auth.v1.AdminService"])
-        .unwrap();
-    assert!(p.check_services(&["auth.v1.AuthService"]).is_err());
-}

@@ -17,13 +17,13 @@ use crate::state::AppState;
 use crate::store::{AuditQuery, RevokeScope, SessionRecord, UserRecord};
 
 /// The role required for every admin call.
-pub const ADMIN_ROLE: &str = "admin";
+pub(crate) const ADMIN_ROLE: &str = "admin";
 const DEFAULT_PAGE_SIZE: i64 = 100;
 const MAX_PAGE_SIZE: i64 = 1000;
 
 /// The `AdminService` implementation.
 #[derive(Debug, Clone)]
-pub struct AdminServiceImpl {
+pub(crate) struct AdminServiceImpl {
     state: Arc<AppState>,
 }
 
@@ -35,7 +35,7 @@ struct Admin {
 
 impl AdminServiceImpl {
     /// A service over `state`.
-    pub fn new(state: Arc<AppState>) -> Self {
+    pub(crate) fn new(state: Arc<AppState>) -> Self {
         Self { state }
     }
 

@@ -24,13 +24,13 @@ const TOKEN_TYPE: &str = "Bearer";
 
 /// The `AuthService` implementation.
 #[derive(Debug, Clone)]
-pub struct AuthServiceImpl {
+pub(crate) struct AuthServiceImpl {
     state: Arc<AppState>,
 }
 
 impl AuthServiceImpl {
     /// A service over `state`.
-    pub fn new(state: Arc<AppState>) -> Self {
+    pub(crate) fn new(state: Arc<AppState>) -> Self {
         Self { state }
     }
 

@@ -1,7 +1,7 @@
 //! The gRPC services and the helpers they share.
 
-pub mod admin;
-pub mod auth;
+pub(crate) mod admin;
+pub(crate) mod auth;
 
 use auth_interceptor::{Claims, RequestAuthExt};
 use tonic::Request;
