@@ -159,7 +159,7 @@ fn bench_extract_and_cache(c: &mut Criterion) {
     let claims = Arc::new(verifier().verify(&set, &token).unwrap());
     let cache = auth_interceptor::cache::TokenCache::default();
     let now = auth_interceptor::verify::unix_now();
-    cache.insert(&token, "k-ed", claims, now);
+    cache.insert(&token, &set, "k-ed", claims, now);
     c.bench_function("cache/get_hit", |b| {
         b.iter(|| cache.get(black_box(&token), &set, now).unwrap())
     });

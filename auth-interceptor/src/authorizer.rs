@@ -9,13 +9,14 @@ use http::HeaderMap;
 
 use crate::cache::TokenCache;
 use crate::claims::Claims;
+use crate::clock::Clock;
 use crate::context::AuthContext;
 use crate::error::AuthError;
 use crate::extract::bearer_token;
 use crate::policy::{Access, Policy, Rule};
 use crate::revoke::RevocationChecker;
 use crate::source::KeySource;
-use crate::verify::{Verifier, VerifyError, unix_now};
+use crate::verify::{Verifier, VerifyError};
 
 /// Decides whether a request may proceed, and with which identity.
 ///
@@ -27,6 +28,7 @@ pub struct Authorizer {
     policy: Policy,
     cache: TokenCache,
     revocation: Option<RevocationChecker>,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Authorizer {
@@ -55,7 +57,20 @@ impl Authorizer {
             policy,
             cache: TokenCache::default(),
             revocation: None,
+            clock: crate::clock::system(),
         }
+    }
+
+    /// Reads time from `clock` instead of the system clock (token lifetimes, cache ages, and the
+    /// deadline that ends a call when its token expires).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The clock in use.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     /// Replaces the verified-token cache (`capacity` 0 disables it).
@@ -99,14 +114,15 @@ impl Authorizer {
     /// Verifies through the cache; reports an unknown `kid` instead of failing on it.
     fn verify_cached(&self, token: &str) -> Result<Outcome, AuthError> {
         let keys = self.keys.current().map_err(|_| AuthError::Unavailable)?;
-        let now = unix_now();
+        let now = self.clock.unix_now();
         if let Some(claims) = self.cache.get(token, &keys, now) {
             return Ok(Outcome::Verified(claims));
         }
         match self.verifier.verify_with_kid(&keys, token, now) {
             Ok(verified) => {
                 let claims = Arc::new(verified.claims);
-                self.cache.insert(token, &verified.kid, claims.clone(), now);
+                self.cache
+                    .insert(token, &keys, &verified.kid, claims.clone(), now);
                 Ok(Outcome::Verified(claims))
             }
             Err(VerifyError::UnknownKey) => {

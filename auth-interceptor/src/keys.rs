@@ -42,6 +42,24 @@ pub enum KeyError {
 pub struct VerificationKey {
     pub(crate) alg: Algorithm,
     pub(crate) key: DecodingKey,
+    /// SHA-256 over the algorithm and the key material: the key's identity, whatever its `kid`.
+    fingerprint: KeyFingerprint,
+}
+
+/// The identity of a key's material (SHA-256 over algorithm and key): two keys with the same
+/// fingerprint verify the same signatures. Lets a cache tell a reused `kid` with new material apart.
+pub(crate) type KeyFingerprint = [u8; 32];
+
+fn fingerprint(alg: Algorithm, kind: &str, material: &[u8]) -> KeyFingerprint {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    ctx.update(crate::verify::alg_name(alg).as_bytes());
+    ctx.update(&[0]);
+    ctx.update(kind.as_bytes());
+    ctx.update(&[0]);
+    ctx.update(material);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
 }
 
 impl std::fmt::Debug for VerificationKey {
@@ -59,6 +77,11 @@ impl VerificationKey {
         self.alg
     }
 
+    /// The identity of this key's material.
+    pub(crate) fn fingerprint(&self) -> &KeyFingerprint {
+        &self.fingerprint
+    }
+
     /// An HMAC key (`HS256`, `HS384` or `HS512`); refuses secrets under 32 bytes.
     pub fn hmac(alg: Algorithm, secret: &[u8]) -> Result<Self, KeyError> {
         if !matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
@@ -70,6 +93,7 @@ impl VerificationKey {
         Ok(Self {
             alg,
             key: DecodingKey::from_secret(secret),
+            fingerprint: fingerprint(alg, "hmac", secret),
         })
     }
 
@@ -87,7 +111,11 @@ impl VerificationKey {
             other => return Err(KeyError::UnsupportedAlgorithm(format!("{other:?}"))),
         }
         .map_err(|e| KeyError::InvalidPem(e.to_string()))?;
-        Ok(Self { alg, key })
+        Ok(Self {
+            alg,
+            key,
+            fingerprint: fingerprint(alg, "pem", pem),
+        })
     }
 
     /// A public JWK. `alg` must be present and must match the key type; private members (`d`, or any
@@ -134,7 +162,13 @@ impl VerificationKey {
             return Err(KeyError::InvalidJwk("key type does not match alg".into()));
         }
         let key = DecodingKey::from_jwk(jwk).map_err(|e| KeyError::InvalidJwk(e.to_string()))?;
-        Ok(Self { alg, key })
+        let params =
+            serde_json::to_vec(&jwk.algorithm).map_err(|e| KeyError::InvalidJwk(e.to_string()))?;
+        Ok(Self {
+            alg,
+            key,
+            fingerprint: fingerprint(alg, "jwk", &params),
+        })
     }
 }
 

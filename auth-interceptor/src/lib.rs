@@ -64,6 +64,7 @@ pub mod authorizer;
 pub mod cache;
 pub mod claims;
 pub mod client;
+pub mod clock;
 pub mod context;
 pub mod error;
 pub mod extract;
@@ -82,6 +83,7 @@ mod tests;
 
 pub use authorizer::Authorizer;
 pub use claims::{Audience, Claims};
+pub use clock::{Clock, SystemClock, TokioClock};
 pub use context::{AuthContext, RequestAuthExt};
 pub use error::AuthError;
 pub use interceptor::AuthInterceptor;

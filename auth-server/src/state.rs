@@ -121,7 +121,7 @@ impl AppState {
         let verified = self.verifier.verify_with_kid(&keys, token, now)?;
         let claims = Arc::new(verified.claims);
         self.token_cache
-            .insert(token, &verified.kid, claims.clone(), now);
+            .insert(token, &keys, &verified.kid, claims.clone(), now);
         Ok(claims)
     }
 
