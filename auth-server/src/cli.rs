@@ -5,7 +5,7 @@ use std::io::BufRead;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{SystemClock, unix_seconds};
 use crate::config::{Config, DatabaseArgs, KeyArgs, LogFormat, PasswordArgs, TokenArgs};
 use crate::server;
 use crate::startup::{open_store, start_hasher, start_keys};
@@ -144,7 +144,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let user = crate::state::create_user(
                 &*store,
                 &hasher,
-                SystemClock.now(),
+                unix_seconds(&SystemClock),
                 &username,
                 &password,
                 &roles,
@@ -172,8 +172,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let keys = keys.validate(&database).context("invalid configuration")?;
             let tokens = tokens.validate().context("invalid configuration")?;
             let store = open_store(&database).await?;
-            let manager = start_keys(keys, &tokens, store, SystemClock.now()).await?;
-            let r = manager.rotate(SystemClock.now()).await.map_err(describe)?;
+            let manager = start_keys(keys, &tokens, store, unix_seconds(&SystemClock)).await?;
+            let r = manager
+                .rotate(unix_seconds(&SystemClock))
+                .await
+                .map_err(describe)?;
             tracing::info!(target: "audit", event = "key.rotated", actor = "cli", subject = %r.current);
             println!(
                 "current {}\nnext    {}\nretired {}",

@@ -1,22 +1,15 @@
-//! The server's notion of "now", injectable so tests can move time (idle and absolute session expiry).
+//! The server's notion of "now": the same injectable [`Clock`] as the interceptor crate's, so the
+//! server's own access layer and `Validate` judge token lifetimes identically, and tests can move
+//! time (idle and absolute session expiry, throttling, token expiry) by hand.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-/// A source of the current time in seconds since the Unix epoch.
-pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
-    /// Now, in seconds since the Unix epoch.
-    fn now(&self) -> i64;
-}
+pub use auth_interceptor::{Clock, SystemClock};
 
-/// The system clock.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> i64 {
-        auth_interceptor::verify::unix_now() as i64
-    }
+/// Now, per `clock`, as the signed seconds the store and the token issuer work in.
+pub(crate) fn unix_seconds(clock: &dyn Clock) -> i64 {
+    i64::try_from(clock.unix_now()).unwrap_or(i64::MAX)
 }
 
 /// A clock that tests set and advance by hand. Starts at the system time.
@@ -25,7 +18,7 @@ pub struct ManualClock(Arc<AtomicI64>);
 
 impl Default for ManualClock {
     fn default() -> Self {
-        Self(Arc::new(AtomicI64::new(SystemClock.now())))
+        Self(Arc::new(AtomicI64::new(unix_seconds(&SystemClock))))
     }
 }
 
@@ -39,10 +32,15 @@ impl ManualClock {
     pub fn set(&self, now: i64) {
         self.0.store(now, Ordering::SeqCst);
     }
+
+    /// Now, in seconds since the Unix epoch.
+    pub fn now(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 impl Clock for ManualClock {
-    fn now(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
+    fn unix_now(&self) -> u64 {
+        u64::try_from(self.now()).unwrap_or_default()
     }
 }

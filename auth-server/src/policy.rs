@@ -39,7 +39,11 @@ fn server_policy() -> Result<Policy, PolicyError> {
 pub(crate) fn layer(state: &Arc<AppState>) -> Result<AuthLayer, PolicyError> {
     let policy = server_policy()?;
     policy.check_services(&REGISTERED_SERVICES)?;
-    Ok(Authorizer::new(state.verifier.clone(), ServerKeys(state.clone()), policy).layer())
+    Ok(
+        Authorizer::new(state.verifier.clone(), ServerKeys(state.clone()), policy)
+            .with_clock(state.clock.clone())
+            .layer(),
+    )
 }
 
 /// The server's published keys as a key source: an unknown `kid` triggers a rate-limited reload from

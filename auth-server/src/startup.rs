@@ -137,7 +137,13 @@ pub(crate) async fn build_state(
         passwords,
         throttle,
     } = settings;
-    let keys = start_keys(keys, &tokens, store.clone(), clock.now()).await?;
+    let keys = start_keys(
+        keys,
+        &tokens,
+        store.clone(),
+        crate::clock::unix_seconds(&*clock),
+    )
+    .await?;
     let hasher = start_hasher(passwords).await?;
     Ok(Arc::new(AppState {
         store,

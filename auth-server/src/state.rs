@@ -74,7 +74,7 @@ pub(crate) struct TokenPair {
 impl AppState {
     /// Now, per the state's clock.
     pub(crate) fn now(&self) -> i64 {
-        self.clock.now()
+        crate::clock::unix_seconds(&*self.clock)
     }
 
     /// Starts a session for `user`: signs an access token, then stores the session and its first

@@ -753,7 +753,7 @@ impl TestServer {
 
     /// The server's "now".
     pub fn now(&self) -> i64 {
-        auth_server::clock::Clock::now(&self.clock)
+        self.clock.now()
     }
 
     /// The current signing key, decrypted with the master key (the catalogue's test key).
