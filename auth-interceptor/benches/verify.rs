@@ -121,7 +121,7 @@ fn bench_layer(c: &mut Criterion) {
             .unwrap()
     };
     let inner = tower::service_fn(|_req: http::Request<()>| async {
-        Ok::<_, Infallible>(http::Response::new(()))
+        Ok::<_, Infallible>(http::Response::new(tonic::body::Body::empty()))
     });
     for (name, key) in keys() {
         let token = key.token("user-1", &["orders:read"]);
@@ -165,12 +165,73 @@ fn bench_extract_and_cache(c: &mut Criterion) {
     });
 }
 
+/// Two threads reading the verified-token cache at once (the request path of a 2-core service):
+/// the quick_cache-backed `TokenCache` beside a single mutex-guarded map (what it replaced).
+fn bench_cache_contention(c: &mut Criterion) {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    const THREADS: usize = 2;
+    let key = TestKey::ed25519("k-ed");
+    let set = key.key_set();
+    let tokens: Vec<String> = (0..1000)
+        .map(|i| key.sign(&claims(&format!("user-{i}"), &[])))
+        .collect();
+    let now = auth_interceptor::verify::unix_now();
+    let cache = auth_interceptor::cache::TokenCache::default();
+    let mutex_map: Mutex<HashMap<[u8; 32], Arc<auth_interceptor::Claims>>> =
+        Mutex::new(HashMap::new());
+    let digest = |t: &str| {
+        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, t.as_bytes());
+        let mut h = [0u8; 32];
+        h.copy_from_slice(d.as_ref());
+        h
+    };
+    for t in &tokens {
+        let claims = Arc::new(verifier().verify(&set, t).unwrap());
+        cache.insert(t, &set, "k-ed", claims.clone(), now);
+        mutex_map.lock().unwrap().insert(digest(t), claims);
+    }
+    let mut g = c.benchmark_group("cache/2-thread-hits");
+    g.bench_function("quick_cache", |b| {
+        b.iter_custom(|iters| {
+            let start = std::time::Instant::now();
+            std::thread::scope(|s| {
+                for _ in 0..THREADS {
+                    s.spawn(|| {
+                        for i in 0..iters as usize {
+                            black_box(cache.get(&tokens[i % tokens.len()], &set, now));
+                        }
+                    });
+                }
+            });
+            start.elapsed() / THREADS as u32
+        })
+    });
+    g.bench_function("mutex_hashmap", |b| {
+        b.iter_custom(|iters| {
+            let start = std::time::Instant::now();
+            std::thread::scope(|s| {
+                for _ in 0..THREADS {
+                    s.spawn(|| {
+                        for i in 0..iters as usize {
+                            let h = digest(&tokens[i % tokens.len()]);
+                            black_box(mutex_map.lock().unwrap().get(&h).cloned());
+                        }
+                    });
+                }
+            });
+            start.elapsed() / THREADS as u32
+        })
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
         .sample_size(30);
-    targets = bench_verify, bench_layer, bench_extract_and_cache
+    targets = bench_verify, bench_layer, bench_extract_and_cache, bench_cache_contention
 }
 criterion_main!(benches);

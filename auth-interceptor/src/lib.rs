@@ -67,6 +67,7 @@ pub mod client;
 pub mod clock;
 pub mod context;
 pub mod error;
+mod expiry;
 pub mod extract;
 pub mod interceptor;
 pub mod keys;
