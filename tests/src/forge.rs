@@ -1,6 +1,6 @@
-//! The catalogue's forged tokens (F01–F12, C01–C09, K03), built once and shared: `validate.rs` runs them
-//! against the `Validate` RPC, `security_tokens.rs` against both `Validate` and the interceptor layer
-//! (they must share one verifier).
+//! The catalogue's forged tokens (F01–F12, C01–C09, K03), built once and shared: the `validate` tests
+//! run them against the `Validate` RPC, the `security_tokens` tests against both `Validate` and the
+//! interceptor layer (they must share one verifier).
 
 use auth_proto::v1::InvalidReason;
 use base64::Engine;

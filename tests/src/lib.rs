@@ -2,7 +2,8 @@
 //! database or SQLite file, with a hand-driven clock, and offers clients, helpers and a token forger
 //! holding the server's signing key (the catalogue's `S(h,p)`).
 //!
-//! Scenarios live in `tests/tests/*.rs`; [`both_backends!`] turns one `async fn(Backend)` into a test
+//! Scenarios live in `tests/tests/e2e/` (one test binary, a module per area) and
+//! `tests/tests/security_logs.rs`; [`both_backends!`] turns one `async fn(Backend)` into a test
 //! per storage backend.
 
 // Test support code: a failed expectation is a failed test, and panicking with a message is the point.

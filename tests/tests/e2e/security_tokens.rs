@@ -568,7 +568,7 @@ async fn hs256_weak_secrets_are_refused_and_never_verify() {
 
 /// K02–K04: one algorithm per key and per server; the header alg never selects a key (F09 in the
 /// forged cases); during a rotation's overlap both keys verify at Validate and at the layer (retirement
-/// at Validate: `keys.rs::rotation_keeps_old_tokens_valid_until_retired`; an unknown kid: K03 in the
+/// at Validate: `keys::rotation_keeps_old_tokens_valid_until_retired`; an unknown kid: K03 in the
 /// forged cases); the published JWKS holds public members only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_are_bound_to_one_algorithm_and_published_public_only() {
