@@ -18,13 +18,14 @@ use auth_proto::demo::{
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::metadata::MetadataMap;
-use tonic::transport::{Channel, Endpoint, Server};
+use tonic::transport::{Channel, Server};
 use tonic::{Request, Response, Status};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::{ACCESS_TTL, LEEWAY, STEP_TIMEOUT, TestServer, bounded};
+use crate::clients::{bearer, bearer_value};
+use crate::harness::{ACCESS_TTL, LEEWAY, TestServer, bounded, endpoint};
 
 pub use auth_interceptor::testing::Greeter;
 
@@ -97,11 +98,7 @@ impl GreeterServer {
                     },
                 ),
         );
-        let channel = Endpoint::from_shared(format!("http://{addr}"))
-            .expect("endpoint")
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(STEP_TIMEOUT)
-            .connect_lazy();
+        let channel = endpoint(addr).connect_lazy();
         Self {
             addr,
             channel,
@@ -123,10 +120,7 @@ impl GreeterServer {
     /// `WhoAmI` with `authorization: Bearer <token>`.
     pub async fn who_am_i(&self, token: &str) -> Result<WhoAmIResponse, Status> {
         self.who_am_i_with(|m| {
-            m.insert(
-                "authorization",
-                format!("Bearer {token}").parse().expect("ascii token"),
-            );
+            m.insert("authorization", bearer_value(token));
         })
         .await
     }
@@ -148,7 +142,7 @@ impl GreeterServer {
         bounded(
             "AdminHello",
             self.client()
-                .admin_hello(crate::bearer(AdminHelloRequest {}, token)),
+                .admin_hello(bearer(AdminHelloRequest {}, token)),
         )
         .await
         .map(Response::into_inner)

@@ -3,6 +3,12 @@
 //! one global subscriber for this test binary, because the in-process server's tasks run on tokio
 //! worker threads — and neither the logs nor any database column contain a password, a refresh token or
 //! a JWT. Refresh tokens are 32 random bytes.
+//!
+//! Why this is a test binary of its own and not a module of `e2e`: the subscriber is process-global (a
+//! scoped `with_default` or `WithSubscriber` covers only the current thread or future, not the tasks
+//! the in-process server spawns onto other worker threads). In the shared binary it would capture — and
+//! slow, at TRACE — every other test running at the same time, and this test's assertions would depend
+//! on what else ran.
 
 use std::collections::HashSet;
 use std::io::Write;

@@ -2,17 +2,16 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
+use crate::support::*;
 use auth_interceptor::testing::{TestKey, b64, claims, hmac_sign, signing_input};
 use auth_interceptor::{Access, Policy, Rule, SharedKeys};
 use auth_proto::demo::greeter_service_server::GreeterServiceServer;
 use auth_proto::demo::*;
 use serde_json::json;
-use support::*;
 use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic::metadata::MetadataValue;
+use tonic::service::Routes;
 use tower_layer::Layer;
 
 async fn setup() -> (
@@ -122,13 +121,7 @@ async fn deny_by_default_and_per_service_wrapping() {
     )
     .layer();
     // Per-service: the wrapped server keeps its NamedService name.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(layer.layer(GreeterServiceServer::new(Greeter)))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
+    let addr = serve_routes(Routes::new(layer.layer(GreeterServiceServer::new(Greeter)))).await;
     let mut c = greeter_client(addr).await;
     c.say_hello(SayHelloRequest::default()).await.unwrap();
     assert_unauthenticated(&c.who_am_i(WhoAmIRequest {}).await.unwrap_err());
@@ -339,13 +332,11 @@ async fn plain_interceptor_all_or_nothing() {
     let key = TestKey::ed25519("k1");
     let interceptor =
         authorizer(SharedKeys::new(key.key_set())).interceptor(Rule::any_role(["admin"]));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(GreeterServiceServer::with_interceptor(Greeter, interceptor))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
+    let addr = serve_routes(Routes::new(GreeterServiceServer::with_interceptor(
+        Greeter,
+        interceptor,
+    )))
+    .await;
     let mut c = greeter_client(addr).await;
     assert_unauthenticated(&c.say_hello(SayHelloRequest::default()).await.unwrap_err());
     let reader = key.token("u1", &["reader"]);

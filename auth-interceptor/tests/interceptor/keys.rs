@@ -3,11 +3,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use crate::support::*;
 use auth_interceptor::source::{FileJwksFetcher, GrpcJwksFetcher, load_jwks_file};
 use auth_interceptor::testing::{self, TestKey, claims_at};
 use auth_interceptor::verify::unix_now;
@@ -16,7 +15,6 @@ use auth_interceptor::{
     Verifier, VerifierConfig,
 };
 use auth_proto::demo::*;
-use support::*;
 use tonic::Code;
 
 fn fast_config() -> JwksSourceConfig {
@@ -301,18 +299,13 @@ async fn interceptor_schedules_a_background_refetch_for_unknown_kids() {
     let source = grpc_source(&state, fast_config()).await;
     source.wait_for_keys(Duration::from_secs(5)).await.unwrap();
     let interceptor = authorizer(source.clone()).interceptor(Rule::required());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(
-                auth_proto::demo::greeter_service_server::GreeterServiceServer::with_interceptor(
-                    Greeter,
-                    interceptor,
-                ),
-            )
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
+    let addr = serve_routes(tonic::service::Routes::new(
+        auth_proto::demo::greeter_service_server::GreeterServiceServer::with_interceptor(
+            Greeter,
+            interceptor,
+        ),
+    ))
+    .await;
     let mut c = greeter_client(addr).await;
     state.rotate_to(TestKey::ed25519("k2"));
     let tok = state.issue("u1", &[]);

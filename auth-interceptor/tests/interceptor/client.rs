@@ -2,11 +2,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use crate::support::*;
 use auth_interceptor::SharedKeys;
 use auth_interceptor::client::{
     ClientAuthLayer, LoginTokenSource, LoginTokenSourceConfig, StaticToken, TokenSource,
@@ -15,7 +14,6 @@ use auth_interceptor::client::{
 use auth_interceptor::testing::TestKey;
 use auth_proto::demo::greeter_service_client::GreeterServiceClient;
 use auth_proto::demo::*;
-use support::*;
 use tonic::Code;
 use tower_layer::Layer;
 
@@ -147,7 +145,7 @@ async fn with_auth_retry_retries_once_with_a_fresh_token() {
 
     // A static token the server rejects: invalidate is a no-op, one retry, then the error.
     let bad = StaticToken::new("not.a.token");
-    let channel = support::channel(s.greeter).await;
+    let channel = crate::support::channel(s.greeter).await;
     let client = GreeterServiceClient::new(ClientAuthLayer::new(bad.clone()).layer(channel));
     let calls = std::sync::atomic::AtomicU32::new(0);
     let r = with_auth_retry(&bad, || {
@@ -161,7 +159,7 @@ async fn with_auth_retry_retries_once_with_a_fresh_token() {
 
     // A login source whose token was rejected renews it (refresh) and the retry succeeds.
     let refreshes = s.state.refreshes.load(Ordering::SeqCst);
-    let channel = support::channel(s.greeter).await;
+    let channel = crate::support::channel(s.greeter).await;
     let client = GreeterServiceClient::new(ClientAuthLayer::new(s.source.clone()).layer(channel));
     let first = std::sync::atomic::AtomicBool::new(true);
     let r = with_auth_retry(&s.source, || {

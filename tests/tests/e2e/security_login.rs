@@ -1,6 +1,6 @@
 //! Security suite, login abuse and resources: throttling per account (L03) and per source (L04), raw
 //! protobuf with invalid UTF-8 (L09), the hashing queue under a burst (D02), oversized and compressed
-//! bodies (D03), and the audit trail of logins (I03). L01 and L05–L08 are in `login.rs`.
+//! bodies (D03), and the audit trail of logins (I03). L01 and L05–L08 are in `login`.
 //!
 //! Throttling runs on the server's clock, which the harness drives by hand (`ManualClock`).
 

@@ -8,24 +8,12 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
-const BIN: &str = env!("CARGO_BIN_EXE_auth-server");
+use crate::support::{auth_server_command, free_port};
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local address").port()
-}
-
+/// [`auth_server_command`] with stdout discarded and stderr piped.
 fn base_cmd(dir: &std::path::Path) -> Command {
-    let mut c = Command::new(BIN);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("AUTH_") {
-            c.env_remove(k);
-        }
-    }
-    c.current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    let mut c = auth_server_command(dir);
+    c.stdout(Stdio::null()).stderr(Stdio::piped());
     c
 }
 

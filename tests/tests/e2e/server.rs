@@ -88,9 +88,7 @@ async fn shutdown_reports_not_serving(backend: Backend) {
 
 #[test]
 fn config_errors_name_the_setting() {
-    let key = auth_server::keys::master::MasterKey::generate_base64()
-        .expect("key")
-        .to_string();
+    let key = random_master_key();
     let short_key = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [7u8; 16]);
     let zero_key = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [0u8; 32]);
     let pg = "postgres://postgres@127.0.0.1:5432/x";
@@ -199,9 +197,7 @@ async fn startup_fails_on_bad_bootstrap_admin_and_unreachable_database() {
     // A bootstrap admin with a weak password: serve returns an error naming the setting.
     let dir = tempfile::tempdir().expect("dir");
     let url = format!("sqlite://{}", dir.path().join("auth.db").display());
-    let key = auth_server::keys::master::MasterKey::generate_base64()
-        .expect("key")
-        .to_string();
+    let key = random_master_key();
     let settings = try_parse_config(&[
         "--database-url",
         &url,

@@ -2,7 +2,7 @@
 //! the production argon2 parameters (m=19456 KiB, t=2, p=1) and throttling off. An unknown user is
 //! verified against a dummy hash, so the median difference must be a small fraction of one hash.
 //!
-//! Slow (hundreds of production hashes): `cargo test -p e2e-tests --test timing -- --ignored`.
+//! Slow (hundreds of production hashes): `cargo test -p e2e-tests --test e2e -- --ignored timing::`.
 
 use std::time::{Duration, Instant};
 

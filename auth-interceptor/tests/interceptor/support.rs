@@ -2,7 +2,7 @@
 //! Validate) whose keys and availability the test controls, a demo greeter, and server/client plumbing
 //! on real sockets.
 
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(clippy::unwrap_used)]
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -20,6 +20,7 @@ use auth_proto::v1::*;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::metadata::MetadataValue;
+use tonic::service::Routes;
 use tonic::transport::{Channel, Endpoint, Server};
 use tonic::{Request, Response, Status};
 
@@ -264,11 +265,16 @@ impl AuthService for TestAuth {
 
 /// Serves `state` as `auth.v1.AuthService` on 127.0.0.1:0.
 pub async fn serve_auth(state: Arc<AuthState>) -> SocketAddr {
+    serve_routes(Routes::new(AuthServiceServer::new(TestAuth(state)))).await
+}
+
+/// Serves `routes` (e.g. one service wrapped in a layer or an interceptor) on 127.0.0.1:0.
+pub async fn serve_routes(routes: Routes) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         Server::builder()
-            .add_service(AuthServiceServer::new(TestAuth(state)))
+            .add_routes(routes)
             .serve_with_incoming(TcpListenerStream::new(listener))
             .await
             .unwrap();

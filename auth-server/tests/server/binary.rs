@@ -13,19 +13,12 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-const BIN: &str = env!("CARGO_BIN_EXE_auth-server");
+use crate::support::{auth_server_command, free_port};
 
-/// A command with no inherited `AUTH_*` settings, run in `dir`.
+/// [`auth_server_command`] logging at `info`.
 fn cmd(dir: &Path) -> Command {
-    let mut c = Command::new(BIN);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("AUTH_") {
-            c.env_remove(k);
-        }
-    }
-    c.current_dir(dir)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null());
+    let mut c = auth_server_command(dir);
+    c.env("RUST_LOG", "info");
     c
 }
 
@@ -214,10 +207,7 @@ async fn zero_config_operator_commands_and_sigterm() {
         .to_owned();
 
     // serve (zero-config): bob logs in with a token signed by the rotated key.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").port()
-    };
+    let port = free_port();
     let mut c = cmd(dir.path());
     c.env("AUTH_GRPC_ADDR", format!("127.0.0.1:{port}"))
         .envs(fast_argon)

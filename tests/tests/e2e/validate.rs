@@ -44,7 +44,7 @@ async fn valid_token_claims_match_login(backend: Backend) {
 }
 
 /// Disabling or deleting a user behind the API (directly in the database) is seen by Validate, Refresh
-/// and Login at once. The admin-API versions are in `admin.rs`.
+/// and Login at once. The admin-API versions are in `admin`.
 async fn account_changes_revoke_tokens(backend: Backend) {
     let s = TestServer::start(backend).await;
     let id = s.seed_user("ivan", "ivan-password-1", &["ops"]).await;

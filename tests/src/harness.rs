@@ -1,0 +1,433 @@
+//! Starting and stopping a [`TestServer`]: an in-process `auth-server` on `127.0.0.1:0` with a fresh
+//! database, a hand-driven clock and the suite's defaults ([`Options`] on top); the command-line
+//! parsing it goes through; the time bounds every scenario and step runs under; and
+//! [`both_backends!`](crate::both_backends), which turns a scenario into one test per backend.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth_server::clock::ManualClock;
+use auth_server::config::Config;
+use auth_server::keys::master::MasterKey;
+use clap::Parser;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::database::{Db, PgDatabase};
+
+/// Username of the bootstrap admin of every test server.
+pub const ADMIN_USER: &str = "admin";
+/// Password of the bootstrap admin of every test server.
+pub const ADMIN_PASSWORD: &str = "admin-password-0123";
+/// Default access-token lifetime of the server, seconds.
+pub const ACCESS_TTL: i64 = 600;
+/// Default verification leeway of the server, seconds.
+pub const LEEWAY: i64 = 30;
+/// Default refresh idle timeout, seconds.
+pub const IDLE_TTL: i64 = 7 * 24 * 3600;
+/// Default absolute session lifetime, seconds.
+pub const ABSOLUTE_TTL: i64 = 30 * 24 * 3600;
+/// Upper bound on any single test step that waits for the server.
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Storage backend of a test server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A fresh PostgreSQL database (`auth_e2e_<random>`), dropped afterwards.
+    Postgres,
+    /// A fresh SQLite file in a temporary directory.
+    Sqlite,
+}
+
+/// Generates one `#[tokio::test]` per backend for each named scenario `async fn(Backend)`:
+/// `scenario::postgres` and `scenario::sqlite`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    $crate::run_bounded(super::$name($crate::Backend::Postgres)).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    $crate::run_bounded(super::$name($crate::Backend::Sqlite)).await
+                }
+            }
+        )*
+    };
+}
+
+/// Runs a whole scenario with an overall bound so a hang fails instead of stalling the suite.
+pub async fn run_bounded(fut: impl Future<Output = ()>) {
+    tokio::time::timeout(Duration::from_secs(150), fut)
+        .await
+        .expect("scenario timed out");
+}
+
+/// Bounds one awaited step.
+pub async fn bounded<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(STEP_TIMEOUT, fut)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: timed out"))
+}
+
+/// Polls `f` until it returns `Some`, at most `timeout`.
+pub async fn poll_until<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what}: timed out");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A free local TCP port (bound then released; a tiny race is accepted).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    config: Config,
+}
+
+/// Parses `auth-server serve` flags (after the program name) into a [`Config`].
+pub fn parse_config(args: &[String]) -> Config {
+    let mut argv = vec!["auth-server".to_owned()];
+    argv.extend(args.iter().cloned());
+    Cli::try_parse_from(argv).expect("flags parse").config
+}
+
+/// Like [`parse_config`] but returns clap's error.
+pub fn try_parse_config(args: &[&str]) -> Result<Config, clap::Error> {
+    let mut argv = vec!["auth-server"];
+    argv.extend_from_slice(args);
+    Cli::try_parse_from(argv).map(|c| c.config)
+}
+
+/// A random 48-character HS256 secret.
+pub fn random_secret() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        &uuid::Uuid::new_v4().simple().to_string()[..16]
+    )
+}
+
+/// A fresh random master key, base64 (the form of `--master-key` / `AUTH_MASTER_KEY`).
+pub fn random_master_key() -> String {
+    MasterKey::generate_base64()
+        .expect("master key")
+        .to_string()
+}
+
+/// How to start a test server.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Run in HS256 shared-secret mode with a random secret.
+    pub hs256: bool,
+    /// Extra command-line flags (a flag the harness sets by default, e.g. `--argon2-memory-kib`, is
+    /// replaced).
+    pub extra_args: Vec<String>,
+}
+
+impl Options {
+    /// HS256 mode.
+    pub fn hs256() -> Self {
+        Self {
+            hs256: true,
+            ..Self::default()
+        }
+    }
+
+    /// Extra flags.
+    pub fn with_args(args: &[&str]) -> Self {
+        Self {
+            extra_args: args.iter().map(|s| (*s).to_owned()).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// The full `serve` flags for a server on `db_url` (data in `data_dir` for SQLite): the suite's
+    /// defaults, replaced by any flag also in `extra_args`, then the keys, then `extra_args`. Returns
+    /// the flags with the master key (asymmetric mode) or the HS256 secret.
+    fn args(
+        &self,
+        db_url: &str,
+        data_dir: Option<&std::path::Path>,
+    ) -> (Vec<String>, Option<String>, Option<String>) {
+        let mut args: Vec<String> = [
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--database-url",
+            db_url,
+            "--bootstrap-admin-username",
+            ADMIN_USER,
+            "--bootstrap-admin-password",
+            ADMIN_PASSWORD,
+            // The cheapest argon2 the configuration allows: the suite hashes a lot on 2 cores.
+            "--argon2-memory-kib",
+            "8192",
+            "--argon2-iterations",
+            "1",
+            "--db-max-connections",
+            "8",
+            "--shutdown-grace",
+            "5",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        // A default flag also given in `extra_args` is dropped here: the caller's value wins.
+        let mut i = 0;
+        while i + 1 < args.len() {
+            if self.extra_args.contains(&args[i]) {
+                args.drain(i..i + 2);
+            } else {
+                i += 2;
+            }
+        }
+        if let Some(dir) = data_dir {
+            args.push("--data-dir".into());
+            args.push(dir.display().to_string());
+        }
+        let (master_key, hs256_secret) = if self.hs256 {
+            let secret = random_secret();
+            args.extend([
+                "--signing-alg".into(),
+                "HS256".into(),
+                "--hs256-secret".into(),
+                secret.clone(),
+            ]);
+            (None, Some(secret))
+        } else {
+            let key = random_master_key();
+            args.extend(["--master-key".into(), key.clone()]);
+            (Some(key), None)
+        };
+        args.extend(self.extra_args.iter().cloned());
+        (args, master_key, hs256_secret)
+    }
+}
+
+/// Where a server's data lives.
+#[derive(Debug)]
+enum Storage {
+    Pg(PgDatabase),
+    Sqlite(tempfile::TempDir),
+}
+
+/// A running in-process server.
+pub struct TestServer {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// The server's clock; `advance` it to expire tokens and sessions.
+    pub clock: ManualClock,
+    /// The database URL the server uses.
+    pub db_url: String,
+    /// Row access to the server's database.
+    pub db: Db,
+    /// Which backend.
+    pub backend: Backend,
+    /// The master key (asymmetric mode).
+    pub master_key: Option<String>,
+    /// The HS256 secret (shared-secret mode).
+    pub hs256_secret: Option<String>,
+    channel: Channel,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<Result<(), auth_server::server::ServeError>>>,
+    storage: Option<Storage>,
+}
+
+impl std::fmt::Debug for TestServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestServer")
+            .field("addr", &self.addr)
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The client settings of the suite for `addr`: 5 s to connect, [`STEP_TIMEOUT`] per call.
+pub(crate) fn endpoint(addr: SocketAddr) -> Endpoint {
+    Endpoint::from_shared(format!("http://{addr}"))
+        .expect("endpoint")
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(STEP_TIMEOUT)
+}
+
+impl TestServer {
+    /// Starts a server with default options.
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, Options::default()).await
+    }
+
+    /// Starts a server and waits until health reports SERVING.
+    pub async fn start_with(backend: Backend, opts: Options) -> Self {
+        let (storage, db_url) = match backend {
+            Backend::Postgres => {
+                let db = PgDatabase::create().await;
+                let url = db.url.clone();
+                (Storage::Pg(db), url)
+            }
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("auth.db").display());
+                (Storage::Sqlite(dir), url)
+            }
+        };
+        let data_dir = match &storage {
+            Storage::Sqlite(dir) => Some(dir.path()),
+            Storage::Pg(_) => None,
+        };
+        let (args, master_key, hs256_secret) = opts.args(&db_url, data_dir);
+        let settings = parse_config(&args).validate().expect("valid test settings");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr");
+        let clock = ManualClock::default();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(auth_server::server::serve_with_clock(
+            settings,
+            listener,
+            async move {
+                let _ = stop_rx.await;
+            },
+            Arc::new(clock.clone()),
+        ));
+        let mut server = TestServer {
+            addr,
+            clock,
+            db: Db::connect_lazy(backend, &db_url),
+            db_url,
+            backend,
+            master_key,
+            hs256_secret,
+            channel: endpoint(addr).connect_lazy(),
+            stop: Some(stop_tx),
+            handle: Some(handle),
+            storage: Some(storage),
+        };
+        server.wait_serving().await;
+        server
+    }
+
+    async fn wait_serving(&mut self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(h) = &self.handle
+                && h.is_finished()
+            {
+                let h = self.handle.take().expect("handle");
+                match h.await {
+                    Ok(Ok(())) => panic!("server stopped before serving"),
+                    Ok(Err(e)) => panic!("server failed to start: {e}"),
+                    Err(e) => panic!("server task panicked: {e}"),
+                }
+            }
+            let mut health = HealthClient::new(self.channel.clone());
+            let ok = tokio::time::timeout(
+                Duration::from_secs(2),
+                health.check(HealthCheckRequest {
+                    service: String::new(),
+                }),
+            )
+            .await;
+            if let Ok(Ok(r)) = &ok
+                && r.get_ref().status == ServingStatus::Serving as i32
+            {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "server did not become SERVING: {ok:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A channel to the server (HTTP/2, shared).
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    /// A new, separate connection (for tests that must not share the HTTP/2 connection).
+    pub async fn new_channel(&self) -> Channel {
+        endpoint(self.addr).connect().await.expect("connect")
+    }
+
+    /// Tries to open a new connection.
+    pub async fn new_channel_result(&self) -> Result<Channel, tonic::transport::Error> {
+        Endpoint::from_shared(format!("http://{}", self.addr))
+            .expect("endpoint")
+            .connect_timeout(Duration::from_secs(2))
+            .connect()
+            .await
+    }
+
+    /// The server's "now".
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// Whether the server task has ended.
+    pub fn is_finished(&self) -> bool {
+        self.handle.as_ref().is_none_or(|h| h.is_finished())
+    }
+
+    /// Triggers graceful shutdown without waiting for it.
+    pub fn trigger_shutdown(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Waits for `serve` to return (after [`TestServer::trigger_shutdown`]) and returns its result.
+    pub async fn join(&mut self) -> Result<(), auth_server::server::ServeError> {
+        let h = self.handle.take().expect("server still running");
+        bounded("serve to return", h)
+            .await
+            .expect("server task panicked")
+    }
+
+    /// Stops the server, waits for it, and removes its database.
+    pub async fn shutdown(mut self) {
+        self.trigger_shutdown();
+        if let Some(h) = self.handle.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(15), h).await;
+        }
+        self.db.close().await;
+        if let Some(Storage::Pg(mut db)) = self.storage.take() {
+            db.drop_now().await;
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            h.abort();
+        }
+        // A PgDatabase in `storage` drops its database in its own Drop.
+    }
+}

@@ -1,0 +1,15 @@
+//! The end-to-end suite as one test binary (one link of the server, tonic and sqlx instead of one per
+//! file): each module is one area, its tests named `<module>::<scenario>[::postgres|::sqlite]`.
+//!
+//! `security_logs` is not here: it installs a process-global TRACE subscriber, so it is a test binary
+//! of its own (`tests/tests/security_logs.rs`, which says why).
+
+mod admin;
+mod keys;
+mod login;
+mod refresh;
+mod security_login;
+mod security_tokens;
+mod server;
+mod timing;
+mod validate;
