@@ -15,7 +15,7 @@ use crate::error::AuthError;
 use crate::extract::bearer_token;
 use crate::policy::{Access, Policy, Rule};
 use crate::revoke::RevocationChecker;
-use crate::source::KeySource;
+use crate::source::{KeySource, KidRefresh};
 use crate::verify::{Verifier, VerifyError};
 
 /// Decides whether a request may proceed, and with which identity.
@@ -136,25 +136,34 @@ impl Authorizer {
     async fn verify(&self, token: &str) -> Result<Arc<Claims>, AuthError> {
         match self.verify_cached(token)? {
             Outcome::Verified(c) => Ok(c),
-            Outcome::UnknownKid(kid) => {
-                if self.keys.refresh_for_kid(&kid).await
-                    && let Outcome::Verified(c) = self.verify_cached(token)?
-                {
-                    return Ok(c);
-                }
-                Err(AuthError::Invalid(VerifyError::UnknownKey))
-            }
+            Outcome::UnknownKid(kid) => match self.keys.refresh_for_kid(&kid).await {
+                KidRefresh::Found => match self.verify_cached(token)? {
+                    Outcome::Verified(c) => Ok(c),
+                    Outcome::UnknownKid(_) => Err(AuthError::Invalid(VerifyError::UnknownKey)),
+                },
+                KidRefresh::Absent => Err(AuthError::Invalid(VerifyError::UnknownKey)),
+                KidRefresh::Unavailable => Err(AuthError::Unavailable),
+            },
         }
     }
 
     fn verify_now(&self, token: &str) -> Result<Arc<Claims>, AuthError> {
         match self.verify_cached(token)? {
             Outcome::Verified(c) => Ok(c),
-            Outcome::UnknownKid(kid) => {
-                self.keys.hint_unknown_kid(&kid);
-                Err(AuthError::Invalid(VerifyError::UnknownKey))
-            }
+            Outcome::UnknownKid(kid) => match self.keys.hint_unknown_kid(&kid) {
+                KidRefresh::Unavailable => Err(AuthError::Unavailable),
+                KidRefresh::Found | KidRefresh::Absent => {
+                    Err(AuthError::Invalid(VerifyError::UnknownKey))
+                }
+            },
         }
+    }
+
+    /// Verifies `token` as the layer does — through the verified-token cache and the key source,
+    /// refetching (single-flight, rate-limited) for an unknown `kid` — without any policy. The auth
+    /// server's `Validate` uses it, so both judge a token the same way.
+    pub async fn verify_token(&self, token: &str) -> Result<Arc<Claims>, AuthError> {
+        self.verify(token).await
     }
 
     /// Decides a call to `path` (`/pkg.Svc/Method`) carrying `headers`: `Ok(Some(_))` with the

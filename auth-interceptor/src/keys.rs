@@ -172,6 +172,16 @@ impl VerificationKey {
     }
 }
 
+/// The `kid` of an HS256 shared secret: `hs-` and the base64url of the first 12 bytes of its SHA-256
+/// (stable, and reveals nothing useful about the secret). The auth server signs with this `kid`;
+/// [`KeySet::hs256`] verifies under it.
+pub fn hs256_kid(secret: &[u8]) -> String {
+    use base64::Engine;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret);
+    let kid = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest.as_ref()[..12]);
+    format!("hs-{kid}")
+}
+
 /// An immutable set of verification keys indexed by `kid`.
 #[derive(Debug, Clone, Default)]
 pub struct KeySet {
@@ -198,6 +208,23 @@ impl KeySet {
     pub fn with(mut self, kid: impl Into<String>, key: VerificationKey) -> Result<Self, KeyError> {
         self.insert(kid, key)?;
         Ok(self)
+    }
+
+    /// The key set of an auth server in HS256 (shared-secret) mode: the one HMAC key, under the same
+    /// `kid` the server puts in its tokens ([`hs256_kid`]). Such a server publishes no JWKS, so this
+    /// is how a downstream service builds its keys. Refuses secrets under 32 bytes.
+    ///
+    /// ```
+    /// use auth_interceptor::{KeySet, hs256_kid};
+    /// let secret = b"q7Vx2LmZ9pTcR4wYb8NkHs3JdF6gAeUo";
+    /// let keys = KeySet::hs256(secret).unwrap();
+    /// assert!(keys.get(&hs256_kid(secret)).is_some());
+    /// ```
+    pub fn hs256(secret: &[u8]) -> Result<Self, KeyError> {
+        Self::new().with(
+            hs256_kid(secret),
+            VerificationKey::hmac(Algorithm::HS256, secret)?,
+        )
     }
 
     /// Builds a key set from a parsed JWKS. Every key must have a `kid` and an `alg`.

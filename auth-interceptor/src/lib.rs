@@ -88,11 +88,14 @@ pub use clock::{Clock, SystemClock, TokioClock};
 pub use context::{AuthContext, RequestAuthExt};
 pub use error::AuthError;
 pub use interceptor::AuthInterceptor;
-pub use keys::{KeyError, KeySet, SharedKeys, VerificationKey};
+pub use keys::{KeyError, KeySet, SharedKeys, VerificationKey, hs256_kid};
 pub use layer::{AuthLayer, AuthMiddleware};
 pub use policy::{Access, Policy, PolicyBuilder, PolicyError, Rule};
 pub use revoke::RevocationChecker;
-pub use source::{JwksSource, JwksSourceConfig, KeySource, KeysUnavailable};
+pub use source::{
+    FetchError, FileJwksFetcher, GrpcJwksFetcher, JwksSource, JwksSourceConfig, KeySetFetcher,
+    KeySource, KeysUnavailable, KidRefresh, NoKeys,
+};
 pub use verify::{Verified, Verifier, VerifierConfig, VerifyError};
 
 /// Re-export of the `jsonwebtoken` algorithm type used in this crate's API.

@@ -45,6 +45,10 @@ pub enum AuthError {
     /// Too many password hashes are queued: shed load (retryable elsewhere).
     #[error("overloaded")]
     Overloaded,
+    /// The verification keys cannot be consulted right now (an unknown `kid` whose refetch is
+    /// rate-limited or failed): retryable.
+    #[error("verification keys unavailable")]
+    KeysUnavailable,
     /// Storage failure.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -87,6 +91,14 @@ impl From<AuthError> for Status {
                 status.metadata_mut().insert(
                     "grpc-retry-pushback-ms",
                     tonic::metadata::MetadataValue::from_static("200"),
+                );
+                status
+            }
+            AuthError::KeysUnavailable => {
+                let mut status = Status::unavailable("verification keys unavailable, retry later");
+                status.metadata_mut().insert(
+                    "grpc-retry-pushback-ms",
+                    tonic::metadata::MetadataValue::from_static("1000"),
                 );
                 status
             }

@@ -1,5 +1,6 @@
-//! Background work of a running server: the database health probe, the periodic signing-key reload,
-//! and purging expired sessions, keys, throttle rows and old audit events.
+//! Background work of a running server: the database health probe, and purging expired sessions,
+//! keys, throttle rows and old audit events. (Signing keys are re-read by the key source itself,
+//! `keys::source`.)
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +29,6 @@ pub(crate) struct Retention {
 pub(crate) fn spawn_background(
     state: Arc<AppState>,
     health: HealthReporter,
-    reload_every: Duration,
     retention: Retention,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let probe = {
@@ -55,19 +55,6 @@ pub(crate) fn spawn_background(
                         ServingStatus::NotServing
                     };
                     set_health(&health, status).await;
-                }
-            }
-        })
-    };
-    let reload = {
-        let state = state.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(reload_every);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                if let Err(e) = state.keys.reload(state.now()).await {
-                    tracing::warn!(error = %e, "signing key reload failed; keeping the current keys");
                 }
             }
         })
@@ -99,5 +86,5 @@ pub(crate) fn spawn_background(
             }
         }
     });
-    vec![probe, reload, purge]
+    vec![probe, purge]
 }

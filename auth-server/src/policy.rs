@@ -5,13 +5,10 @@
 
 use std::sync::Arc;
 
-use auth_interceptor::{
-    AuthLayer, Authorizer, KeySet, KeySource, KeysUnavailable, Policy, PolicyError,
-};
-use futures_util::future::BoxFuture;
+use auth_interceptor::{AuthLayer, Authorizer, JwksSource, Policy, PolicyError, Verifier};
 
+use crate::clock::Clock;
 use crate::service::admin::ADMIN_ROLE;
-use crate::state::AppState;
 
 /// The fully-qualified names of the services this server registers.
 pub(crate) const REGISTERED_SERVICES: [&str; 5] = [
@@ -35,39 +32,19 @@ fn server_policy() -> Result<Policy, PolicyError> {
         .build()
 }
 
-/// The layer protecting every service of this server, verifying with the server's own published keys.
-pub(crate) fn layer(state: &Arc<AppState>) -> Result<AuthLayer, PolicyError> {
+/// The layer protecting every service of this server: the server's policy, verifying with the
+/// server's own keys (`keys`, fed from the database) on `clock`. `Validate` verifies through the same
+/// authorizer, so the two judge a token identically.
+pub(crate) fn layer(
+    verifier: Verifier,
+    keys: JwksSource,
+    clock: Arc<dyn Clock>,
+) -> Result<AuthLayer, PolicyError> {
     let policy = server_policy()?;
     policy.check_services(&REGISTERED_SERVICES)?;
-    Ok(
-        Authorizer::new(state.verifier.clone(), ServerKeys(state.clone()), policy)
-            .with_clock(state.clock.clone())
-            .layer(),
-    )
-}
-
-/// The server's published keys as a key source: an unknown `kid` triggers a rate-limited reload from
-/// the database (another replica may have rotated).
-struct ServerKeys(Arc<AppState>);
-
-impl KeySource for ServerKeys {
-    fn current(&self) -> Result<Arc<KeySet>, KeysUnavailable> {
-        Ok(self.0.keys.verification_keys().load())
-    }
-
-    fn refresh_for_kid<'a>(&'a self, kid: &'a str) -> BoxFuture<'a, bool> {
-        Box::pin(async move {
-            let state = &self.0;
-            match state.keys.reload_rate_limited(state.now()).await {
-                Ok(true) => state.keys.verification_keys().load().get(kid).is_some(),
-                Ok(false) => false,
-                Err(e) => {
-                    tracing::warn!(error = %e, "key reload for an unknown kid failed");
-                    false
-                }
-            }
-        })
-    }
+    Ok(Authorizer::new(verifier, keys, policy)
+        .with_clock(clock)
+        .layer())
 }
 
 #[cfg(test)]

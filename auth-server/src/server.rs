@@ -83,7 +83,6 @@ pub async fn serve_with_clock(
         audit: operations.audit_retention,
         throttle: throttle.policy.window,
     };
-    let reload_every = keys.reload_interval;
     let tls = listen.tls.as_ref().map(|t| t.load()).transpose()?;
     let store = open_store(&database).await?;
     let state = build_state(
@@ -106,9 +105,8 @@ pub async fn serve_with_clock(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
-    let auth_layer = crate::policy::layer(&state)
-        .map_err(|e| ServeError::Config(format!("access policy: {e}")))?;
-    let tasks = spawn_background(state.clone(), health.clone(), reload_every, retention);
+    let auth_layer = state.auth.clone();
+    let tasks = spawn_background(state.clone(), health.clone(), retention);
 
     let auth = AuthServiceServer::new(AuthServiceImpl::new(state.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);

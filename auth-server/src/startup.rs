@@ -5,10 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use auth_interceptor::Verifier;
-use auth_interceptor::cache::TokenCache;
 use secrecy::ExposeSecret;
 
-use crate::clock::Clock;
+use crate::clock::{Clock, unix_seconds};
 use crate::config::{
     Backend, BootstrapAdmin, DatabaseSettings, KeySettings, MasterKeySource, PasswordSettings,
     Signing, ThrottleSettings, TokenSettings,
@@ -137,24 +136,28 @@ pub(crate) async fn build_state(
         passwords,
         throttle,
     } = settings;
-    let keys = start_keys(
-        keys,
-        &tokens,
-        store.clone(),
-        crate::clock::unix_seconds(&*clock),
+    let reload_interval = keys.reload_interval;
+    let keys = Arc::new(start_keys(keys, &tokens, store.clone(), unix_seconds(&*clock)).await?);
+    let key_source = crate::keys::source::start(keys.clone(), clock.clone(), reload_interval)
+        .await
+        .map_err(|e| AuthError::Internal(e.to_string()))?;
+    let auth = crate::policy::layer(
+        Verifier::new(tokens.verifier_config()),
+        key_source.clone(),
+        clock.clone(),
     )
-    .await?;
+    .map_err(|e| ServeError::Config(format!("access policy: {e}")))?;
     let hasher = start_hasher(passwords).await?;
     Ok(Arc::new(AppState {
         store,
         hasher,
         keys,
-        verifier: Verifier::new(tokens.verifier_config()),
+        key_source,
+        auth,
         issuer: tokens.issuer,
         sessions: tokens.sessions,
         clock,
         throttle: crate::throttle::Throttle::new(throttle.policy),
-        token_cache: TokenCache::default(),
         proxy_header: throttle.proxy_header,
     }))
 }

@@ -1,9 +1,8 @@
-//! Shared state of the services: storage, hasher, keys, verifier, clock and token lifetimes.
+//! Shared state of the services: storage, hasher, keys, the authorizer, clock and token lifetimes.
 
 use std::sync::Arc;
 
-use auth_interceptor::cache::TokenCache;
-use auth_interceptor::{Claims, Verifier, VerifyError};
+use auth_interceptor::{AuthLayer, Claims, JwksSource};
 
 use crate::clock::Clock;
 use crate::error::AuthError;
@@ -29,9 +28,12 @@ pub(crate) struct AppState {
     /// Password hashing.
     pub hasher: PasswordHasher,
     /// Signing keys.
-    pub keys: KeyManager,
-    /// The shared token verifier (same rules as the interceptor).
-    pub verifier: Verifier,
+    pub keys: Arc<KeyManager>,
+    /// The verification keys as a refreshing key source (fed from the database).
+    pub key_source: JwksSource,
+    /// The server's access layer; its authorizer also verifies for `Validate` (one verifier, one
+    /// verified-token cache, one key source, one clock).
+    pub auth: AuthLayer,
     /// Access-token issuing.
     pub issuer: AccessTokenIssuer,
     /// Session lifetimes.
@@ -42,9 +44,6 @@ pub(crate) struct AppState {
     pub throttle: crate::throttle::Throttle,
     /// Header carrying the client address, set by a trusted proxy.
     pub proxy_header: Option<http::HeaderName>,
-    /// Already verified access tokens (by SHA-256), so `Validate` of a token seen before skips the
-    /// signature check; the session and user are still checked on every call.
-    pub token_cache: TokenCache,
 }
 
 impl std::fmt::Debug for AppState {
@@ -107,22 +106,12 @@ impl AppState {
         })
     }
 
-    /// Verifies an access token's signature and claims as of `now`, through the verified-token cache.
-    pub(crate) fn verify_access_token(
+    /// Verifies an access token as the server's layer does (cache, key source with refetch, clock).
+    pub(crate) async fn verify_access_token(
         &self,
         token: &str,
-        now: i64,
-    ) -> Result<Arc<Claims>, VerifyError> {
-        let now = u64::try_from(now).unwrap_or_default();
-        let keys = self.keys.verification_keys().load();
-        if let Some(claims) = self.token_cache.get(token, &keys, now) {
-            return Ok(claims);
-        }
-        let verified = self.verifier.verify_with_kid(&keys, token, now)?;
-        let claims = Arc::new(verified.claims);
-        self.token_cache
-            .insert(token, &keys, &verified.kid, claims.clone(), now);
-        Ok(claims)
+    ) -> Result<Arc<Claims>, auth_interceptor::AuthError> {
+        self.auth.authorizer().verify_token(token).await
     }
 
     /// Creates a user with a password and roles (see [`create_user`]).

@@ -1,4 +1,5 @@
-//! JWKS documents: the fetcher abstraction, and loading one from a file.
+//! Where a refreshing key source gets its keys: the [`KeySetFetcher`] abstraction, and a JWKS read
+//! from a file.
 
 use std::path::{Path, PathBuf};
 
@@ -6,8 +7,8 @@ use futures_util::future::BoxFuture;
 
 use crate::keys::{KeyError, KeySet};
 
-/// Why a JWKS could not be fetched.
-#[derive(Debug, thiserror::Error)]
+/// Why a key set could not be fetched.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum FetchError {
     /// The source could not be reached or answered with an error.
     #[error("JWKS source unreachable: {0}")]
@@ -16,14 +17,22 @@ pub enum FetchError {
     #[error("JWKS fetch timed out")]
     Timeout,
     /// The document is not an acceptable JWKS.
-    #[error(transparent)]
-    Invalid(#[from] KeyError),
+    #[error("invalid JWKS: {0}")]
+    Invalid(String),
 }
 
-/// Fetches a JWKS JSON document (`{"keys":[...]}`).
-pub trait JwksFetcher: Send + Sync + 'static {
-    /// One fetch of the current document.
-    fn fetch(&self) -> BoxFuture<'_, Result<String, FetchError>>;
+impl From<KeyError> for FetchError {
+    fn from(e: KeyError) -> Self {
+        FetchError::Invalid(e.to_string())
+    }
+}
+
+/// Fetches the current verification keys: a JWKS over gRPC ([`GrpcJwksFetcher`](super::GrpcJwksFetcher))
+/// or from a file ([`FileJwksFetcher`]), or whatever else holds them (the auth server reads its own
+/// database). A [`JwksSource`](super::JwksSource) calls it in the background and on unknown `kid`s.
+pub trait KeySetFetcher: Send + Sync + 'static {
+    /// One fetch of the current key set.
+    fn fetch(&self) -> BoxFuture<'_, Result<KeySet, FetchError>>;
 }
 
 /// Reads a JWKS from a file on every fetch (so a rotated file is picked up by the refresh loop).
@@ -39,12 +48,13 @@ impl FileJwksFetcher {
     }
 }
 
-impl JwksFetcher for FileJwksFetcher {
-    fn fetch(&self) -> BoxFuture<'_, Result<String, FetchError>> {
+impl KeySetFetcher for FileJwksFetcher {
+    fn fetch(&self) -> BoxFuture<'_, Result<KeySet, FetchError>> {
         Box::pin(async move {
-            tokio::fs::read_to_string(&self.path)
+            let json = tokio::fs::read_to_string(&self.path)
                 .await
-                .map_err(|e| FetchError::Unreachable(e.to_string()))
+                .map_err(|e| FetchError::Unreachable(format!("{}: {e}", self.path.display())))?;
+            Ok(KeySet::from_jwks_json(&json)?)
         })
     }
 }

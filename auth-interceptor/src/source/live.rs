@@ -1,29 +1,40 @@
-//! A key set kept up to date from a [`JwksFetcher`]: background refresh, single-flight rate-limited
-//! refetch on unknown `kid` with a negative cache, bounded staleness, and a readiness signal.
+//! A key set kept up to date from a [`KeySetFetcher`]: background refresh, single-flight rate-limited
+//! refetch on unknown `kid` with a negative cache, bounded staleness, and a readiness signal that
+//! carries the last fetch error.
+//!
+//! Durations are measured on Tokio's clock, so tests under `tokio::time::pause()` move them.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
-use super::jwks::{FetchError, JwksFetcher};
-use super::{KeySource, KeysUnavailable};
+use super::jwks::KeySetFetcher;
+use super::{KeySource, KeysUnavailable, KidRefresh};
 use crate::keys::{KeySet, SharedKeys};
 
 /// Timing of a [`JwksSource`].
 #[derive(Debug, Clone)]
 pub struct JwksSourceConfig {
-    /// How often the JWKS is refetched in the background (default 5 min).
+    /// How often the key set is refetched in the background (default 5 min). This is also how long a
+    /// key removed from the JWKS stays trusted here: keep it short when keys may be revoked.
     pub refresh_interval: Duration,
     /// How soon a failed background fetch is retried (default 5 s, never later than
     /// `refresh_interval`).
     pub retry_interval: Duration,
-    /// At most one refetch triggered by unknown `kid`s per this interval (default 10 s).
+    /// At most one refetch triggered by unknown `kid`s per this interval (default 10 s). A token
+    /// whose `kid` arrives while the refetch is rate-limited is answered `UNAVAILABLE` (retryable),
+    /// not refused.
     pub min_refetch_interval: Duration,
-    /// How long a `kid` that a refetch did not produce is remembered as unknown (default 60 s).
+    /// When an unknown `kid`'s refetch is rate-limited, wait for the next permitted refetch if it
+    /// comes within this bound, instead of answering `UNAVAILABLE` at once (default 0: answer at
+    /// once). The auth server, whose refetch is a database read, waits up to a second.
+    pub max_kid_wait: Duration,
+    /// How long a `kid` that a successful refetch did not produce is remembered as unknown (default
+    /// 60 s). A failed refetch remembers nothing.
     pub negative_ttl: Duration,
     /// Bound on the number of remembered unknown `kid`s (default 1024).
     pub negative_capacity: usize,
@@ -38,6 +49,7 @@ impl Default for JwksSourceConfig {
             refresh_interval: Duration::from_secs(300),
             retry_interval: Duration::from_secs(5),
             min_refetch_interval: Duration::from_secs(10),
+            max_kid_wait: Duration::ZERO,
             negative_ttl: Duration::from_secs(60),
             negative_capacity: 1024,
             max_staleness: Duration::from_secs(3600),
@@ -45,29 +57,56 @@ impl Default for JwksSourceConfig {
     }
 }
 
+/// [`JwksSource::wait_for_keys`] gave up: no usable key set arrived in time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no verification keys after {waited:?}: {}", .last_error.as_deref().unwrap_or("no fetch has completed yet"))]
+pub struct NoKeys {
+    /// How long it waited.
+    pub waited: Duration,
+    /// Why the last fetch did not produce keys (unreachable server with its address and cause, an
+    /// invalid document, or an empty key set).
+    pub last_error: Option<String>,
+}
+
+/// Why a fetched key set that is empty cannot be used.
+const EMPTY_KEY_SET: &str = "the key set is empty (an auth server in HS256 mode publishes no keys: \
+    build the key set from the shared secret with `KeySet::hs256`)";
+
 struct Inner {
-    fetcher: Box<dyn JwksFetcher>,
+    fetcher: Box<dyn KeySetFetcher>,
     config: JwksSourceConfig,
     keys: SharedKeys,
-    epoch: Instant,
-    /// Milliseconds since `epoch` of the last successful fetch, plus one; 0 = never.
-    last_success: AtomicU64,
-    last_ok: AtomicBool,
-    generation: AtomicU64,
+    state: Mutex<FetchState>,
     fetches: AtomicU64,
     fetch_lock: tokio::sync::Mutex<()>,
-    last_kid_fetch: Mutex<Option<Instant>>,
-    negative: Mutex<HashMap<String, Instant>>,
+    negative: quick_cache::sync::Cache<String, Instant>,
     ready: watch::Sender<bool>,
 }
 
-/// Verification keys from a JWKS that is kept fresh. Cheap to clone; clones share everything.
+/// What the last fetches left behind.
+#[derive(Debug, Default)]
+struct FetchState {
+    /// When the last successful fetch finished.
+    last_success: Option<Instant>,
+    /// When the last finished fetch started.
+    last_started: Option<Instant>,
+    /// Why the last fetch failed, or why its key set is unusable; `None` after a good fetch.
+    last_error: Option<String>,
+    /// Bumped by every finished fetch.
+    generation: u64,
+    /// Whether the last finished fetch succeeded.
+    last_ok: bool,
+    /// When the last refetch for an unknown `kid` started.
+    last_kid_fetch: Option<Instant>,
+}
+
+/// Verification keys kept fresh from a [`KeySetFetcher`]. Cheap to clone; clones share everything.
 ///
 /// ```no_run
 /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
-/// use auth_interceptor::source::{GrpcJwksFetcher, JwksSource, JwksSourceConfig};
-/// let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:50051").connect_lazy();
-/// let keys = JwksSource::start(GrpcJwksFetcher::new(channel), JwksSourceConfig::default());
+/// use auth_interceptor::{GrpcJwksFetcher, JwksSource, JwksSourceConfig};
+/// let fetcher = GrpcJwksFetcher::from_uri("http://127.0.0.1:50051")?;
+/// let keys = JwksSource::start(fetcher, JwksSourceConfig::default());
 /// keys.wait_for_keys(std::time::Duration::from_secs(10)).await?;
 /// # Ok(()) }
 /// ```
@@ -95,28 +134,25 @@ impl JwksSource {
     ///
     /// # Panics
     /// When called outside a Tokio runtime.
-    pub fn start(fetcher: impl JwksFetcher, config: JwksSourceConfig) -> Self {
+    pub fn start(fetcher: impl KeySetFetcher, config: JwksSourceConfig) -> Self {
         let source = Self::new(fetcher, config);
         tokio::spawn(refresh_loop(Arc::downgrade(&source.inner)));
         source
     }
 
     /// A source without the background task (refetches only on unknown `kid` and
-    /// [`JwksSource::refresh`]); mostly for tests.
-    pub fn new(fetcher: impl JwksFetcher, config: JwksSourceConfig) -> Self {
+    /// [`JwksSource::refresh`]).
+    pub fn new(fetcher: impl KeySetFetcher, config: JwksSourceConfig) -> Self {
+        let negative = quick_cache::sync::Cache::new(config.negative_capacity.max(1));
         Self {
             inner: Arc::new(Inner {
                 fetcher: Box::new(fetcher),
                 config,
                 keys: SharedKeys::default(),
-                epoch: Instant::now(),
-                last_success: AtomicU64::new(0),
-                last_ok: AtomicBool::new(false),
-                generation: AtomicU64::new(0),
+                state: Mutex::new(FetchState::default()),
                 fetches: AtomicU64::new(0),
                 fetch_lock: tokio::sync::Mutex::new(()),
-                last_kid_fetch: Mutex::new(None),
-                negative: Mutex::new(HashMap::new()),
+                negative,
                 ready: watch::channel(false).0,
             }),
         }
@@ -146,114 +182,134 @@ impl JwksSource {
         }
     }
 
-    /// Resolves once a key set has been loaded.
+    /// Resolves once a non-empty key set has been loaded.
     pub async fn ready(&self) {
         let mut rx = self.inner.ready.subscribe();
         // The sender lives in `inner`, which `self` keeps alive, so this cannot fail.
         let _ = rx.wait_for(|loaded| *loaded).await;
     }
 
-    /// Waits at most `timeout` for the first key set; use at startup to fail fast.
-    pub async fn wait_for_keys(&self, timeout: Duration) -> Result<(), KeysUnavailable> {
+    /// Waits at most `timeout` for the first non-empty key set; use at startup to fail fast. The
+    /// error says why the last fetch did not produce keys.
+    pub async fn wait_for_keys(&self, timeout: Duration) -> Result<(), NoKeys> {
         tokio::time::timeout(timeout, self.ready())
             .await
-            .map_err(|_| KeysUnavailable)
+            .map_err(|_| NoKeys {
+                waited: timeout,
+                last_error: lock(&self.inner.state).last_error.clone(),
+            })
     }
 }
 
 impl Inner {
     fn age(&self) -> Option<Duration> {
-        let last = self.last_success.load(Ordering::Acquire);
-        (last != 0).then(|| {
-            self.epoch
-                .elapsed()
-                .saturating_sub(Duration::from_millis(last - 1))
-        })
+        lock(&self.state).last_success.map(|t| t.elapsed())
     }
 
     /// Single-flight: callers arriving while a fetch runs wait for it and share its result.
     async fn refresh(&self) -> bool {
-        let seen = self.generation.load(Ordering::Acquire);
+        let seen = lock(&self.state).generation;
         let _guard = self.fetch_lock.lock().await;
-        if self.generation.load(Ordering::Acquire) != seen {
-            return self.last_ok.load(Ordering::Acquire);
+        {
+            let state = lock(&self.state);
+            if state.generation != seen {
+                return state.last_ok;
+            }
         }
         self.fetch_once().await
     }
 
+    /// One fetch; the caller holds `fetch_lock`.
     async fn fetch_once(&self) -> bool {
         self.fetches.fetch_add(1, Ordering::Relaxed);
-        let result = match self.fetcher.fetch().await {
-            Ok(json) => KeySet::from_jwks_json(&json).map_err(FetchError::from),
-            Err(e) => Err(e),
-        };
+        let started = Instant::now();
+        let result = self.fetcher.fetch().await;
+        let mut state = lock(&self.state);
+        state.last_started = Some(started);
         let ok = match result {
             Ok(set) => {
-                tracing::debug!(keys = set.len(), "JWKS refreshed");
-                lock(&self.negative).retain(|kid, _| set.get(kid).is_none());
+                tracing::debug!(keys = set.len(), "key set refreshed");
+                let usable = !set.is_empty();
                 self.keys.store(set);
-                let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
-                self.last_success.store(ms + 1, Ordering::Release);
-                self.ready.send_replace(true);
+                state.last_success = Some(Instant::now());
+                state.last_error = (!usable).then(|| EMPTY_KEY_SET.to_owned());
+                if usable {
+                    self.ready.send_replace(true);
+                }
                 true
             }
             Err(error) => {
-                tracing::warn!(%error, age = ?self.age(), "JWKS fetch failed; keeping the last good key set");
+                tracing::warn!(%error, age = ?state.last_success.map(|t| t.elapsed()),
+                    "key set fetch failed; keeping the last good key set");
+                state.last_error = Some(error.to_string());
                 false
             }
         };
-        self.last_ok.store(ok, Ordering::Release);
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        state.last_ok = ok;
+        state.generation += 1;
         ok
     }
 
     fn is_negative(&self, kid: &str) -> bool {
-        let map = lock(&self.negative);
-        map.get(kid)
+        self.negative
+            .get(kid)
             .is_some_and(|t| t.elapsed() < self.config.negative_ttl)
     }
 
-    fn remember_unknown(&self, kid: &str) {
-        let mut map = lock(&self.negative);
-        if map.len() >= self.config.negative_capacity {
-            let ttl = self.config.negative_ttl;
-            map.retain(|_, t| t.elapsed() < ttl);
-            if map.len() >= self.config.negative_capacity {
-                map.clear();
-            }
-        }
-        map.insert(kid.to_owned(), Instant::now());
-    }
-
-    async fn refresh_for_kid(&self, kid: &str) -> bool {
+    /// Refetches for an unknown `kid`, at most once per `min_refetch_interval` for all kids. Only a
+    /// successful fetch that started after the `kid` was seen missing can make it
+    /// [`KidRefresh::Absent`] (one such fetch settles every request waiting on it); when no fetch may
+    /// be made now, the answer is [`KidRefresh::Unavailable`] unless the next one comes within
+    /// `max_kid_wait`.
+    async fn refresh_for_kid(&self, kid: &str) -> KidRefresh {
+        let observed = Instant::now();
         if self.is_negative(kid) {
-            return false;
+            return KidRefresh::Absent;
         }
-        let seen = self.generation.load(Ordering::Acquire);
-        let _guard = self.fetch_lock.lock().await;
-        if self.keys.load().get(kid).is_some() {
-            return true;
-        }
-        if self.generation.load(Ordering::Acquire) != seen {
-            // A fetch finished while we waited and did not bring this kid.
-            self.remember_unknown(kid);
-            return false;
-        }
-        {
-            let mut last = lock(&self.last_kid_fetch);
-            if last.is_some_and(|t| t.elapsed() < self.config.min_refetch_interval) {
-                tracing::debug!("unknown kid; refetch rate-limited");
-                return false;
+        let _guard = loop {
+            let guard = self.fetch_lock.lock().await;
+            if self.keys.load().get(kid).is_some() {
+                return KidRefresh::Found;
             }
-            *last = Some(Instant::now());
-        }
-        tracing::info!("unknown kid; refetching JWKS");
-        self.fetch_once().await;
+            let wait = {
+                let mut state = lock(&self.state);
+                if state.last_ok && state.last_started.is_some_and(|t| t >= observed) {
+                    // A fetch that began after we looked, and succeeded, did not bring the kid.
+                    self.negative.insert(kid.to_owned(), Instant::now());
+                    return KidRefresh::Absent;
+                }
+                let since = state.last_kid_fetch.map(|t| t.elapsed());
+                match since {
+                    Some(since) if since < self.config.min_refetch_interval => {
+                        self.config.min_refetch_interval - since
+                    }
+                    _ => {
+                        state.last_kid_fetch = Some(Instant::now());
+                        Duration::ZERO
+                    }
+                }
+            };
+            if wait.is_zero() {
+                break guard;
+            }
+            drop(guard);
+            if wait > self.config.max_kid_wait
+                || observed.elapsed() + wait > self.config.max_kid_wait
+            {
+                tracing::debug!("unknown kid; refetch rate-limited");
+                return KidRefresh::Unavailable;
+            }
+            tokio::time::sleep(wait).await;
+        };
+        tracing::info!("unknown kid; refetching the key set");
+        let ok = self.fetch_once().await;
         if self.keys.load().get(kid).is_some() {
-            true
+            KidRefresh::Found
+        } else if ok {
+            self.negative.insert(kid.to_owned(), Instant::now());
+            KidRefresh::Absent
         } else {
-            self.remember_unknown(kid);
-            false
+            KidRefresh::Unavailable
         }
     }
 }
@@ -281,13 +337,13 @@ impl KeySource for JwksSource {
         }
     }
 
-    fn refresh_for_kid<'a>(&'a self, kid: &'a str) -> BoxFuture<'a, bool> {
+    fn refresh_for_kid<'a>(&'a self, kid: &'a str) -> BoxFuture<'a, KidRefresh> {
         Box::pin(self.inner.refresh_for_kid(kid))
     }
 
-    fn hint_unknown_kid(&self, kid: &str) {
+    fn hint_unknown_kid(&self, kid: &str) -> KidRefresh {
         if self.inner.is_negative(kid) {
-            return;
+            return KidRefresh::Absent;
         }
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             let inner = self.inner.clone();
@@ -296,5 +352,6 @@ impl KeySource for JwksSource {
                 inner.refresh_for_kid(&kid).await;
             });
         }
+        KidRefresh::Unavailable
     }
 }

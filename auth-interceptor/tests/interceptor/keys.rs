@@ -22,6 +22,7 @@ fn fast_config() -> JwksSourceConfig {
         refresh_interval: Duration::from_secs(3600),
         retry_interval: Duration::from_millis(100),
         min_refetch_interval: Duration::from_millis(300),
+        max_kid_wait: Duration::ZERO,
         negative_ttl: Duration::from_millis(300),
         negative_capacity: 64,
         max_staleness: Duration::from_secs(3600),
@@ -70,14 +71,27 @@ async fn unknown_kids_are_rate_limited_and_negatively_cached() {
     source.wait_for_keys(Duration::from_secs(5)).await.unwrap();
     let addr = serve_greeter(authorizer(source.clone()).layer()).await;
     let mut c = greeter_client(addr).await;
-    // 100 tokens naming keys the auth server never published.
+    // 100 tokens naming keys the auth server never published. The first kid's refetch settles it
+    // (UNAUTHENTICATED, then remembered); the other kids arrive while refetching is rate-limited, so
+    // nothing is known about them yet: UNAVAILABLE (retryable), never accepted.
+    let ghost0 = TestKey::ed25519("ghost0").token("u1", &[]);
+    let s = c
+        .who_am_i(bearer(WhoAmIRequest {}, &ghost0))
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::Unauthenticated);
     for i in 0..100 {
         let t = TestKey::ed25519(&format!("ghost{}", i % 5)).token("u1", &[]);
         let s = c.who_am_i(bearer(WhoAmIRequest {}, &t)).await.unwrap_err();
-        assert_eq!(s.code(), Code::Unauthenticated);
+        let expected = if i % 5 == 0 {
+            Code::Unauthenticated
+        } else {
+            Code::Unavailable
+        };
+        assert_eq!(s.code(), expected, "ghost{}", i % 5);
     }
-    // One initial fetch plus at most one refetch (the rest are rate-limited or negatively cached).
-    assert!(source.fetch_count() <= 2, "{}", source.fetch_count());
+    // One initial fetch plus one refetch (the rest are rate-limited or negatively cached).
+    assert_eq!(source.fetch_count(), 2);
     // After the rate-limit window a genuinely new key is still picked up.
     tokio::time::sleep(Duration::from_millis(350)).await;
     state.rotate_to(TestKey::ed25519("k2"));
@@ -309,11 +323,13 @@ async fn interceptor_schedules_a_background_refetch_for_unknown_kids() {
     let mut c = greeter_client(addr).await;
     state.rotate_to(TestKey::ed25519("k2"));
     let tok = state.issue("u1", &[]);
+    // The interceptor cannot wait: it schedules the refetch and answers UNAVAILABLE (retryable),
+    // not UNAUTHENTICATED, since the kid may be a key rotated in a moment ago.
     let s = c
         .who_am_i(bearer(WhoAmIRequest {}, &tok))
         .await
         .unwrap_err();
-    assert_eq!(s.code(), Code::Unauthenticated);
+    assert_eq!(s.code(), Code::Unavailable);
     for _ in 0..50 {
         if source.shared_keys().load().get("k2").is_some() {
             break;
@@ -345,4 +361,99 @@ async fn jwks_file_sources() {
         .unwrap();
     std::fs::remove_file(&path).unwrap();
     assert!(load_jwks_file(&path).is_err());
+}
+
+/// Refetch timing for the lockout tests: a short rate-limit window keeps every real wait under 100 ms.
+fn lockout_config() -> JwksSourceConfig {
+    JwksSourceConfig {
+        min_refetch_interval: Duration::from_millis(60),
+        negative_ttl: Duration::from_secs(60),
+        ..fast_config()
+    }
+}
+
+#[tokio::test]
+async fn a_forged_kid_does_not_lock_out_a_key_rotated_in_right_after() {
+    let state = AuthState::new(TestKey::ed25519("k1"));
+    let source = grpc_source(&state, lockout_config()).await;
+    source.wait_for_keys(Duration::from_secs(5)).await.unwrap();
+    let addr = serve_greeter(authorizer(source.clone()).layer()).await;
+    let mut c = greeter_client(addr).await;
+    // A forged token with a random kid uses up the refetch...
+    let forged = TestKey::ed25519("random-kid").token("u1", &[]);
+    let s = c
+        .who_am_i(bearer(WhoAmIRequest {}, &forged))
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::Unauthenticated);
+    // ...then the operator rotates. The new key's tokens are not refused while the refetch is
+    // rate-limited: they get UNAVAILABLE, which clients retry, and succeed once it is allowed.
+    state.rotate_to(TestKey::ed25519("k2"));
+    let genuine = state.issue("u1", &[]);
+    let s = c
+        .who_am_i(bearer(WhoAmIRequest {}, &genuine))
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::Unavailable, "retryable, not invalid_token");
+    tokio::time::sleep(Duration::from_millis(70)).await;
+    c.who_am_i(bearer(WhoAmIRequest {}, &genuine))
+        .await
+        .unwrap();
+    // The forged kid is still known to be absent, without another fetch.
+    let fetches = source.fetch_count();
+    let s = c
+        .who_am_i(bearer(WhoAmIRequest {}, &forged))
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::Unauthenticated);
+    assert_eq!(source.fetch_count(), fetches);
+}
+
+#[tokio::test]
+async fn a_failed_refetch_does_not_remember_the_kid_as_unknown() {
+    let state = AuthState::new(TestKey::ed25519("k1"));
+    let source = grpc_source(&state, lockout_config()).await;
+    source.wait_for_keys(Duration::from_secs(5)).await.unwrap();
+    let addr = serve_greeter(authorizer(source.clone()).layer()).await;
+    let mut c = greeter_client(addr).await;
+    state.rotate_to(TestKey::ed25519("k2"));
+    let genuine = state.issue("u1", &[]);
+    // A network blip: the refetch for the new kid fails. Retryable, and nothing is remembered...
+    state.jwks_down.store(true, Ordering::SeqCst);
+    let s = c
+        .who_am_i(bearer(WhoAmIRequest {}, &genuine))
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::Unavailable);
+    state.jwks_down.store(false, Ordering::SeqCst);
+    // ...so the next permitted refetch (60 ms later, not the 60 s negative TTL) brings the key.
+    tokio::time::sleep(Duration::from_millis(70)).await;
+    c.who_am_i(bearer(WhoAmIRequest {}, &genuine))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn wait_for_keys_says_why_there_are_none() {
+    // The auth server is down: the error names the address and the cause.
+    let dead = dead_addr().await;
+    let uri = format!("http://{dead}");
+    let source = JwksSource::start(GrpcJwksFetcher::from_uri(&uri).unwrap(), fast_config());
+    let e = source
+        .wait_for_keys(Duration::from_millis(100))
+        .await
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains(&uri), "{text}");
+    assert!(text.contains("Unavailable"), "{text}");
+    // An auth server that publishes no key (HS256 mode) is not "ready" either, and says so.
+    let state = AuthState::new(TestKey::ed25519("k1"));
+    state.published.lock().unwrap().clear();
+    let source = grpc_source(&state, fast_config()).await;
+    let e = source
+        .wait_for_keys(Duration::from_millis(100))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("empty"), "{e}");
+    assert!(e.to_string().contains("KeySet::hs256"), "{e}");
 }

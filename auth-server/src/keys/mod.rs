@@ -6,15 +6,14 @@
 
 pub mod generate;
 pub mod master;
+pub(crate) mod source;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use auth_interceptor::{KeySet, SharedKeys, VerificationKey};
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey};
-use tokio::sync::Mutex;
 use zeroize::Zeroizing;
 
 use crate::error::AuthError;
@@ -76,7 +75,6 @@ pub struct KeyManager {
     signer: ArcSwap<Signer>,
     published: SharedKeys,
     jwks_json: ArcSwap<String>,
-    last_reload: Mutex<Instant>,
 }
 
 impl std::fmt::Debug for KeyManager {
@@ -88,9 +86,6 @@ impl std::fmt::Debug for KeyManager {
     }
 }
 
-/// Minimum gap between two reloads triggered by an unknown `kid`.
-const RELOAD_MIN_INTERVAL: Duration = Duration::from_secs(1);
-
 impl KeyManager {
     /// Loads the keys, generating a current and a next key on first start.
     pub async fn start(
@@ -100,13 +95,8 @@ impl KeyManager {
         now: i64,
     ) -> Result<Self, AuthError> {
         if let SigningMode::SharedSecret { secret } = &mode {
-            let kid = shared_secret_kid(secret);
-            let published = KeySet::new()
-                .with(
-                    kid.clone(),
-                    VerificationKey::hmac(Algorithm::HS256, secret).map_err(internal)?,
-                )
-                .map_err(internal)?;
+            let kid = auth_interceptor::hs256_kid(secret);
+            let published = KeySet::hs256(secret).map_err(internal)?;
             let signer = Signer {
                 kid,
                 alg: Algorithm::HS256,
@@ -157,7 +147,6 @@ impl KeyManager {
             signer: ArcSwap::from_pointee(signer),
             published: SharedKeys::new(published),
             jwks_json: ArcSwap::from_pointee(jwks),
-            last_reload: Mutex::new(Instant::now()),
         }
     }
 
@@ -188,21 +177,7 @@ impl KeyManager {
         self.signer.store(Arc::new(signer));
         self.published.store(published);
         self.jwks_json.store(Arc::new(jwks));
-        *self.last_reload.lock().await = Instant::now();
         Ok(())
-    }
-
-    /// Reloads unless a reload happened within the last second (used when a token names an unknown kid,
-    /// so a flood of forged kids costs at most one query per second).
-    pub async fn reload_rate_limited(&self, now: i64) -> Result<bool, AuthError> {
-        {
-            let last = self.last_reload.lock().await;
-            if last.elapsed() < RELOAD_MIN_INTERVAL {
-                return Ok(false);
-            }
-        }
-        self.reload(now).await?;
-        Ok(true)
     }
 
     /// Rotates: next → current, current → retired (published for `retire_after` more seconds), and a
@@ -230,14 +205,6 @@ impl KeyManager {
 
 fn internal(e: impl std::fmt::Display) -> AuthError {
     AuthError::Internal(e.to_string())
-}
-
-/// A stable kid for a shared secret: a truncated SHA-256 of it (reveals nothing useful about it).
-fn shared_secret_kid(secret: &[u8]) -> String {
-    use base64::Engine;
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret);
-    let kid = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest.as_ref()[..12]);
-    format!("hs-{kid}")
 }
 
 /// Generates and encrypts a new key record.

@@ -334,6 +334,12 @@ impl AdminService for AdminServiceImpl {
     ) -> Rpc<RotateSigningKeyResponse> {
         let (admin, _req) = self.admin(request).await?;
         let r = self.state.keys.rotate(self.state.now()).await?;
+        // Publish the rotation to this replica's verifiers now (others re-read within the interval).
+        if self.state.key_source.refresh().await.is_err() {
+            tracing::warn!(
+                "key source refresh after rotation failed; it retries in the background"
+            );
+        }
         self.audit(&admin, "key.rotated", &r.current).await;
         Ok(Response::new(RotateSigningKeyResponse {
             current_kid: r.current,

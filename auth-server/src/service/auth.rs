@@ -158,18 +158,18 @@ impl AuthServiceImpl {
     async fn validate(&self, req: ValidateRequest) -> Result<ValidateResponse, AuthError> {
         let st = &self.state;
         let now = st.now();
-        let mut result = st.verify_access_token(&req.access_token, now);
-        if result.as_ref().err() == Some(&VerifyError::UnknownKey)
-            && st.keys.reload_rate_limited(now).await?
-        {
-            // Another replica may have rotated keys since our last reload.
-            result = st.verify_access_token(&req.access_token, now);
-        }
-        let claims = match result {
+        let claims = match st.verify_access_token(&req.access_token).await {
             Ok(c) => c,
-            Err(e) => {
+            Err(auth_interceptor::AuthError::Invalid(e)) => {
                 tracing::debug!(reason = %e, "validate: token rejected");
                 return Ok(invalid(reason(e)));
+            }
+            Err(e) if e.code() == tonic::Code::Unavailable => {
+                return Err(AuthError::KeysUnavailable);
+            }
+            Err(e) => {
+                tracing::debug!(reason = %e, "validate: token rejected");
+                return Ok(invalid(InvalidReason::Malformed));
             }
         };
         let status = st.store.session_status(&claims.sid).await?;
