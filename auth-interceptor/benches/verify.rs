@@ -127,9 +127,9 @@ fn bench_layer(c: &mut Criterion) {
         let token = key.token("user-1", &["orders:read"]);
         let mut g = c.benchmark_group(format!("layer/{name}"));
         for (mode, cache) in [("cold", 0usize), ("warm", 10_000)] {
-            let auth = Authorizer::new(verifier(), SharedKeys::new(key.key_set()), policy())
+            let auth = Authorizer::new(verifier(), SharedKeys::new(key.key_set()))
                 .with_cache(cache, Duration::from_secs(600));
-            let mut svc = auth.layer().layer(inner);
+            let mut svc = auth.layer(policy()).unwrap().layer(inner);
             // Prime (and check) the path once.
             let resp = svc.ready().now_or_never().unwrap().unwrap();
             let _ = resp;
@@ -153,12 +153,12 @@ fn bench_extract_and_cache(c: &mut Criterion) {
     let req = request(&token);
     let headers = req.headers().clone();
     c.bench_function("extract/bearer_token", |b| {
-        b.iter(|| auth_interceptor::extract::bearer_token(black_box(&headers), 8192).unwrap())
+        b.iter(|| auth_interceptor::bearer_token(black_box(&headers), 8192).unwrap())
     });
     let set = key.key_set();
     let claims = Arc::new(verifier().verify(&set, &token).unwrap());
-    let cache = auth_interceptor::cache::TokenCache::default();
-    let now = auth_interceptor::verify::unix_now();
+    let cache = auth_interceptor::TokenCache::default();
+    let now = auth_interceptor::Clock::unix_now(&auth_interceptor::SystemClock);
     cache.insert(&token, &set, "k-ed", claims, now);
     c.bench_function("cache/get_hit", |b| {
         b.iter(|| cache.get(black_box(&token), &set, now).unwrap())
@@ -176,8 +176,8 @@ fn bench_cache_contention(c: &mut Criterion) {
     let tokens: Vec<String> = (0..1000)
         .map(|i| key.sign(&claims(&format!("user-{i}"), &[])))
         .collect();
-    let now = auth_interceptor::verify::unix_now();
-    let cache = auth_interceptor::cache::TokenCache::default();
+    let now = auth_interceptor::Clock::unix_now(&auth_interceptor::SystemClock);
+    let cache = auth_interceptor::TokenCache::default();
     let mutex_map: Mutex<HashMap<[u8; 32], Arc<auth_interceptor::Claims>>> =
         Mutex::new(HashMap::new());
     let digest = |t: &str| {

@@ -15,10 +15,10 @@
 use std::pin::Pin;
 use std::time::Duration;
 
-use auth_interceptor::source::{FileJwksFetcher, GrpcJwksFetcher};
 use auth_interceptor::{
     Authorizer, JwksSource, JwksSourceConfig, Policy, RequestAuthExt, Verifier, VerifierConfig,
 };
+use auth_interceptor::{FileJwksFetcher, GrpcJwksFetcher};
 use auth_proto::demo::greeter_service_server::{GreeterService, GreeterServiceServer};
 use auth_proto::demo::{
     AdminHelloRequest, AdminHelloResponse, SayHelloRequest, SayHelloResponse, StreamHelloRequest,
@@ -134,11 +134,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     policy.check_services(&[GreeterServiceServer::<Greeter>::NAME])?;
 
     let verifier = Verifier::new(VerifierConfig::new(issuer, audience));
-    let auth = Authorizer::new(verifier, keys, policy);
+    let auth = Authorizer::new(verifier, keys).layer(policy)?;
 
     tracing::info!(%listen, "greeter listening");
     Server::builder()
-        .layer(auth.layer())
+        .layer(auth)
         .add_service(GreeterServiceServer::new(Greeter))
         .serve(listen.parse()?)
         .await?;

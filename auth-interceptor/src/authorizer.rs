@@ -13,15 +13,17 @@ use crate::clock::Clock;
 use crate::context::AuthContext;
 use crate::error::AuthError;
 use crate::extract::bearer_token;
-use crate::policy::{Access, Policy, Rule};
+use crate::policy::{Access, Policy, PolicyError, Rule};
 use crate::revoke::RevocationChecker;
 use crate::source::{KeySource, KidRefresh};
 use crate::verify::{Verifier, VerifyError};
 
 /// Decides whether a request may proceed, and with which identity.
 ///
-/// Build one, then turn it into a [`AuthLayer`](crate::AuthLayer) with [`Authorizer::layer`] or an
-/// [`AuthInterceptor`](crate::AuthInterceptor) with [`Authorizer::interceptor`].
+/// Build one from a verifier and a key source, tune it (cache, clock, revocation check), then turn it
+/// into an [`AuthLayer`](crate::AuthLayer) enforcing a [`Policy`] with [`Authorizer::layer`], or an
+/// [`AuthInterceptor`](crate::AuthInterceptor) enforcing one [`Rule`] with
+/// [`Authorizer::interceptor`]. Both refuse, when built, a rule they could only fail at request time.
 pub struct Authorizer {
     verifier: Verifier,
     keys: Box<dyn KeySource>,
@@ -48,13 +50,13 @@ enum Outcome {
 }
 
 impl Authorizer {
-    /// An authorizer verifying with `verifier` against `keys` and enforcing `policy`, with the default
-    /// verified-token cache.
-    pub fn new(verifier: Verifier, keys: impl KeySource, policy: Policy) -> Self {
+    /// An authorizer verifying with `verifier` against `keys`, with the default verified-token cache
+    /// and the system clock.
+    pub fn new(verifier: Verifier, keys: impl KeySource) -> Self {
         Self {
             verifier,
             keys: Box::new(keys),
-            policy,
+            policy: Policy::deny_all(),
             cache: TokenCache::default(),
             revocation: None,
             clock: crate::clock::system(),
@@ -79,8 +81,8 @@ impl Authorizer {
         self
     }
 
-    /// Enables the `Validate` revocation check for rules marked [`Rule::revalidate`]. Without it,
-    /// such rules fail closed with `UNAVAILABLE`.
+    /// Enables the `Validate` revocation check for rules marked [`Rule::revalidate`] (without it, a
+    /// layer with such rules is refused when built).
     pub fn with_revocation_check(mut self, checker: RevocationChecker) -> Self {
         self.revocation = Some(checker);
         self
@@ -101,14 +103,28 @@ impl Authorizer {
         &self.cache
     }
 
-    /// A tower layer enforcing this authorizer's policy on every method.
-    pub fn layer(self) -> crate::AuthLayer {
-        crate::AuthLayer::new(self)
+    /// A tower layer enforcing `policy` on every method. Refused when a rule asks for revalidation
+    /// and no revocation checker is configured.
+    pub fn layer(mut self, policy: Policy) -> Result<crate::AuthLayer, PolicyError> {
+        if self.revocation.is_none()
+            && let Some(rule) = policy.first_revalidating_rule()
+        {
+            return Err(PolicyError::RevalidateUnsupported(rule));
+        }
+        self.policy = policy;
+        Ok(crate::AuthLayer::new(self))
     }
 
-    /// A tonic interceptor applying `rule` to every call of the service it wraps.
-    pub fn interceptor(self, rule: impl Into<Rule>) -> crate::AuthInterceptor {
-        crate::AuthInterceptor::new(self, rule)
+    /// A tonic interceptor applying `rule` to every call of the service it wraps. Refused when the
+    /// rule asks for revalidation (an interceptor cannot wait for the auth server).
+    pub fn interceptor(self, rule: impl Into<Rule>) -> Result<crate::AuthInterceptor, PolicyError> {
+        let rule = rule.into();
+        if rule.revalidate {
+            return Err(PolicyError::RevalidateUnsupported(
+                "interceptor rule".into(),
+            ));
+        }
+        Ok(crate::AuthInterceptor::new(self, rule))
     }
 
     /// Verifies through the cache; reports an unknown `kid` instead of failing on it.
@@ -179,16 +195,9 @@ impl Authorizer {
         };
         let claims = self.verify(token).await?;
         if rule.revalidate {
-            match &self.revocation {
-                Some(checker) => checker.check(token).await?,
-                None => {
-                    tracing::error!(
-                        method = path,
-                        "rule asks for revalidation but no revocation checker is configured"
-                    );
-                    return Err(AuthError::Unavailable);
-                }
-            }
+            // `layer` refuses revalidating rules without a checker; fail closed all the same.
+            let checker = self.revocation.as_ref().ok_or(AuthError::Unavailable)?;
+            checker.check(token).await?;
         }
         check_access(&rule.access, &claims)?;
         Ok(Some(AuthContext::new(claims)))

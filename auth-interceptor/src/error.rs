@@ -90,7 +90,7 @@ impl From<AuthError> for Status {
 
 /// Logs why a call to `method` was refused: bad tokens at `debug` (an attacker controls their
 /// volume), authorisation failures at `info`, missing keys at `warn`. Never logs the token.
-pub fn log_refusal(method: &str, error: &AuthError) {
+pub(crate) fn log_refusal(method: &str, error: &AuthError) {
     match error.code() {
         Code::Unauthenticated => tracing::debug!(method, %error, "request refused"),
         Code::PermissionDenied => tracing::info!(method, %error, "request refused"),

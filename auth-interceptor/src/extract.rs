@@ -18,7 +18,7 @@ const SCHEME_ALLOWANCE: usize = 64;
 /// Returns [`AuthError::MissingToken`] when there is no `authorization` entry at all.
 ///
 /// ```
-/// use auth_interceptor::extract::bearer_token;
+/// use auth_interceptor::bearer_token;
 /// let mut h = http::HeaderMap::new();
 /// h.insert("authorization", "bearer abc.def.ghi".parse().unwrap());
 /// assert_eq!(bearer_token(&h, 8192).unwrap(), "abc.def.ghi");
@@ -57,7 +57,7 @@ pub fn bearer_token(headers: &HeaderMap, max_token_len: usize) -> Result<&str, A
 
 /// Marks every `authorization` value sensitive, so it is never logged by `http`'s `Debug` output or
 /// indexed by HPACK.
-pub fn mark_sensitive(headers: &mut HeaderMap) {
+pub(crate) fn mark_sensitive(headers: &mut HeaderMap) {
     if let http::header::Entry::Occupied(mut entry) = headers.entry(AUTHORIZATION) {
         for value in entry.iter_mut() {
             value.set_sensitive(true);

@@ -1,9 +1,10 @@
 //! A plain tonic `Interceptor` for the all-or-nothing case: one [`Rule`] for every method of the
 //! wrapped service (interceptors cannot see the method name).
 //!
-//! It runs synchronously, so it cannot wait for a key refetch: a token with an unknown `kid` is refused
-//! and a refetch is scheduled in the background (the client's retry then succeeds). Rules asking for
-//! revalidation fail closed. Prefer [`AuthLayer`](crate::AuthLayer).
+//! It runs synchronously, so it cannot wait for a key refetch: a token with an unknown `kid` gets
+//! `UNAVAILABLE` and a refetch is scheduled in the background (the client's retry then succeeds). It
+//! checks the token when the call starts only (no expiry bound on a call held open), and cannot
+//! revalidate. Prefer [`AuthLayer`](crate::AuthLayer).
 
 use std::sync::Arc;
 
@@ -22,7 +23,7 @@ use crate::policy::Rule;
 /// # fn f(authorizer: auth_interceptor::Authorizer, greeter: impl GreeterService) {
 /// use auth_interceptor::Rule;
 /// use auth_proto::demo::greeter_service_server::GreeterServiceServer;
-/// let interceptor = authorizer.interceptor(Rule::required());
+/// let interceptor = authorizer.interceptor(Rule::required()).unwrap();
 /// let server = GreeterServiceServer::with_interceptor(greeter, interceptor);
 /// # }
 /// ```
@@ -33,11 +34,11 @@ pub struct AuthInterceptor {
 }
 
 impl AuthInterceptor {
-    /// An interceptor enforcing `rule` with `authorizer` (its policy is not consulted).
-    pub fn new(authorizer: Authorizer, rule: impl Into<Rule>) -> Self {
+    /// Built by [`Authorizer::interceptor`].
+    pub(crate) fn new(authorizer: Authorizer, rule: Rule) -> Self {
         Self {
             auth: Arc::new(authorizer),
-            rule: rule.into(),
+            rule,
         }
     }
 }

@@ -31,8 +31,8 @@ pub struct AuthLayer {
 }
 
 impl AuthLayer {
-    /// A layer enforcing `authorizer`.
-    pub fn new(authorizer: Authorizer) -> Self {
+    /// Built by [`Authorizer::layer`].
+    pub(crate) fn new(authorizer: Authorizer) -> Self {
         Self {
             auth: Arc::new(authorizer),
         }

@@ -10,11 +10,12 @@
 //! ```no_run
 //! # use auth_proto::demo::greeter_service_server::{GreeterService, GreeterServiceServer};
 //! # async fn run(greeter: impl GreeterService) -> Result<(), Box<dyn std::error::Error>> {
-//! use auth_interceptor::source::GrpcJwksFetcher;
-//! use auth_interceptor::{Authorizer, JwksSource, JwksSourceConfig, Policy, Verifier, VerifierConfig};
+//! use auth_interceptor::{
+//!     Authorizer, GrpcJwksFetcher, JwksSource, JwksSourceConfig, Policy, Verifier, VerifierConfig,
+//! };
 //!
-//! let auth_server = tonic::transport::Endpoint::from_static("http://127.0.0.1:50051").connect_lazy();
-//! let keys = JwksSource::start(GrpcJwksFetcher::new(auth_server), JwksSourceConfig::default());
+//! let fetcher = GrpcJwksFetcher::from_uri("http://127.0.0.1:50051")?;
+//! let keys = JwksSource::start(fetcher, JwksSourceConfig::default());
 //! keys.wait_for_keys(std::time::Duration::from_secs(10)).await?;
 //! let policy = Policy::builder()
 //!     .with_health()
@@ -23,9 +24,10 @@
 //!     .any_role("demo.v1.GreeterService/AdminHello", ["admin"])
 //!     .build()?;
 //! policy.check_services(&["demo.v1.GreeterService"])?;
-//! let auth = Authorizer::new(Verifier::new(VerifierConfig::new("auth-server", "internal")), keys, policy);
+//! let verifier = Verifier::new(VerifierConfig::new("auth-server", "internal"));
+//! let auth = Authorizer::new(verifier, keys).layer(policy)?;
 //! tonic::transport::Server::builder()
-//!     .layer(auth.layer())
+//!     .layer(auth)
 //!     .add_service(GreeterServiceServer::new(greeter))
 //!     .serve("127.0.0.1:50052".parse()?)
 //!     .await?;
@@ -41,7 +43,7 @@
 //! - [`Authorizer`]: verifier + [`KeySource`] + policy (+ verified-token cache, + optional
 //!   [`RevocationChecker`]); turned into an [`AuthLayer`] (tower; sees the method) or an
 //!   [`AuthInterceptor`] (tonic; one rule for the whole service).
-//! - Key sources ([`source`]): [`SharedKeys`] for static or application-managed keys, [`JwksSource`]
+//! - Key sources ([`KeySource`]): [`SharedKeys`] for static or application-managed keys, [`JwksSource`]
 //!   for a JWKS from `GetJwks` or a file, with background refresh, single-flight rate-limited refetch on
 //!   unknown `kid`, bounded staleness and a readiness wait.
 //! - [`client`]: [`client::ClientAuthLayer`] with a [`client::TokenSource`] (static, or logging in and
@@ -60,22 +62,22 @@
 //! - Verified tokens are cached by SHA-256, never past `exp`, and only while their `kid` is still in
 //!   the current key set: removing a key stops its tokens at the next key-set refresh.
 
-pub mod authorizer;
-pub mod cache;
-pub mod claims;
+mod authorizer;
+mod cache;
+mod claims;
 pub mod client;
-pub mod clock;
-pub mod context;
-pub mod error;
+mod clock;
+mod context;
+mod error;
 mod expiry;
-pub mod extract;
-pub mod interceptor;
-pub mod keys;
-pub mod layer;
-pub mod policy;
-pub mod revoke;
-pub mod source;
-pub mod verify;
+mod extract;
+mod interceptor;
+mod keys;
+mod layer;
+mod policy;
+mod revoke;
+mod source;
+mod verify;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -83,20 +85,29 @@ pub mod testing;
 mod tests;
 
 pub use authorizer::Authorizer;
+pub use cache::{DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, TokenCache};
 pub use claims::{Audience, Claims};
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use context::{AuthContext, RequestAuthExt};
-pub use error::AuthError;
+pub use error::{
+    AuthError, INSUFFICIENT_SCOPE_CHALLENGE, INVALID_TOKEN_CHALLENGE, INVALID_TOKEN_MESSAGE,
+    PERMISSION_DENIED_MESSAGE, UNAVAILABLE_MESSAGE,
+};
+pub use extract::bearer_token;
 pub use interceptor::AuthInterceptor;
-pub use keys::{KeyError, KeySet, SharedKeys, VerificationKey, hs256_kid};
+pub use keys::{KeyError, KeySet, MIN_HMAC_SECRET_LEN, SharedKeys, VerificationKey, hs256_kid};
 pub use layer::{AuthLayer, AuthMiddleware};
 pub use policy::{Access, Policy, PolicyBuilder, PolicyError, Rule};
 pub use revoke::RevocationChecker;
 pub use source::{
-    FetchError, FileJwksFetcher, GrpcJwksFetcher, JwksSource, JwksSourceConfig, KeySetFetcher,
-    KeySource, KeysUnavailable, KidRefresh, NoKeys,
+    DEFAULT_FETCH_TIMEOUT, FetchError, FileJwksFetcher, GrpcJwksFetcher, JwksSource,
+    JwksSourceConfig, KeySetFetcher, KeySource, KeysUnavailable, KidRefresh, NoKeys,
+    load_jwks_file,
 };
-pub use verify::{Verified, Verifier, VerifierConfig, VerifyError};
+pub use verify::{
+    ACCESS_TOKEN_TYP, DEFAULT_MAX_TOKEN_LEN, Verified, Verifier, VerifierConfig, VerifyError,
+    alg_name,
+};
 
 /// Re-export of the `jsonwebtoken` algorithm type used in this crate's API.
 pub use jsonwebtoken::Algorithm;

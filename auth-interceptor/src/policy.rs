@@ -91,6 +91,11 @@ pub enum PolicyError {
     /// A role rule lists no roles.
     #[error("rule {0:?} lists no roles")]
     NoRoles(String),
+    /// A rule asks for revalidation, but the authorizer has no revocation checker
+    /// ([`Authorizer::with_revocation_check`](crate::Authorizer::with_revocation_check)), or is
+    /// turned into an interceptor, which cannot wait for one.
+    #[error("rule {0:?} asks for revalidation, which needs a revocation checker and the layer")]
+    RevalidateUnsupported(String),
 }
 
 #[derive(Debug, Clone)]
@@ -169,6 +174,20 @@ impl Policy {
     /// An empty builder: every method is denied until a rule says otherwise.
     pub fn builder() -> PolicyBuilder {
         PolicyBuilder::default()
+    }
+
+    /// The first rule asking for revalidation, by its pattern (`"default"` for the default rule).
+    pub(crate) fn first_revalidating_rule(&self) -> Option<String> {
+        let named = self
+            .exact
+            .iter()
+            .chain(self.services.iter())
+            .map(|(k, e)| (k.as_str(), &e.rule))
+            .chain(self.prefixes.iter().map(|(k, e)| (k.as_str(), &e.rule)));
+        named
+            .chain(std::iter::once(("default", &self.default)))
+            .find(|(_, rule)| rule.revalidate)
+            .map(|(name, _)| name.to_owned())
     }
 
     /// A policy that denies every method.

@@ -48,7 +48,7 @@ fn bench_issue(c: &mut Criterion) {
         created_at: 0,
         updated_at: 0,
     };
-    let now = auth_interceptor::verify::unix_now() as i64;
+    let now = auth_interceptor::Clock::unix_now(&auth_interceptor::SystemClock) as i64;
     for (name, alg) in [
         ("HS256", Algorithm::HS256),
         ("RS256", Algorithm::RS256),

@@ -42,9 +42,9 @@ pub(crate) fn layer(
 ) -> Result<AuthLayer, PolicyError> {
     let policy = server_policy()?;
     policy.check_services(&REGISTERED_SERVICES)?;
-    Ok(Authorizer::new(verifier, keys, policy)
+    Authorizer::new(verifier, keys)
         .with_clock(clock)
-        .layer())
+        .layer(policy)
 }
 
 #[cfg(test)]

@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::time::Duration;
 
-use auth_interceptor::{Authorizer, KeySet, Policy, SharedKeys, Verifier, VerifierConfig};
+use auth_interceptor::{
+    AuthLayer, Authorizer, KeySet, Policy, SharedKeys, Verifier, VerifierConfig,
+};
 use auth_proto::demo::greeter_service_server::{GreeterService, GreeterServiceServer};
 use auth_proto::demo::{
     AdminHelloRequest, AdminHelloResponse, SayHelloRequest, SayHelloResponse, StreamHelloRequest,
@@ -86,8 +88,8 @@ impl GreeterService for Greeter {
     }
 }
 
-/// The authorizer the protected modes use: SayHello public, the rest needs a valid token.
-pub fn authorizer(keys: KeySet, protection: Protection) -> anyhow::Result<Authorizer> {
+/// The layer the protected modes use: SayHello public, the rest needs a valid token.
+pub fn layer(keys: KeySet, protection: Protection) -> anyhow::Result<AuthLayer> {
     let policy = Policy::builder()
         .with_health()
         .public("demo.v1.GreeterService/SayHello")
@@ -97,11 +99,12 @@ pub fn authorizer(keys: KeySet, protection: Protection) -> anyhow::Result<Author
         crate::tokens::ISSUER,
         crate::tokens::AUDIENCE,
     ));
-    let auth = Authorizer::new(verifier, SharedKeys::new(keys), policy);
-    Ok(match protection {
+    let auth = Authorizer::new(verifier, SharedKeys::new(keys));
+    let auth = match protection {
         Protection::LayerNoCache => auth.with_cache(0, Duration::from_secs(60)),
         _ => auth,
-    })
+    };
+    Ok(auth.layer(policy)?)
 }
 
 /// Serves the greeter on `addr` until the process ends.
@@ -117,7 +120,7 @@ pub async fn serve(addr: SocketAddr, keys: KeySet, protection: Protection) -> an
         }
         _ => {
             tonic::transport::Server::builder()
-                .layer(authorizer(keys, protection)?.layer())
+                .layer(layer(keys, protection)?)
                 .add_service(svc)
                 .serve_with_incoming(incoming)
                 .await?

@@ -99,7 +99,7 @@ impl BenchKey {
 
     /// A signed access token for `sub`, valid for `ttl` seconds from now.
     pub fn token(&self, sub: &str, ttl: u64) -> anyhow::Result<String> {
-        let now = auth_interceptor::verify::unix_now();
+        let now = auth_interceptor::Clock::unix_now(&auth_interceptor::SystemClock);
         let claims = Claims {
             iss: ISSUER.into(),
             sub: sub.into(),
@@ -114,7 +114,7 @@ impl BenchKey {
             client_id: "auth-server".into(),
         };
         let mut header = Header::new(self.alg);
-        header.typ = Some(auth_interceptor::verify::ACCESS_TOKEN_TYP.into());
+        header.typ = Some(auth_interceptor::ACCESS_TOKEN_TYP.into());
         header.kid = Some(self.kid.clone());
         Ok(jsonwebtoken::encode(&header, &claims, &self.encoding)?)
     }

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use auth_interceptor::source::GrpcJwksFetcher;
+use auth_interceptor::GrpcJwksFetcher;
 use auth_interceptor::{
     Authorizer, JwksSource, JwksSourceConfig, Policy, Verifier, VerifierConfig,
 };
@@ -76,7 +76,9 @@ impl GreeterServer {
         policy
             .check_services(&["demo.v1.GreeterService"])
             .expect("policy names only served services");
-        let auth_layer = Authorizer::new(Verifier::new(verifier_config()), keys, policy).layer();
+        let auth_layer = Authorizer::new(Verifier::new(verifier_config()), keys)
+            .layer(policy)
+            .expect("layer");
         let (reporter, health) = tonic_health::server::health_reporter();
         reporter
             .set_serving::<GreeterServiceServer<Greeter>>()

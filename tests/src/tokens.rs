@@ -30,7 +30,7 @@ impl std::fmt::Debug for SigningKey {
 impl SigningKey {
     /// The header the server puts on its tokens.
     pub fn header(&self) -> Value {
-        jwt_header(auth_interceptor::verify::alg_name(self.alg), &self.kid)
+        jwt_header(auth_interceptor::alg_name(self.alg), &self.kid)
     }
 
     /// `S(h, p)`: signs arbitrary header and payload JSON with this key.

@@ -17,7 +17,7 @@ mod grpc;
 mod jwks;
 mod live;
 
-pub use grpc::GrpcJwksFetcher;
+pub use grpc::{DEFAULT_FETCH_TIMEOUT, GrpcJwksFetcher};
 pub use jwks::{FetchError, FileJwksFetcher, KeySetFetcher, load_jwks_file};
 pub use live::{JwksSource, JwksSourceConfig, NoKeys};
 

@@ -44,14 +44,10 @@ fn protect<S>(inner: S, clock: &TokioClock) -> (crate::AuthMiddleware<S>, String
         .required("demo.v1.GreeterService/*")
         .build()
         .unwrap();
-    let auth = Authorizer::new(
-        crate::testing::verifier(),
-        SharedKeys::new(key.key_set()),
-        policy,
-    )
-    .with_clock(Arc::new(*clock));
+    let auth = Authorizer::new(crate::testing::verifier(), SharedKeys::new(key.key_set()))
+        .with_clock(Arc::new(*clock));
     let token = key.sign(&claims_at("u1", &["admin"], clock.unix_now(), TTL));
-    (auth.layer().layer(inner), token)
+    (auth.layer(policy).unwrap().layer(inner), token)
 }
 
 fn request<B>(path: &str, token: &str, body: B) -> http::Request<B> {

@@ -29,7 +29,7 @@ async fn setup(ttl: u64, password: &str) -> Setup {
     let state = AuthState::new(key);
     state.ttl.store(ttl, Ordering::SeqCst);
     let auth_addr = serve_auth(state.clone()).await;
-    let greeter = serve_greeter(authorizer(keys).layer()).await;
+    let greeter = serve_greeter(greeter_layer(keys)).await;
     let source = LoginTokenSource::new(
         lazy_channel(auth_addr),
         "svc-account",

@@ -7,13 +7,12 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::support::*;
-use auth_interceptor::source::{FileJwksFetcher, GrpcJwksFetcher, load_jwks_file};
 use auth_interceptor::testing::{self, TestKey, claims_at};
-use auth_interceptor::verify::unix_now;
 use auth_interceptor::{
     Authorizer, JwksSource, JwksSourceConfig, KeySet, Policy, RevocationChecker, Rule, SharedKeys,
     Verifier, VerifierConfig,
 };
+use auth_interceptor::{FileJwksFetcher, GrpcJwksFetcher, load_jwks_file};
 use auth_proto::demo::*;
 use tonic::Code;
 
@@ -40,7 +39,7 @@ async fn rotation_is_picked_up_by_one_single_flight_refetch() {
     let source = grpc_source(&state, fast_config()).await;
     source.wait_for_keys(Duration::from_secs(5)).await.unwrap();
     assert_eq!(source.fetch_count(), 1);
-    let addr = serve_greeter(authorizer(source.clone()).layer()).await;
+    let addr = serve_greeter(greeter_layer(source.clone())).await;
     let mut c = greeter_client(addr).await;
 
     let old = state.issue("u1", &[]);
@@ -69,7 +68,7 @@ async fn unknown_kids_are_rate_limited_and_negatively_cached() {
     let state = AuthState::new(TestKey::ed25519("k1"));
     let source = grpc_source(&state, fast_config()).await;
     source.wait_for_keys(Duration::from_secs(5)).await.unwrap();
-    let addr = serve_greeter(authorizer(source.clone()).layer()).await;
+    let addr = serve_greeter(greeter_layer(source.clone())).await;
     let mut c = greeter_client(addr).await;
     // 100 tokens naming keys the auth server never published. The first kid's refetch settles it
     // (UNAUTHENTICATED, then remembered); the other kids arrive while refetching is rate-limited, so
@@ -113,7 +112,7 @@ async fn auth_server_down_at_startup_fails_closed_then_recovers() {
             .await
             .is_err()
     );
-    let addr = serve_greeter(authorizer(source.clone()).layer()).await;
+    let addr = serve_greeter(greeter_layer(source.clone())).await;
     let mut c = greeter_client(addr).await;
     let key = TestKey::ed25519("k1");
     let s = c
@@ -136,7 +135,7 @@ async fn auth_server_down_at_startup_fails_closed_then_recovers() {
     );
     state.jwks_down.store(false, Ordering::SeqCst);
     source.wait_for_keys(Duration::from_secs(5)).await.unwrap();
-    let addr = serve_greeter(authorizer(source.clone()).layer()).await;
+    let addr = serve_greeter(greeter_layer(source.clone())).await;
     let mut c = greeter_client(addr).await;
     c.who_am_i(bearer(WhoAmIRequest {}, &state.issue("u1", &[])))
         .await
@@ -154,7 +153,7 @@ async fn auth_server_down_mid_run_keeps_stale_keys_until_max_staleness() {
     let source = grpc_source(&state, config).await;
     source.wait_for_keys(Duration::from_secs(5)).await.unwrap();
     let auth = authorizer(source.clone()).with_cache(0, Duration::ZERO);
-    let addr = serve_greeter(auth.layer()).await;
+    let addr = serve_greeter(auth.layer(greeter_policy()).unwrap()).await;
     let mut c = greeter_client(addr).await;
     let tok = state.issue("u1", &[]);
     state.jwks_down.store(true, Ordering::SeqCst);
@@ -178,7 +177,7 @@ async fn removed_key_stops_cached_tokens_at_the_next_refresh() {
     let state = AuthState::new(TestKey::ed25519("k1"));
     let source = grpc_source(&state, fast_config()).await;
     source.wait_for_keys(Duration::from_secs(5)).await.unwrap();
-    let layer = authorizer(source.clone()).layer();
+    let layer = greeter_layer(source.clone());
     let addr = serve_greeter(layer.clone()).await;
     let mut c = greeter_client(addr).await;
     let old = state.issue("u1", &[]);
@@ -201,7 +200,7 @@ async fn removed_key_stops_cached_tokens_at_the_next_refresh() {
 async fn shared_keys_updates_apply_to_cached_tokens() {
     let key = TestKey::ed25519("k1");
     let keys = SharedKeys::new(key.key_set());
-    let layer = authorizer(keys.clone()).layer();
+    let layer = greeter_layer(keys.clone());
     let addr = serve_greeter(layer.clone()).await;
     let mut c = greeter_client(addr).await;
     let tok = key.token("u1", &[]);
@@ -221,12 +220,8 @@ async fn verified_token_cache_never_outlives_exp() {
     let key = TestKey::ed25519("k1");
     let mut cfg = VerifierConfig::new(testing::ISSUER, testing::AUDIENCE);
     cfg.leeway = Duration::ZERO;
-    let auth = Authorizer::new(
-        Verifier::new(cfg),
-        SharedKeys::new(key.key_set()),
-        greeter_policy(),
-    );
-    let layer = auth.layer();
+    let auth = Authorizer::new(Verifier::new(cfg), SharedKeys::new(key.key_set()));
+    let layer = auth.layer(greeter_policy()).unwrap();
     let addr = serve_greeter(layer.clone()).await;
     let mut c = greeter_client(addr).await;
     let now = unix_now();
@@ -263,10 +258,9 @@ async fn revocation_check_asks_validate_and_caches_briefly() {
     let auth = Authorizer::new(
         testing::verifier(),
         SharedKeys::new(state.signer.lock().unwrap().key_set()),
-        policy.clone(),
     )
     .with_revocation_check(checker);
-    let addr = serve_greeter(auth.layer()).await;
+    let addr = serve_greeter(auth.layer(policy.clone()).unwrap()).await;
     let mut c = greeter_client(addr).await;
     let tok = state.issue("u1", &[]);
     c.admin_hello(bearer(AdminHelloRequest {}, &tok))
@@ -290,16 +284,34 @@ async fn revocation_check_asks_validate_and_caches_briefly() {
     // Auth server unreachable, or no checker configured: fail closed.
     let keys = SharedKeys::new(state.signer.lock().unwrap().key_set());
     let checker = RevocationChecker::new(lazy_channel(dead_addr().await));
-    let auth = Authorizer::new(testing::verifier(), keys.clone(), policy.clone())
-        .with_revocation_check(checker);
-    let mut c = greeter_client(serve_greeter(auth.layer()).await).await;
+    let auth = Authorizer::new(testing::verifier(), keys.clone()).with_revocation_check(checker);
+    let mut c = greeter_client(serve_greeter(auth.layer(policy.clone()).unwrap()).await).await;
     let s = c
         .admin_hello(bearer(AdminHelloRequest {}, &tok))
         .await
         .unwrap_err();
     assert_eq!(s.code(), Code::Unavailable);
-    let auth = Authorizer::new(testing::verifier(), keys, policy);
-    let mut c = greeter_client(serve_greeter(auth.layer()).await).await;
+    // Without a checker, a revalidating rule is refused when the layer is built, not at request time.
+    let refused = Authorizer::new(testing::verifier(), keys.clone())
+        .layer(policy.clone())
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            auth_interceptor::PolicyError::RevalidateUnsupported(_)
+        ),
+        "{refused:?}"
+    );
+    let refused = Authorizer::new(testing::verifier(), keys)
+        .interceptor(Rule::required().revalidate())
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            auth_interceptor::PolicyError::RevalidateUnsupported(_)
+        ),
+        "{refused:?}"
+    );
     let s = c
         .admin_hello(bearer(AdminHelloRequest {}, &tok))
         .await
@@ -312,7 +324,9 @@ async fn interceptor_schedules_a_background_refetch_for_unknown_kids() {
     let state = AuthState::new(TestKey::ed25519("k1"));
     let source = grpc_source(&state, fast_config()).await;
     source.wait_for_keys(Duration::from_secs(5)).await.unwrap();
-    let interceptor = authorizer(source.clone()).interceptor(Rule::required());
+    let interceptor = authorizer(source.clone())
+        .interceptor(Rule::required())
+        .unwrap();
     let addr = serve_routes(tonic::service::Routes::new(
         auth_proto::demo::greeter_service_server::GreeterServiceServer::with_interceptor(
             Greeter,
@@ -349,7 +363,7 @@ async fn jwks_file_sources() {
     assert!(set.get("f1").is_some());
     let source = JwksSource::start(FileJwksFetcher::new(&path), fast_config());
     source.wait_for_keys(Duration::from_secs(5)).await.unwrap();
-    let mut c = greeter_client(serve_greeter(authorizer(source.clone()).layer()).await).await;
+    let mut c = greeter_client(serve_greeter(greeter_layer(source.clone())).await).await;
     c.who_am_i(bearer(WhoAmIRequest {}, &a.token("u1", &[])))
         .await
         .unwrap();
@@ -377,7 +391,7 @@ async fn a_forged_kid_does_not_lock_out_a_key_rotated_in_right_after() {
     let state = AuthState::new(TestKey::ed25519("k1"));
     let source = grpc_source(&state, lockout_config()).await;
     source.wait_for_keys(Duration::from_secs(5)).await.unwrap();
-    let addr = serve_greeter(authorizer(source.clone()).layer()).await;
+    let addr = serve_greeter(greeter_layer(source.clone())).await;
     let mut c = greeter_client(addr).await;
     // A forged token with a random kid uses up the refetch...
     let forged = TestKey::ed25519("random-kid").token("u1", &[]);
@@ -414,7 +428,7 @@ async fn a_failed_refetch_does_not_remember_the_kid_as_unknown() {
     let state = AuthState::new(TestKey::ed25519("k1"));
     let source = grpc_source(&state, lockout_config()).await;
     source.wait_for_keys(Duration::from_secs(5)).await.unwrap();
-    let addr = serve_greeter(authorizer(source.clone()).layer()).await;
+    let addr = serve_greeter(greeter_layer(source.clone())).await;
     let mut c = greeter_client(addr).await;
     state.rotate_to(TestKey::ed25519("k2"));
     let genuine = state.issue("u1", &[]);

@@ -19,7 +19,7 @@ async fn setup() -> (
     auth_proto::demo::greeter_service_client::GreeterServiceClient<tonic::transport::Channel>,
 ) {
     let key = TestKey::ed25519("k1");
-    let layer = authorizer(SharedKeys::new(key.key_set())).layer();
+    let layer = greeter_layer(SharedKeys::new(key.key_set()));
     let addr = serve_greeter(layer).await;
     (key, greeter_client(addr).await)
 }
@@ -117,9 +117,9 @@ async fn deny_by_default_and_per_service_wrapping() {
     let layer = auth_interceptor::Authorizer::new(
         auth_interceptor::testing::verifier(),
         SharedKeys::new(key.key_set()),
-        policy,
     )
-    .layer();
+    .layer(policy)
+    .unwrap();
     // Per-service: the wrapped server keeps its NamedService name.
     let addr = serve_routes(Routes::new(layer.layer(GreeterServiceServer::new(Greeter)))).await;
     let mut c = greeter_client(addr).await;
@@ -330,8 +330,9 @@ async fn forged_tokens_are_refused_with_one_fixed_message() {
 #[tokio::test]
 async fn plain_interceptor_all_or_nothing() {
     let key = TestKey::ed25519("k1");
-    let interceptor =
-        authorizer(SharedKeys::new(key.key_set())).interceptor(Rule::any_role(["admin"]));
+    let interceptor = authorizer(SharedKeys::new(key.key_set()))
+        .interceptor(Rule::any_role(["admin"]))
+        .unwrap();
     let addr = serve_routes(Routes::new(GreeterServiceServer::with_interceptor(
         Greeter,
         interceptor,
@@ -363,7 +364,7 @@ async fn plain_interceptor_all_or_nothing() {
 async fn raw_layer_refuses_non_ascii_and_keeps_grpc_shape() {
     use tower::ServiceExt;
     let key = TestKey::ed25519("k1");
-    let layer = authorizer(SharedKeys::new(key.key_set())).layer();
+    let layer = greeter_layer(SharedKeys::new(key.key_set()));
     let inner = tower::service_fn(|req: http::Request<tonic::body::Body>| async move {
         // The handler sees the token marked sensitive and the verified identity.
         assert!(req.headers().get("authorization").unwrap().is_sensitive());
@@ -412,9 +413,8 @@ async fn optional_rule_verifies_a_token_only_when_present() {
     let auth = auth_interceptor::Authorizer::new(
         auth_interceptor::testing::verifier(),
         SharedKeys::new(key.key_set()),
-        policy,
     );
-    let mut c = greeter_client(serve_greeter(auth.layer()).await).await;
+    let mut c = greeter_client(serve_greeter(auth.layer(policy).unwrap()).await).await;
     // No token: the call goes through anonymously (the handler's `auth()?` then refuses it).
     c.say_hello(SayHelloRequest::default()).await.unwrap();
     assert_unauthenticated(&c.who_am_i(WhoAmIRequest {}).await.unwrap_err());

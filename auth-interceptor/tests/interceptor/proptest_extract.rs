@@ -2,7 +2,7 @@
 //! grammar `bearer 1*SP token` — scheme case-insensitive, token of base64url characters and dots — and
 //! refuses everything else, without panicking on any bytes.
 
-use auth_interceptor::extract::bearer_token;
+use auth_interceptor::bearer_token;
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderValue};
 use proptest::prelude::*;

@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use auth_interceptor::testing::{self, TestKey, claims_at};
-use auth_interceptor::verify::unix_now;
 use auth_interceptor::{AuthLayer, Authorizer, KeySource, Policy};
 use auth_proto::demo::greeter_service_client::GreeterServiceClient;
 use auth_proto::demo::greeter_service_server::GreeterServiceServer;
@@ -39,7 +38,12 @@ pub fn greeter_policy() -> Policy {
 }
 
 pub fn authorizer(keys: impl KeySource) -> Authorizer {
-    Authorizer::new(testing::verifier(), keys, greeter_policy())
+    Authorizer::new(testing::verifier(), keys)
+}
+
+/// The greeter's policy over `keys`, as a layer.
+pub fn greeter_layer(keys: impl KeySource) -> auth_interceptor::AuthLayer {
+    authorizer(keys).layer(greeter_policy()).unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -294,4 +298,9 @@ pub fn lazy_channel(addr: SocketAddr) -> Channel {
 pub async fn dead_addr() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     l.local_addr().unwrap()
+}
+
+/// Now, in seconds since the Unix epoch (the system clock).
+pub fn unix_now() -> u64 {
+    auth_interceptor::Clock::unix_now(&auth_interceptor::SystemClock)
 }

@@ -146,7 +146,7 @@ impl KeyArgs {
 /// Refuses HS256 secrets that are short or have a guessable shape.
 fn check_hs_secret(secret: &str) -> Result<(), ConfigError> {
     let b = secret.as_bytes();
-    if b.len() < auth_interceptor::keys::MIN_HMAC_SECRET_LEN {
+    if b.len() < auth_interceptor::MIN_HMAC_SECRET_LEN {
         return Err(bad("AUTH_HS256_SECRET", "must be at least 32 bytes"));
     }
     let mut distinct = b.to_vec();

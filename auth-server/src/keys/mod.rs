@@ -219,7 +219,7 @@ fn new_record(
         private_key_enc: master.seal(&key.kid, &key.pkcs8).map_err(internal)?,
         public_jwk: serde_json::to_string(&key.public_jwk).map_err(internal)?,
         kid: key.kid,
-        alg: auth_interceptor::verify::alg_name(alg).to_owned(),
+        alg: auth_interceptor::alg_name(alg).to_owned(),
         status,
         created_at: now,
         publish_until: None,

@@ -59,7 +59,7 @@ impl AccessTokenIssuer {
             client_id: CLIENT_ID.to_owned(),
         };
         let mut header = Header::new(signer.alg);
-        header.typ = Some(auth_interceptor::verify::ACCESS_TOKEN_TYP.to_owned());
+        header.typ = Some(auth_interceptor::ACCESS_TOKEN_TYP.to_owned());
         header.kid = Some(signer.kid.clone());
         let token = jsonwebtoken::encode(&header, &claims, &signer.key)
             .map_err(|e| AuthError::Internal(format!("signing failed: {e}")))?;
