@@ -85,22 +85,9 @@ impl From<AuthError> for Status {
                 }
                 status
             }
-            AuthError::Overloaded => {
-                let mut status = Status::unavailable("server busy, retry later");
-                // gRPC retry pushback (A6): tell a retrying client or mesh when to come back.
-                status.metadata_mut().insert(
-                    "grpc-retry-pushback-ms",
-                    tonic::metadata::MetadataValue::from_static("200"),
-                );
-                status
-            }
+            AuthError::Overloaded => retry_later("server busy, retry later", "200"),
             AuthError::KeysUnavailable => {
-                let mut status = Status::unavailable("verification keys unavailable, retry later");
-                status.metadata_mut().insert(
-                    "grpc-retry-pushback-ms",
-                    tonic::metadata::MetadataValue::from_static("1000"),
-                );
-                status
+                retry_later("verification keys unavailable, retry later", "1000")
             }
             AuthError::Store(e) => store_status(&e),
             AuthError::Internal(detail) => {
@@ -109,6 +96,16 @@ impl From<AuthError> for Status {
             }
         }
     }
+}
+
+/// `UNAVAILABLE` with gRPC retry pushback (A6): tells a retrying client or mesh when to come back.
+fn retry_later(message: &str, pushback_ms: &'static str) -> Status {
+    let mut status = Status::unavailable(message);
+    status.metadata_mut().insert(
+        "grpc-retry-pushback-ms",
+        tonic::metadata::MetadataValue::from_static(pushback_ms),
+    );
+    status
 }
 
 impl From<StoreError> for Status {
