@@ -43,9 +43,13 @@
 //! - [`Authorizer`]: verifier + [`KeySource`] + policy (+ verified-token cache, + optional
 //!   [`RevocationChecker`]); turned into an [`AuthLayer`] (tower; sees the method) or an
 //!   [`AuthInterceptor`] (tonic; one rule for the whole service).
-//! - Key sources ([`KeySource`]): [`SharedKeys`] for static or application-managed keys, [`JwksSource`]
-//!   for a JWKS from `GetJwks` or a file, with background refresh, single-flight rate-limited refetch on
-//!   unknown `kid`, bounded staleness and a readiness wait.
+//! - Key sources ([`KeySource`]): [`SharedKeys`] for static or application-managed keys (an HS256
+//!   server's: [`KeySet::hs256`]), [`JwksSource`] for keys fetched by a [`KeySetFetcher`] (the auth
+//!   server's `GetJwks` through [`GrpcJwksFetcher`], or a [`FileJwksFetcher`]), with background
+//!   refresh, single-flight rate-limited refetch on unknown `kid`, bounded staleness and a readiness
+//!   wait that says why it failed.
+//! - Time: one injected [`Clock`] ([`SystemClock`] by default, [`TokioClock`] for tests that pause
+//!   Tokio's clock) governs token lifetimes, cache ages and call expiry.
 //! - [`client`]: [`client::ClientAuthLayer`] with a [`client::TokenSource`] (static, or logging in and
 //!   refreshing a service account).
 //!
@@ -59,8 +63,17 @@
 //! - Verification is local: a disabled user's or logged-out session's tokens keep working here until
 //!   they expire (at most the access-token TTL, 10 min by default) unless the method's rule asks for
 //!   revalidation ([`Rule::revalidate`]), which consults `Validate` (answers cached for a few seconds).
-//! - Verified tokens are cached by SHA-256, never past `exp`, and only while their `kid` is still in
-//!   the current key set: removing a key stops its tokens at the next key-set refresh.
+//! - A call lives no longer than its token: the layer cancels a handler still running (or still
+//!   waiting for the request message) at `exp` + leeway, and ends a response stream still open then,
+//!   with `UNAUTHENTICATED`. (The plain interceptor checks only when the call starts.)
+//! - A token naming an unknown `kid` triggers one refetch (single-flight, at most one per
+//!   [`JwksSourceConfig::min_refetch_interval`]); the kid is refused, and remembered as unknown, only
+//!   when a successful fetch made after it was seen lacks it. While a refetch is rate-limited or has
+//!   failed, the answer is `UNAVAILABLE` (retryable), so a key rotated in moments ago is never locked
+//!   out by a forged token that used up the refetch, nor by a network blip.
+//! - Verified tokens are cached by SHA-256, never past `exp`, and only while the very key that
+//!   verified them (same `kid`, same key material) is in the current key set: removing a key, or
+//!   reusing its `kid` for another key, stops its tokens at the next key-set refresh.
 
 mod authorizer;
 mod cache;
