@@ -1,5 +1,9 @@
 //! Password hashing with argon2id: explicit parameters, PHC strings, NFC normalisation, a bounded
 //! blocking pool, a dummy hash for unknown users, and rehash detection.
+//!
+//! The bounds hold under cancellation: a hashing permit belongs to the blocking task that hashes (a
+//! caller that gives up — client deadline, RST_STREAM — does not free it while argon2 still runs),
+//! and a place in the wait queue is an RAII guard given back however the waiting future ends.
 
 mod engine;
 
@@ -7,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use argon2::Params;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use unicode_normalization::UnicodeNormalization;
 use zeroize::Zeroizing;
 
@@ -54,7 +58,9 @@ pub struct PasswordHasher {
 
 struct Inner {
     engine: engine::Engine,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
+    /// Hashes being computed right now (on blocking threads).
+    hashing: Arc<AtomicUsize>,
     waiting: AtomicUsize,
     max_queued: usize,
     policy: PasswordPolicy,
@@ -86,7 +92,8 @@ impl PasswordHasher {
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
-                permits: Semaphore::new(hash.max_concurrent.max(1)),
+                permits: Arc::new(Semaphore::new(hash.max_concurrent.max(1))),
+                hashing: Arc::new(AtomicUsize::new(0)),
                 waiting: AtomicUsize::new(0),
                 max_queued: hash.max_queued,
                 policy,
@@ -175,29 +182,78 @@ impl PasswordHasher {
         .await
     }
 
+    /// Hashes being computed right now, whether or not their callers still wait for them.
+    #[cfg(test)]
+    pub(crate) fn running(&self) -> usize {
+        self.inner.hashing.load(Ordering::SeqCst)
+    }
+
+    /// Callers waiting for a hashing permit.
+    #[cfg(test)]
+    pub(crate) fn queued(&self) -> usize {
+        self.inner.waiting.load(Ordering::SeqCst)
+    }
+
     async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
     ) -> Result<T, AuthError> {
+        let permit = self.permit().await?;
+        let hashing = self.inner.hashing.clone();
+        // The permit moves into the blocking task: it is released when the hash is done, not when
+        // the caller stops waiting for it.
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            hashing.fetch_add(1, Ordering::SeqCst);
+            let result = f();
+            hashing.fetch_sub(1, Ordering::SeqCst);
+            result
+        })
+        .await
+        .map_err(|e| AuthError::Internal(format!("hashing task failed: {e}")))?
+    }
+
+    /// A hashing permit now, or after waiting in the bounded queue; beyond the queue, shed load.
+    async fn permit(&self) -> Result<OwnedSemaphorePermit, AuthError> {
         let inner = &self.inner;
-        let permit = match inner.permits.try_acquire() {
-            Ok(p) => p,
-            Err(_) => {
-                // Bounded queue: beyond it, fail fast instead of letting latency grow without bound.
-                if inner.waiting.fetch_add(1, Ordering::SeqCst) >= inner.max_queued {
-                    inner.waiting.fetch_sub(1, Ordering::SeqCst);
-                    return Err(AuthError::Overloaded);
-                }
-                let acquired = inner.permits.acquire().await;
-                inner.waiting.fetch_sub(1, Ordering::SeqCst);
-                acquired.map_err(|_| AuthError::Internal("hashing pool closed".into()))?
+        match inner.permits.clone().try_acquire_owned() {
+            Ok(p) => return Ok(p),
+            Err(TryAcquireError::Closed) => {
+                return Err(AuthError::Internal("hashing pool closed".into()));
             }
-        };
-        let result = tokio::task::spawn_blocking(f)
+            Err(TryAcquireError::NoPermits) => {}
+        }
+        // Bounded queue: beyond it, fail fast instead of letting latency grow without bound. The
+        // slot is given back when this future ends, completed or dropped.
+        let _slot =
+            QueueSlot::take(&inner.waiting, inner.max_queued).ok_or(AuthError::Overloaded)?;
+        inner
+            .permits
+            .clone()
+            .acquire_owned()
             .await
-            .map_err(|e| AuthError::Internal(format!("hashing task failed: {e}")))?;
-        drop(permit);
-        result
+            .map_err(|_| AuthError::Internal("hashing pool closed".into()))
+    }
+}
+
+/// A place in the hashing queue, held while waiting for a permit.
+struct QueueSlot<'a>(&'a AtomicUsize);
+
+impl<'a> QueueSlot<'a> {
+    /// Takes a place unless `max` callers already wait.
+    fn take(waiting: &'a AtomicUsize, max: usize) -> Option<Self> {
+        waiting
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Self(waiting))
+    }
+}
+
+impl Drop for QueueSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -344,5 +400,77 @@ mod tests {
             shed >= 1,
             "at most one running and one queued: the rest are shed"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cancelled_hashes_keep_the_bounds() {
+        let h = PasswordHasher::new(
+            HashParams {
+                memory_kib: 8192,
+                iterations: 2,
+                parallelism: 1,
+                max_concurrent: 2,
+                max_queued: 4,
+            },
+            PasswordPolicy {
+                min_chars: 8,
+                max_bytes: 1024,
+            },
+        )
+        .unwrap();
+        // Callers that give up almost at once: running and queued hashes alike are cancelled.
+        let peak = Arc::new(AtomicUsize::new(0));
+        let watch = {
+            let (h, peak) = (h.clone(), peak.clone());
+            tokio::spawn(async move {
+                loop {
+                    peak.fetch_max(h.running(), Ordering::SeqCst);
+                    tokio::task::yield_now().await;
+                }
+            })
+        };
+        for _ in 0..40 {
+            let calls: Vec<_> = (0..8)
+                .map(|_| {
+                    let h = h.clone();
+                    tokio::spawn(async move {
+                        let _ = tokio::time::timeout(
+                            std::time::Duration::from_micros(200),
+                            h.hash(normalize("password1")),
+                        )
+                        .await;
+                    })
+                })
+                .collect();
+            for c in calls {
+                c.await.unwrap();
+                assert!(h.queued() <= 4, "queue bound held: {}", h.queued());
+            }
+        }
+        let peak = peak.load(Ordering::SeqCst);
+        assert!(
+            (1..=2).contains(&peak),
+            "at most two hashes ran at once: {peak}"
+        );
+        // Once the abandoned hashes finish, every permit and queue place is back...
+        for _ in 0..200 {
+            if h.running() == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(h.running(), 0, "permits returned by the blocking tasks");
+        assert_eq!(h.queued(), 0, "queue places returned by dropped waiters");
+        watch.abort();
+        // ...so genuine logins are not shed: three at once (two run, one waits) all succeed.
+        let calls: Vec<_> = (0..3)
+            .map(|_| {
+                let h = h.clone();
+                tokio::spawn(async move { h.hash(normalize("password1")).await })
+            })
+            .collect();
+        for c in calls {
+            c.await.unwrap().unwrap();
+        }
     }
 }

@@ -35,15 +35,7 @@ pub(crate) async fn require_live_session(
 /// entry of the trusted proxy's header when one is configured.
 pub(crate) fn source<T>(request: &Request<T>, state: &AppState) -> String {
     if let Some(header) = &state.proxy_header
-        && let Some(value) = request
-            .metadata()
-            .as_ref()
-            .get(header)
-            .and_then(|v| v.to_str().ok())
-        && let Some(ip) = value
-            .rsplit(',')
-            .next()
-            .and_then(|v| v.trim().parse::<std::net::IpAddr>().ok())
+        && let Some(ip) = rightmost_ip(request.metadata().as_ref().get_all(header))
     {
         return ip.to_string();
     }
@@ -53,10 +45,40 @@ pub(crate) fn source<T>(request: &Request<T>, state: &AppState) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
+/// The rightmost address of a forwarding header, all its lines joined in order (RFC 9110 §5.3): the
+/// proxy appends its line after any line the client sent, so only the last entry is the proxy's word.
+fn rightmost_ip<'a>(
+    lines: impl IntoIterator<Item = &'a http::HeaderValue>,
+) -> Option<std::net::IpAddr> {
+    let last_line = lines.into_iter().last()?.to_str().ok()?;
+    last_line.rsplit(',').next()?.trim().parse().ok()
+}
+
 /// A protobuf timestamp from Unix seconds.
 pub(crate) fn timestamp(secs: i64) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: secs,
         nanos: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::rightmost_ip;
+
+    #[test]
+    fn the_rightmost_entry_of_the_last_line_is_the_client() {
+        let one = [HeaderValue::from_static("6.6.6.6, 198.51.100.7")];
+        assert_eq!(rightmost_ip(&one).unwrap().to_string(), "198.51.100.7");
+        // The client sent a line of its own; the proxy added another after it.
+        let two = [
+            HeaderValue::from_static("6.6.6.6"),
+            HeaderValue::from_static("198.51.100.7"),
+        ];
+        assert_eq!(rightmost_ip(&two).unwrap().to_string(), "198.51.100.7");
+        assert!(rightmost_ip(&[HeaderValue::from_static("not-an-ip")]).is_none());
+        assert!(rightmost_ip(&[] as &[HeaderValue]).is_none());
     }
 }
