@@ -43,7 +43,8 @@ pub enum StoreError {
 /// A spent refresh token presented again within this many seconds of its use, while its successor is
 /// still the session's live token, is taken for a concurrent duplicate of the rotation that won (a
 /// client retrying, two tabs): it is refused, but the session is not revoked. Any other reuse revokes
-/// the whole session (RFC 9700 §4.14.2).
+/// the whole session (RFC 9700 §4.14.2). Times are whole seconds, so the window is 2 s to just under
+/// 3 s of wall time.
 pub const CONCURRENT_REFRESH_WINDOW_SECS: i64 = 2;
 
 /// True when a spent token's reuse is a concurrent duplicate (see [`CONCURRENT_REFRESH_WINDOW_SECS`]).

@@ -82,6 +82,19 @@ fn bad_configuration_exits_with_one_line_naming_the_setting() {
             vec![("AUTH_GRPC_ADDR", "127.0.0.1:0"), ("AUTH_LEEWAY", "100000")],
             "AUTH_LEEWAY: ",
         ),
+        // Values the command line cannot even parse: named by variable and flag, on one line.
+        (
+            vec![("AUTH_SIGNING_ALG", "hs256")],
+            "AUTH_SIGNING_ALG (--signing-alg): invalid value 'hs256'",
+        ),
+        (
+            vec![("AUTH_ACCESS_TOKEN_TTL", "ten")],
+            "AUTH_ACCESS_TOKEN_TTL (--access-token-ttl): invalid value 'ten'",
+        ),
+        (
+            vec![("AUTH_LOGIN_THROTTLE", "yes")],
+            "AUTH_LOGIN_THROTTLE (--login-throttle): invalid value 'yes'",
+        ),
     ];
     for (env, setting) in cases {
         let mut c = cmd(dir.path());
@@ -92,6 +105,10 @@ fn bad_configuration_exits_with_one_line_naming_the_setting() {
         let lines: Vec<&str> = stderr.lines().collect();
         assert_eq!(lines.len(), 1, "{env:?}: stderr is not one line: {stderr}");
         assert!(lines[0].contains(setting), "{env:?}: {stderr}");
+        assert!(
+            !stderr.contains('\x1b'),
+            "no ANSI colour off a terminal: {stderr:?}"
+        );
         assert!(
             !stderr.contains(&short_key) && !stderr.contains("short-secret"),
             "{stderr}"
