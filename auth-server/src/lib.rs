@@ -15,6 +15,7 @@ pub mod password;
 pub(crate) mod policy;
 pub mod server;
 pub(crate) mod service;
+mod shutdown;
 pub(crate) mod startup;
 pub(crate) mod state;
 pub mod store;

@@ -17,6 +17,7 @@ use crate::error::AuthError;
 use crate::housekeeping::{Retention, spawn_background};
 use crate::service::admin::AdminServiceImpl;
 use crate::service::auth::AuthServiceImpl;
+use crate::shutdown::EndOnShutdown;
 use crate::startup::{StateSettings, bootstrap_admin, build_state, open_store};
 use crate::store::StoreError;
 
@@ -116,11 +117,14 @@ pub async fn serve_with_clock(
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
     let health_on_stop = health.clone();
     let signal = async move {
         shutdown.await;
         tracing::info!("shutting down: reporting NOT_SERVING and draining in-flight calls");
         set_health(&health_on_stop, ServingStatus::NotServing).await;
+        // Health Watch streams deliver NOT_SERVING, then end: the drain waits only for unary calls.
+        let _ = stopping_tx.send(true);
         let _ = stop_tx.send(());
     };
 
@@ -133,7 +137,7 @@ pub async fn serve_with_clock(
         .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
         .layer(crate::codec_errors::CodecErrorLayer)
         .layer(auth_layer)
-        .add_service(health_service)
+        .add_service(EndOnShutdown::new(health_service, stopping_rx))
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(auth)

@@ -316,9 +316,16 @@ async fn zero_config_operator_commands_and_sigterm() {
         .expect("stream")
         .expect("status");
     assert_eq!(next.status, ServingStatus::NotServing as i32);
-    drop(watch);
-    drop(auth);
-    drop(channel);
+    // The watch stays open, as gRPC client-side health checking keeps it: the server ends it
+    // (UNAVAILABLE) instead of waiting the 20 s grace period for it.
+    let ended = tokio::time::timeout(Duration::from_secs(5), watch.message())
+        .await
+        .expect("the server ends the watch stream");
+    assert_eq!(
+        ended.expect_err("ended with a status").code(),
+        tonic::Code::Unavailable
+    );
+    let sigterm_at = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(s) = child.try_wait().expect("wait") {
@@ -330,6 +337,12 @@ async fn zero_config_operator_commands_and_sigterm() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
+    assert!(
+        sigterm_at.elapsed() < Duration::from_secs(5),
+        "exited {:?} after the watch ended, not after the grace period",
+        sigterm_at.elapsed()
+    );
+    drop((watch, auth, channel));
     assert!(
         status.success(),
         "exit status {status}: {}",
