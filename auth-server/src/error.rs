@@ -3,7 +3,7 @@
 //! Messages sent to callers are fixed and generic; details (SQL errors, verification reasons) are
 //! logged here, never returned.
 
-use tonic::{Code, Status};
+use tonic::Status;
 
 use crate::store::StoreError;
 
@@ -124,7 +124,10 @@ fn store_status(err: &StoreError) -> Status {
             | sqlx::Error::Tls(_),
         ) => {
             tracing::error!(error = %err, "database unavailable");
-            Status::new(Code::Unavailable, "storage unavailable")
+            retry_later(
+                "storage unavailable, retry later",
+                crate::availability::DATABASE_DOWN_PUSHBACK_MS,
+            )
         }
         _ => {
             tracing::error!(error = %err, "storage error");
@@ -135,6 +138,8 @@ fn store_status(err: &StoreError) -> Status {
 
 #[cfg(test)]
 mod tests {
+    use tonic::Code;
+
     use super::*;
 
     #[test]

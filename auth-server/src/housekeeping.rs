@@ -11,8 +11,9 @@ use tonic_health::server::HealthReporter;
 use crate::server::set_health;
 use crate::state::AppState;
 
-/// How often the database is probed for the health status.
-const HEALTH_PROBE_INTERVAL: Duration = Duration::from_secs(2);
+/// How often the database is probed for the health status (and the fast-fail switch): a lost
+/// database is noticed, and a recovered one trusted again, within about a second.
+const HEALTH_PROBE_INTERVAL: Duration = Duration::from_millis(500);
 /// How often expired sessions and retired keys are purged.
 const PURGE_INTERVAL: Duration = Duration::from_secs(600);
 
@@ -34,16 +35,15 @@ pub(crate) fn spawn_background(
     let probe = {
         let state = state.clone();
         tokio::spawn(async move {
-            let mut healthy = true;
             let mut tick = tokio::time::interval(HEALTH_PROBE_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
                 let ok = matches!(
                     tokio::time::timeout(HEALTH_PROBE_INTERVAL, state.store.ping()).await,
                     Ok(Ok(()))
                 );
-                if ok != healthy {
-                    healthy = ok;
+                if state.database.set(ok) {
                     if ok {
                         tracing::info!("database reachable again: SERVING");
                     } else {

@@ -3,6 +3,7 @@
 //! [`server::serve`] runs the whole server on a listener; `main.rs` only parses the command line.
 
 pub(crate) mod audit;
+mod availability;
 pub mod cli;
 pub mod clock;
 pub(crate) mod codec_errors;

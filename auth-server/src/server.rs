@@ -11,6 +11,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::availability::RequireDatabaseLayer;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, Settings};
 use crate::error::AuthError;
@@ -136,6 +137,7 @@ pub async fn serve_with_clock(
     let server = builder
         .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
         .layer(crate::codec_errors::CodecErrorLayer)
+        .layer(RequireDatabaseLayer(state.database.clone()))
         .layer(auth_layer)
         .add_service(EndOnShutdown::new(health_service, stopping_rx))
         .add_service(reflection_v1)

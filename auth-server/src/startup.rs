@@ -30,12 +30,19 @@ pub(crate) async fn open_store(settings: &DatabaseSettings) -> Result<Arc<dyn St
         Backend::Postgres {
             url,
             max_connections,
-        } => Arc::new(PgStore::connect(url.expose_secret(), *max_connections).await?),
+        } => Arc::new(
+            PgStore::connect(
+                url.expose_secret(),
+                *max_connections,
+                settings.acquire_timeout,
+            )
+            .await?,
+        ),
         Backend::Sqlite { url, create_dir } => {
             if let Some(dir) = create_dir {
                 create_private_dir(dir)?;
             }
-            Arc::new(SqliteStore::connect(url.expose_secret()).await?)
+            Arc::new(SqliteStore::connect(url.expose_secret(), settings.acquire_timeout).await?)
         }
     };
     if settings.migrate {
@@ -159,6 +166,7 @@ pub(crate) async fn build_state(
         clock,
         throttle: crate::throttle::Throttle::new(throttle.policy),
         proxy_header: throttle.proxy_header,
+        database: crate::availability::DatabaseStatus::default(),
     }))
 }
 

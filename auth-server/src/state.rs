@@ -44,6 +44,8 @@ pub(crate) struct AppState {
     pub throttle: crate::throttle::Throttle,
     /// Header carrying the client address, set by a trusted proxy.
     pub proxy_header: Option<http::HeaderName>,
+    /// Whether the database answers, as last probed.
+    pub database: crate::availability::DatabaseStatus,
 }
 
 impl std::fmt::Debug for AppState {

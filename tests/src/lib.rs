@@ -20,6 +20,7 @@
 
 pub mod assertions;
 pub mod clients;
+pub mod cluster;
 pub mod database;
 pub mod forge;
 pub mod greeter;
@@ -28,6 +29,7 @@ pub mod tokens;
 
 pub use assertions::*;
 pub use clients::*;
+pub use cluster::PgCluster;
 pub use database::*;
 pub use forge::*;
 pub use greeter::*;

@@ -24,6 +24,11 @@ pub struct DatabaseArgs {
     #[arg(long, env = "AUTH_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
 
+    /// How long a call waits for a database connection before failing with UNAVAILABLE,
+    /// milliseconds [100..=60000].
+    #[arg(long, env = "AUTH_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 1000)]
+    pub db_acquire_timeout_ms: u64,
+
     /// Do not apply database migrations at startup (run `auth-server migrate` instead).
     #[arg(long, env = "AUTH_SKIP_MIGRATIONS")]
     pub skip_migrations: bool,
@@ -61,6 +66,8 @@ pub struct DatabaseSettings {
     pub backend: Backend,
     /// Apply the embedded migrations at startup.
     pub migrate: bool,
+    /// Longest wait for a pooled connection.
+    pub acquire_timeout: std::time::Duration,
     /// The data directory (zero-config database and master key file).
     pub data_dir: PathBuf,
 }
@@ -103,9 +110,17 @@ impl DatabaseArgs {
                 }
             }
         };
+        let acquire_ms = within(
+            "AUTH_DB_ACQUIRE_TIMEOUT_MS",
+            self.db_acquire_timeout_ms,
+            100,
+            60_000,
+            " ms",
+        )?;
         Ok(DatabaseSettings {
             backend,
             migrate: !self.skip_migrations,
+            acquire_timeout: std::time::Duration::from_millis(acquire_ms),
             data_dir: self.data_dir,
         })
     }

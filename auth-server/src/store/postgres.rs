@@ -14,9 +14,6 @@ use super::sql::SqlStore;
 /// The store on PostgreSQL.
 pub type PgStore = SqlStore<Postgres>;
 
-/// How long a caller waits for a pooled connection before failing.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
-
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 impl Dialect for Postgres {
@@ -36,11 +33,16 @@ impl Dialect for Postgres {
 }
 
 impl PgStore {
-    /// Connects to `url` with a pool of at most `max_connections` (5 s acquire timeout).
-    pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
+    /// Connects to `url` with a pool of at most `max_connections`, callers waiting at most
+    /// `acquire_timeout` for a connection.
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> StoreResult<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .acquire_timeout(acquire_timeout)
             .connect(url)
             .await?;
         Ok(Self::from_pool(pool))

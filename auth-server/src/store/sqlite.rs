@@ -19,8 +19,8 @@ use super::{StoreError, StoreResult};
 
 /// How long a statement waits for a lock held by another connection.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a caller waits for a pooled connection before failing.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a caller of [`SqliteStore::open`] waits for a pooled connection before failing.
+const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pool size for a database file (WAL: many readers, writers queue on the write lock).
 const MAX_CONNECTIONS: u32 = 8;
 
@@ -50,43 +50,51 @@ impl SqliteStore {
     /// Opens (creating it if missing, readable by the owner only on unix) the database file at `path`,
     /// in WAL mode with `synchronous = NORMAL`, foreign keys on and a 5 s busy timeout.
     pub async fn open(path: &Path) -> StoreResult<Self> {
-        Self::open_file(SqliteConnectOptions::new().filename(path), true).await
+        let options = SqliteConnectOptions::new().filename(path);
+        Self::open_file(options, true, DEFAULT_ACQUIRE_TIMEOUT).await
     }
 
     /// Connects to a `sqlite:` URL, e.g. `sqlite://data/auth.db` or `sqlite::memory:`, with the settings
-    /// of [`SqliteStore::open`]. A missing file is created (0600 on unix) unless the URL says `mode=ro` or
+    /// of [`SqliteStore::open`] and the given connection-acquire timeout. A missing file is created (0600 on unix) unless the URL says `mode=ro` or
     /// `mode=rw`. An in-memory database uses a single, never-recycled connection so that every query
     /// sees the same database.
-    pub async fn connect(url: &str) -> StoreResult<Self> {
+    pub async fn connect(url: &str, acquire_timeout: Duration) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str(url)?;
         match url_mode(url) {
-            _ if url.contains(":memory:") => Self::open_memory(options).await,
-            Some("memory") => Self::open_memory(options).await,
-            Some("ro" | "rw") => Self::open_file(options, false).await,
-            _ => Self::open_file(options, true).await,
+            _ if url.contains(":memory:") => Self::open_memory(options, acquire_timeout).await,
+            Some("memory") => Self::open_memory(options, acquire_timeout).await,
+            Some("ro" | "rw") => Self::open_file(options, false, acquire_timeout).await,
+            _ => Self::open_file(options, true, acquire_timeout).await,
         }
     }
 
-    async fn open_file(options: SqliteConnectOptions, create: bool) -> StoreResult<Self> {
+    async fn open_file(
+        options: SqliteConnectOptions,
+        create: bool,
+        acquire_timeout: Duration,
+    ) -> StoreResult<Self> {
         if create {
             create_private_file(options.get_filename()).await?;
         }
         let options = tune(options.create_if_missing(create)).journal_mode(SqliteJournalMode::Wal);
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .acquire_timeout(acquire_timeout)
             .connect_with(options)
             .await?;
         Ok(Self::from_pool(pool))
     }
 
-    async fn open_memory(options: SqliteConnectOptions) -> StoreResult<Self> {
+    async fn open_memory(
+        options: SqliteConnectOptions,
+        acquire_timeout: Duration,
+    ) -> StoreResult<Self> {
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .acquire_timeout(acquire_timeout)
             .connect_with(tune(options))
             .await?;
         Ok(Self::from_pool(pool))

@@ -159,7 +159,9 @@ async fn rotate(s: &dyn TestStore, old: &str, new: &str, now: i64) -> RotateOutc
 
 #[tokio::test]
 async fn sqlite_memory_url() {
-    let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
+    let store = SqliteStore::connect("sqlite::memory:", std::time::Duration::from_secs(1))
+        .await
+        .unwrap();
     store.migrate().await.unwrap();
     setup(&store).await;
     assert!(matches!(
@@ -200,9 +202,12 @@ async fn sqlite_files_are_private_and_reopen() {
 
     // The zero-config URL form creates a missing file the same way.
     let path = dir.path().join("other.db");
-    let store = SqliteStore::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
+    let store = SqliteStore::connect(
+        &format!("sqlite://{}", path.display()),
+        std::time::Duration::from_secs(1),
+    )
+    .await
+    .unwrap();
     store.migrate().await.unwrap();
     store.ping().await.unwrap();
     assert_eq!(

@@ -5,6 +5,7 @@
 //! of its own (`tests/tests/security_logs.rs`, which says why).
 
 mod admin;
+mod database_lost;
 mod held_open;
 mod keys;
 mod login;
