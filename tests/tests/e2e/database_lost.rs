@@ -62,7 +62,7 @@ async fn scenario() {
         let refused = s
             .try_login(ADMIN_USER, "a-wrong-password")
             .await
-            .unwrap_err();
+            .expect_err("refused");
         assert!(
             started.elapsed() < Duration::from_millis(500),
             "{:?}",
@@ -77,7 +77,7 @@ async fn scenario() {
                 access_token: token.clone(),
             })
             .await
-            .unwrap_err();
+            .expect_err("refused");
         assert!(
             started.elapsed() < Duration::from_millis(500),
             "{:?}",
