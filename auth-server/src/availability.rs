@@ -82,7 +82,7 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         if !self.status.is_up() && needs_database(req.uri().path()) {
             tracing::debug!(method = req.uri().path(), "database down: failing fast");
-            let mut status = tonic::Status::unavailable("storage unavailable, retry later");
+            let mut status = tonic::Status::unavailable("storage unavailable");
             status.metadata_mut().insert(
                 "grpc-retry-pushback-ms",
                 tonic::metadata::MetadataValue::from_static(DATABASE_DOWN_PUSHBACK_MS),

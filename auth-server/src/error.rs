@@ -125,7 +125,7 @@ fn store_status(err: &StoreError) -> Status {
         ) => {
             tracing::error!(error = %err, "database unavailable");
             retry_later(
-                "storage unavailable, retry later",
+                "storage unavailable",
                 crate::availability::DATABASE_DOWN_PUSHBACK_MS,
             )
         }
