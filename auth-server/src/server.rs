@@ -85,6 +85,15 @@ pub async fn serve_with_clock(
         audit: operations.audit_retention,
         throttle: throttle.policy.window,
     };
+    if listen.tls.is_none() && !listen.addr.ip().is_loopback() && throttle.proxy_header.is_none() {
+        // Behind a sidecar or NAT every client shares the proxy's address: per-source throttling
+        // then treats all clients as one.
+        tracing::warn!(
+            addr = %listen.addr,
+            "plaintext on a non-loopback address without AUTH_TRUSTED_PROXY_HEADER: login throttling \
+             sees the proxy's address, not the clients'"
+        );
+    }
     let tls = listen.tls.as_ref().map(|t| t.load()).transpose()?;
     let store = open_store(&database).await?;
     let state = build_state(

@@ -1,41 +1,46 @@
-//! Login throttling, stored in the database so every replica sees it: per-account exponential back-off
-//! after a few consecutive failures (also for usernames that do not exist, so throttling reveals
-//! nothing), capped so a victim cannot be locked out for long, plus a per-source limit against password
-//! spraying. Refused attempts cost no password hash.
+//! Login throttling, stored in the database so every replica sees it (OWASP ASVS 5 V6.1.1: it slows
+//! guessing without letting anyone lock an owner out). Three keys per attempt:
+//!
+//! - **(account, source)**: the fast path — a few failures from one address at one account lock that
+//!   pair with exponential back-off (1 s, 2 s, 4 s, … up to the cap). Someone else failing at your
+//!   account from their address never locks *you* out through this key.
+//! - **account** (all sources): a higher threshold with a short cap, so a distributed attack on one
+//!   account is slowed while its owner, at another address, is refused for at most the short cap.
+//! - **source** (all accounts): password spraying from one real client address.
+//!
+//! Usernames that do not exist are keyed the same way, so throttling reveals nothing. Every attempt
+//! is reserved (counted) atomically *before* the password is checked, so concurrent attempts or
+//! replicas cannot check more passwords than the limit, and a caller who gives up mid-hash has still
+//! spent the attempt. A lock re-arms only after the failures that earn it. Refused attempts cost no
+//! hash, and are audited in aggregate (the 1st, 10th, 100th… refusal of a lock), so a throttled
+//! source cannot fill the audit trail.
 
 use crate::error::AuthError;
-use crate::store::Store;
+use crate::store::{AttemptRule, Store};
 
 /// Throttling thresholds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThrottlePolicy {
     /// Off: nothing is counted or refused.
     pub enabled: bool,
-    /// Consecutive failures of one account before back-off starts.
+    /// Failures of one account from one source before that pair locks.
+    pub pair_free_failures: i64,
+    /// Failures of one account from all sources before the account locks.
     pub account_free_failures: i64,
-    /// Failures from one source address before back-off starts.
+    /// Longest account-wide lock, seconds (short: its owner elsewhere is refused at most this long).
+    pub account_max_delay: i64,
+    /// Failures from one source address, any account, before the source locks.
     pub source_free_failures: i64,
-    /// Longest lock, seconds (the back-off doubles from 1 s up to this).
+    /// Longest lock of a pair or a source, seconds (the back-off doubles from 1 s up to this).
     pub max_delay: i64,
     /// Failures older than this many seconds are forgotten.
     pub window: i64,
 }
 
-impl ThrottlePolicy {
-    /// Seconds to lock after `failures` consecutive failures when `free` are allowed: 0 below the
-    /// threshold, then 1, 2, 4, … capped at `max_delay`.
-    pub fn delay(&self, failures: i64, free: i64) -> i64 {
-        if failures < free {
-            return 0;
-        }
-        let exp = (failures - free).min(30) as u32;
-        (1i64 << exp).min(self.max_delay)
-    }
-}
-
 /// The throttle keys of one login attempt.
 #[derive(Debug, Clone)]
 pub(crate) struct AttemptKeys {
+    pair: String,
     account: String,
     source: String,
 }
@@ -44,8 +49,30 @@ impl AttemptKeys {
     /// Keys for the canonical username and the source address.
     pub(crate) fn new(username_key: &str, source_ip: &str) -> Self {
         Self {
+            pair: format!("pair:{username_key}|{source_ip}"),
             account: format!("user:{username_key}"),
             source: format!("source:{source_ip}"),
+        }
+    }
+}
+
+/// Why an attempt was refused without checking the password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    /// Seconds until the attempt may be made.
+    pub(crate) retry_after: i64,
+    /// Which lock refused it (`pair`, `account` or `source`).
+    pub(crate) lock: &'static str,
+    /// How many attempts this lock refused so far, when this refusal is one to audit (the 1st, 10th,
+    /// 100th, …); `None` otherwise.
+    pub(crate) audit_count: Option<i64>,
+}
+
+impl Refusal {
+    /// The status the caller gets.
+    pub(crate) fn error(&self) -> AuthError {
+        AuthError::Throttled {
+            retry_after: self.retry_after,
         }
     }
 }
@@ -56,73 +83,92 @@ pub(crate) struct Throttle {
     policy: ThrottlePolicy,
 }
 
+/// 1, 10, 100, …: the refusals worth an audit row.
+fn worth_auditing(refused: i64) -> bool {
+    let mut n = refused;
+    while n >= 10 && n % 10 == 0 {
+        n /= 10;
+    }
+    n == 1
+}
+
 impl Throttle {
     /// A throttle enforcing `policy`.
     pub(crate) fn new(policy: ThrottlePolicy) -> Self {
         Self { policy }
     }
 
-    /// Refuses the attempt (with the seconds to wait) while the account or the source is locked.
-    pub(crate) async fn check(
+    /// Admits an attempt — counting it, before any password is checked — or refuses it while one of
+    /// its keys is locked.
+    pub(crate) async fn admit(
         &self,
         store: &dyn Store,
         keys: &AttemptKeys,
         now: i64,
-    ) -> Result<(), AuthError> {
-        if !self.policy.enabled {
-            return Ok(());
-        }
-        let until = store
-            .login_locked_until(&keys.account, &keys.source)
-            .await?;
-        if until > now {
-            Err(AuthError::Throttled {
-                retry_after: until - now,
-            })
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Counts a failed attempt against the account and the source, locking them as the policy says.
-    /// Returns the account's consecutive failures.
-    pub(crate) async fn failed(
-        &self,
-        store: &dyn Store,
-        keys: &AttemptKeys,
-        now: i64,
-    ) -> Result<i64, AuthError> {
-        if !self.policy.enabled {
-            return Ok(0);
-        }
+    ) -> Result<Result<(), Refusal>, AuthError> {
         let p = &self.policy;
-        let window_start = now - p.window;
-        let account = store
-            .record_login_failure(&keys.account, now, window_start)
-            .await?;
-        let source = store
-            .record_login_failure(&keys.source, now, window_start)
-            .await?;
-        for (key, failures, free) in [
-            (&keys.account, account, p.account_free_failures),
-            (&keys.source, source, p.source_free_failures),
-        ] {
-            let delay = p.delay(failures, free);
-            if delay > 0 {
-                store.lock_login(key, now + delay).await?;
+        if !p.enabled {
+            return Ok(Ok(()));
+        }
+        let named = [
+            ("source", &keys.source, p.source_free_failures, p.max_delay),
+            (
+                "account",
+                &keys.account,
+                p.account_free_failures,
+                p.account_max_delay,
+            ),
+            ("pair", &keys.pair, p.pair_free_failures, p.max_delay),
+        ];
+        let all = [
+            keys.source.as_str(),
+            keys.account.as_str(),
+            keys.pair.as_str(),
+        ];
+        if let Some((key, until)) = store.login_lock(all, now).await? {
+            let refused = store.note_login_refused(&key).await?;
+            let lock = named
+                .iter()
+                .find(|(_, k, _, _)| **k == key)
+                .map_or("source", |(name, ..)| *name);
+            return Ok(Err(Refusal {
+                retry_after: until - now,
+                lock,
+                audit_count: worth_auditing(refused).then_some(refused),
+            }));
+        }
+        let window_start = now.saturating_sub(p.window);
+        for (lock, key, free, max_delay) in named {
+            let rule = AttemptRule {
+                free,
+                max_delay,
+                window_start,
+            };
+            let r = store.reserve_login_attempt(key, now, rule).await?;
+            if r.refused > 0 {
+                // A concurrent attempt locked this key between the check and the reservation.
+                return Ok(Err(Refusal {
+                    retry_after: r.locked_until - now,
+                    lock,
+                    audit_count: worth_auditing(r.refused).then_some(r.refused),
+                }));
             }
         }
-        Ok(account)
+        Ok(Ok(()))
     }
 
-    /// A successful login resets the account's counter (the source's decays with the window).
+    /// A successful login forgets the pair's and the account's failures, and takes back the one it
+    /// counted for the source (whose other failures decay with the window, so one good password does
+    /// not unlock spraying, and many good ones from one address do not add up).
     pub(crate) async fn succeeded(
         &self,
         store: &dyn Store,
         keys: &AttemptKeys,
     ) -> Result<(), AuthError> {
         if self.policy.enabled {
+            store.reset_login_failures(&keys.pair).await?;
             store.reset_login_failures(&keys.account).await?;
+            store.refund_login_attempt(&keys.source).await?;
         }
         Ok(())
     }
@@ -133,23 +179,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_is_exponential_and_capped() {
-        let p = ThrottlePolicy {
-            enabled: true,
-            account_free_failures: 5,
-            source_free_failures: 20,
-            max_delay: 900,
-            window: 3600,
-        };
-        let delays: Vec<i64> = (1..=16).map(|n| p.delay(n, 5)).collect();
-        assert_eq!(
-            delays,
-            vec![0, 0, 0, 0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900]
-        );
-        assert_eq!(
-            p.delay(10_000, 5),
-            900,
-            "capped: a victim is never locked out for longer"
-        );
+    fn refusals_are_audited_at_powers_of_ten() {
+        let audited: Vec<i64> = (1..=1000).filter(|n| worth_auditing(*n)).collect();
+        assert_eq!(audited, vec![1, 10, 100, 1000]);
+    }
+
+    #[test]
+    fn keys_separate_pair_account_and_source() {
+        let k = AttemptKeys::new("alice", "10.0.0.1");
+        assert_eq!(k.pair, "pair:alice|10.0.0.1");
+        assert_eq!(k.account, "user:alice");
+        assert_eq!(k.source, "source:10.0.0.1");
     }
 }

@@ -1,5 +1,5 @@
-//! Login throttling: how many failures an account and a source may have before back-off, how long
-//! back-off lasts, and where the client address comes from behind a proxy.
+//! Login throttling: how many failures an (account, source) pair, an account and a source may have
+//! before they lock, how long locks last, and where the client address comes from behind a proxy.
 
 use clap::Args;
 
@@ -13,16 +13,27 @@ pub struct ThrottleArgs {
     #[arg(long, env = "AUTH_LOGIN_THROTTLE", default_value_t = true, action = clap::ArgAction::Set)]
     pub login_throttle: bool,
 
-    /// Consecutive failed logins of one account before exponential back-off starts [1..=100].
+    /// Failed logins of one account from one source address before that pair locks, with
+    /// exponential back-off from lock to lock [1..=100].
     #[arg(long, env = "AUTH_LOGIN_MAX_FAILURES", default_value_t = 5)]
     pub login_max_failures: i64,
+
+    /// Failed logins of one account from all sources before the whole account locks [1..=10000];
+    /// slows a distributed attack on one account.
+    #[arg(long, env = "AUTH_LOGIN_ACCOUNT_MAX_FAILURES", default_value_t = 20)]
+    pub login_account_max_failures: i64,
+
+    /// Longest account-wide lock, seconds [1..=3600]: the owner, logging in from elsewhere, is
+    /// refused at most this long by someone else's failures.
+    #[arg(long, env = "AUTH_LOGIN_ACCOUNT_MAX_BACKOFF", default_value_t = 60)]
+    pub login_account_max_backoff: i64,
 
     /// Failed logins from one source address before exponential back-off starts [1..=100000]
     /// (password spraying).
     #[arg(long, env = "AUTH_LOGIN_SOURCE_MAX_FAILURES", default_value_t = 20)]
     pub login_source_max_failures: i64,
 
-    /// Longest login back-off, seconds [1..=86400] (a victim is never locked out for longer).
+    /// Longest lock of an (account, source) pair or of a source, seconds [1..=86400].
     #[arg(long, env = "AUTH_LOGIN_MAX_BACKOFF", default_value_t = 900)]
     pub login_max_backoff: i64,
 
@@ -58,12 +69,26 @@ impl ThrottleArgs {
         Ok(ThrottleSettings {
             policy: ThrottlePolicy {
                 enabled: self.login_throttle,
-                account_free_failures: within(
+                pair_free_failures: within(
                     "AUTH_LOGIN_MAX_FAILURES",
                     self.login_max_failures,
                     1,
                     100,
                     "",
+                )?,
+                account_free_failures: within(
+                    "AUTH_LOGIN_ACCOUNT_MAX_FAILURES",
+                    self.login_account_max_failures,
+                    1,
+                    10_000,
+                    "",
+                )?,
+                account_max_delay: within(
+                    "AUTH_LOGIN_ACCOUNT_MAX_BACKOFF",
+                    self.login_account_max_backoff,
+                    1,
+                    3600,
+                    " seconds",
                 )?,
                 source_free_failures: within(
                     "AUTH_LOGIN_SOURCE_MAX_FAILURES",

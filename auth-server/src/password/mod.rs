@@ -161,8 +161,26 @@ impl PasswordHasher {
         password: Zeroizing<String>,
         phc: Option<String>,
     ) -> Result<Verified, AuthError> {
+        let slot = self.slot().await?;
+        self.verify_in(slot, password, phc).await
+    }
+
+    /// A place to hash: a permit now, or after waiting in the bounded queue (beyond it, `Overloaded`).
+    /// Taking it before counting a login attempt means a shed login is not counted, and a counted one
+    /// is sure to be checked.
+    pub(crate) async fn slot(&self) -> Result<HashSlot, AuthError> {
+        Ok(HashSlot(self.permit().await?))
+    }
+
+    /// [`PasswordHasher::verify`] in a slot taken earlier.
+    pub(crate) async fn verify_in(
+        &self,
+        slot: HashSlot,
+        password: Zeroizing<String>,
+        phc: Option<String>,
+    ) -> Result<Verified, AuthError> {
         let inner = self.inner.clone();
-        self.run(move || {
+        self.run_in(slot.0, move || {
             let real = phc.is_some();
             let phc = phc.as_deref().unwrap_or(&inner.dummy_hash);
             match inner.engine.verify(password.as_bytes(), phc) {
@@ -199,6 +217,14 @@ impl PasswordHasher {
         f: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
     ) -> Result<T, AuthError> {
         let permit = self.permit().await?;
+        self.run_in(permit, f).await
+    }
+
+    async fn run_in<T: Send + 'static>(
+        &self,
+        permit: OwnedSemaphorePermit,
+        f: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
+    ) -> Result<T, AuthError> {
         let hashing = self.inner.hashing.clone();
         // The permit moves into the blocking task: it is released when the hash is done, not when
         // the caller stops waiting for it.
@@ -235,6 +261,10 @@ impl PasswordHasher {
             .map_err(|_| AuthError::Internal("hashing pool closed".into()))
     }
 }
+
+/// A hashing permit taken ahead of the hash ([`PasswordHasher::slot`]).
+#[derive(Debug)]
+pub(crate) struct HashSlot(OwnedSemaphorePermit);
 
 /// A place in the hashing queue, held while waiting for a permit.
 struct QueueSlot<'a>(&'a AtomicUsize);

@@ -11,7 +11,7 @@ use auth_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use super::{caller, source, timestamp};
+use super::{admit, caller, source, timestamp};
 use crate::audit::{Entry, Outcome};
 use crate::error::AuthError;
 use crate::input;
@@ -39,19 +39,17 @@ impl AuthServiceImpl {
         let name = input::username(&req.username)?;
         let password = st.hasher.check_login_input(&req.password)?;
         let attempt = AttemptKeys::new(&name.key, peer);
-        if let Err(e) = st
-            .throttle
-            .check(st.store.as_ref(), &attempt, st.now())
-            .await
-        {
-            st.audit(Entry::new("login.throttled", Outcome::Refused, peer).subject(&name.display))
-                .await;
-            return Err(e);
+        // A hashing slot first (a shed login is not counted), then the attempt is counted before the
+        // password is checked: concurrent attempts, replicas and callers that give up mid-hash cannot
+        // check more passwords than the throttle allows.
+        let slot = st.hasher.slot().await?;
+        if let Err(refusal) = admit(st, &attempt, peer, &name.display).await? {
+            return Err(refusal.error());
         }
         let user = st.store.user_by_username_key(&name.key).await?;
         // Unknown users and password-less accounts are verified against a dummy hash: same cost.
         let phc = user.as_ref().and_then(|u| u.password_hash.clone());
-        let verified = st.hasher.verify(password.clone(), phc).await?;
+        let verified = st.hasher.verify_in(slot, password.clone(), phc).await?;
         let user = match user {
             Some(u) if verified.ok && !u.disabled => u,
             other => {
@@ -60,14 +58,9 @@ impl AuthServiceImpl {
                     Some(u) if u.disabled => "user disabled",
                     Some(_) => "wrong password",
                 };
-                let failures = st
-                    .throttle
-                    .failed(st.store.as_ref(), &attempt, st.now())
-                    .await?;
-                let detail = format!("{cause}; {failures} consecutive failures");
                 let entry = Entry::new("login.failed", Outcome::Failure, peer)
                     .subject(&name.display)
-                    .detail(detail);
+                    .detail(cause);
                 st.audit(entry).await;
                 return Err(AuthError::InvalidCredentials);
             }
@@ -228,13 +221,16 @@ impl AuthServiceImpl {
             .ok_or(AuthError::InvalidToken("user gone"))?;
         // Guessing the old password with a stolen token is throttled like a login.
         let attempt = AttemptKeys::new(&user.username_key, peer);
-        st.throttle
-            .check(st.store.as_ref(), &attempt, st.now())
-            .await?;
-        if !st.hasher.verify(old, user.password_hash.clone()).await?.ok {
-            st.throttle
-                .failed(st.store.as_ref(), &attempt, st.now())
-                .await?;
+        let slot = st.hasher.slot().await?;
+        if let Err(refusal) = admit(st, &attempt, peer, &user.id).await? {
+            return Err(refusal.error());
+        }
+        if !st
+            .hasher
+            .verify_in(slot, old, user.password_hash.clone())
+            .await?
+            .ok
+        {
             st.audit(
                 Entry::new("password.change_failed", Outcome::Failure, peer)
                     .actor(&user.id)
@@ -243,6 +239,7 @@ impl AuthServiceImpl {
             .await;
             return Err(AuthError::InvalidCredentials);
         }
+        st.throttle.succeeded(st.store.as_ref(), &attempt).await?;
         let phc = st.hasher.hash(new).await?;
         let revoked = st
             .store

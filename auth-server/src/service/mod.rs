@@ -6,8 +6,10 @@ pub(crate) mod auth;
 use auth_interceptor::{Claims, RequestAuthExt};
 use tonic::Request;
 
+use crate::audit::{Entry, Outcome};
 use crate::error::AuthError;
 use crate::state::AppState;
+use crate::throttle::{AttemptKeys, Refusal};
 
 /// The verified claims the interceptor layer put in the request (absent → UNAUTHENTICATED).
 pub(crate) fn caller<T>(request: &Request<T>) -> Result<Claims, AuthError> {
@@ -29,6 +31,36 @@ pub(crate) async fn require_live_session(
     } else {
         Err(AuthError::InvalidToken("session not live"))
     }
+}
+
+/// Admits a login (or old-password) attempt through the throttle, counting it before any password
+/// is checked; a refusal is audited in aggregate (the 1st, 10th, 100th… refusal of one lock), so a
+/// throttled client cannot flood the audit trail.
+pub(crate) async fn admit(
+    st: &AppState,
+    attempt: &AttemptKeys,
+    peer: &str,
+    subject: &str,
+) -> Result<Result<(), Refusal>, AuthError> {
+    let admitted = st
+        .throttle
+        .admit(st.store.as_ref(), attempt, st.now())
+        .await?;
+    if let Err(refusal) = &admitted
+        && let Some(count) = refusal.audit_count
+    {
+        let detail = format!(
+            "{} locked for {} s more; {count} attempts refused by this lock",
+            refusal.lock, refusal.retry_after
+        );
+        st.audit(
+            Entry::new("login.throttled", Outcome::Refused, peer)
+                .subject(subject)
+                .detail(detail),
+        )
+        .await;
+    }
+    Ok(admitted)
 }
 
 /// The caller's IP address, for throttling and the audit trail: the TCP peer, or the rightmost

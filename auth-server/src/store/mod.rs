@@ -16,8 +16,8 @@ pub mod sql;
 pub mod sqlite;
 
 pub use records::{
-    AuditEvent, AuditQuery, KeyStatus, NewSession, RevokeScope, RotateOutcome, SessionRecord,
-    SessionStatus, SigningKeyRecord, UserRecord,
+    AttemptRule, AuditEvent, AuditQuery, KeyStatus, NewSession, Reservation, RevokeScope,
+    RotateOutcome, SessionRecord, SessionStatus, SigningKeyRecord, UserRecord,
 };
 
 #[cfg(test)]
@@ -166,18 +166,24 @@ pub trait Store: Send + Sync + 'static {
     /// number of rows deleted.
     async fn purge_expired(&self, now: i64) -> StoreResult<u64>;
 
-    /// Counts a failed login for `key`. The count restarts when the previous failure is older than
-    /// `window_start`. Returns the number of consecutive failures, this one included.
-    async fn record_login_failure(
+    /// The one of `keys` locked at `now` with the latest end, and that end; `None` when none is.
+    async fn login_lock(&self, keys: [&str; 3], now: i64) -> StoreResult<Option<(String, i64)>>;
+    /// Counts an attempt refused by `key`'s lock; returns how many its current lock refused.
+    async fn note_login_refused(&self, key: &str) -> StoreResult<i64>;
+    /// Reserves one login attempt for `key` before the password is checked, atomically (of N
+    /// concurrent callers, no more than the rule allows get through): counts it as a failure (a
+    /// success resets the key later), and when the count reaches `rule.free`, locks the key for
+    /// 2^level seconds (at most `rule.max_delay`) and starts counting again — a lock re-arms only after
+    /// the failures that earn it. Failures older than `rule.window_start` are forgotten. A key locked
+    /// at `now` is left as it is.
+    async fn reserve_login_attempt(
         &self,
         key: &str,
         now: i64,
-        window_start: i64,
-    ) -> StoreResult<i64>;
-    /// Sets the time before which `key` may not try to log in.
-    async fn lock_login(&self, key: &str, until: i64) -> StoreResult<()>;
-    /// The later `locked_until` of the two keys (0 when neither is locked).
-    async fn login_locked_until(&self, user_key: &str, source_key: &str) -> StoreResult<i64>;
+        rule: AttemptRule,
+    ) -> StoreResult<Reservation>;
+    /// Takes back one failure counted for `key` (a reserved attempt that succeeded).
+    async fn refund_login_attempt(&self, key: &str) -> StoreResult<()>;
     /// Forgets the failures of `key` (after a successful login).
     async fn reset_login_failures(&self, key: &str) -> StoreResult<()>;
     /// Deletes throttling rows whose last failure is older than `before` and that are not locked at `now`.

@@ -208,6 +208,29 @@ pub struct AuditEvent {
     pub detail: Option<String>,
 }
 
+/// The throttling rule of one key (see `Store::reserve_login_attempt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptRule {
+    /// Failures before the key locks.
+    pub free: i64,
+    /// Longest lock, seconds.
+    pub max_delay: i64,
+    /// Failures before this time are forgotten.
+    pub window_start: i64,
+}
+
+/// What reserving an attempt found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, FromRow)]
+pub struct Reservation {
+    /// The key's lock end after this attempt (in the past when not locked).
+    pub locked_until: i64,
+    /// Attempts refused by the current lock; non-zero only when the key was already locked, so this
+    /// attempt was not counted and must be refused.
+    pub refused: i64,
+    /// Failures counted since the last lock (0 right after this attempt locked the key).
+    pub failures: i64,
+}
+
 /// A page of the audit trail, newest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditQuery {

@@ -36,6 +36,13 @@ pub(super) struct SessionOwnerRow {
     pub(super) user_id: String,
 }
 
+/// A locked throttle key.
+#[derive(Debug, FromRow)]
+pub(super) struct LockRow {
+    pub(super) throttle_key: String,
+    pub(super) locked_until: i64,
+}
+
 /// A refresh token that was live and has just been spent.
 #[derive(Debug, FromRow)]
 pub(super) struct SpentTokenRow {

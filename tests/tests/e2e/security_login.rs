@@ -16,6 +16,8 @@ use tonic_health::pb::health_check_response::ServingStatus;
 
 both_backends!(
     account_throttling_backs_off_and_resets,
+    a_distributed_attack_locks_the_account_only_briefly,
+    concurrent_attempts_check_no_more_passwords_than_allowed,
     password_spraying_is_throttled_per_source,
     malformed_and_oversized_requests_are_refused,
     logins_are_audited_without_secrets,
@@ -71,38 +73,33 @@ fn invalid_credentials(r: Result<LoginResponse, Status>, what: &str, secret: &st
     );
 }
 
-/// Sends wrong passwords for `user` from rotating sources until `n` of them reached the password check,
-/// waiting out (on the manual clock) every back-off met. Returns the back-offs met.
-async fn fail_n_times(s: &TestServer, user: &str, n: usize, first_ip: usize) -> Vec<i64> {
-    let mut waits = Vec::new();
-    let mut done = 0;
-    let mut ip = first_ip;
-    for _ in 0..(4 * n + 8) {
-        if done == n {
-            break;
-        }
-        ip += 1;
-        let source = format!("10.{}.{}.{}", ip / 65536 % 256, ip / 256 % 256, ip % 256);
-        match login_from(s, &source, user, "wrong-password-9").await {
-            Err(st) if st.code() == Code::Unauthenticated => {
-                assert_eq!(st.message(), "invalid credentials");
-                done += 1;
-            }
-            r => {
-                let wait = throttled(r, "back-off", "wrong-password-9");
-                assert!((1..=MAX_BACKOFF).contains(&wait), "wait {wait}");
-                waits.push(wait);
-                s.clock.advance(wait);
-            }
-        }
-    }
-    assert_eq!(done, n, "failures reaching the password check");
-    waits
+/// The audit rows of `event`.
+async fn audit_rows(s: &TestServer, event: &str) -> i64 {
+    s.db.scalar(&format!(
+        "SELECT COUNT(*) FROM audit_events WHERE event = '{event}'"
+    ))
+    .await
 }
 
-/// L03: 10 wrong passwords for one account from rotating addresses → the next attempts, even with the
-/// right password, get RESOURCE_EXHAUSTED + `retry-after`; a username that does not exist is throttled
-/// identically; the back-off doubles and is capped at AUTH_LOGIN_MAX_BACKOFF; success resets the count.
+/// Wrong passwords for `user` from `source` until one is refused; returns how many reached the
+/// password check and the refusal's `retry-after`.
+async fn fail_until_locked(s: &TestServer, source: &str, user: &str) -> (usize, i64) {
+    for checked in 0..200 {
+        match login_from(s, source, user, "wrong-password-9").await {
+            Err(st) if st.code() == Code::Unauthenticated => {
+                assert_eq!(st.message(), "invalid credentials");
+            }
+            r => return (checked, throttled(r, "locked", "wrong-password-9")),
+        }
+    }
+    panic!("{user} from {source} never locked");
+}
+
+/// L03: wrong passwords for one account from one address lock that (account, address) pair after
+/// AUTH_LOGIN_MAX_FAILURES, with back-off doubling from lock to lock up to AUTH_LOGIN_MAX_BACKOFF; a
+/// lock re-arms only after as many new failures (one failure now and then cannot keep it locked); a
+/// username that does not exist is throttled identically; the owner at another address is not
+/// locked out; a success resets the pair.
 async fn account_throttling_backs_off_and_resets(backend: Backend) {
     let s = TestServer::start_with(
         backend,
@@ -115,36 +112,65 @@ async fn account_throttling_backs_off_and_resets(backend: Backend) {
     )
     .await;
     s.seed_user("victim", "victim-password-1", &[]).await;
-    let good = s.admin_token().await;
+    let attacker = "10.0.0.66";
 
-    let waits = fail_n_times(&s, "victim", 10, 0).await;
-    // Back-off from the 5th failure: 1, 2, 4, 8, 16 s met between failures 5..10.
-    assert_eq!(waits, vec![1, 2, 4, 8, 16], "exponential back-off");
-    let before = s.db.fingerprint().await;
-    let wait = throttled(
-        login_from(&s, "10.200.0.1", "victim", "victim-password-1").await,
-        "right password while locked",
-        "victim-password-1",
-    );
-    assert_eq!(wait, 32, "lock after 10 failures");
-    assert_eq!(
-        s.db.fingerprint().await,
-        before,
-        "a throttled login wrote rows"
-    );
+    let mut locks = Vec::new();
+    for _ in 0..8 {
+        let (checked, wait) = fail_until_locked(&s, attacker, "victim").await;
+        assert_eq!(
+            checked, 5,
+            "five attempts per lock reach the password check"
+        );
+        locks.push(wait);
+        let before = s.db.fingerprint().await;
+        let refused = login_from(&s, attacker, "victim", "victim-password-1").await;
+        throttled(
+            refused,
+            "right password from the locked pair",
+            "victim-password-1",
+        );
+        assert_eq!(
+            s.db.fingerprint().await,
+            before,
+            "a refused login wrote rows"
+        );
+        s.clock.advance(wait);
+    }
+    assert_eq!(locks, vec![1, 2, 4, 8, 16, 32, 60, 60], "doubling, capped");
+
+    // The owner, from another address, is not locked out by the attacker's failures.
+    login_from(&s, "198.51.100.20", "victim", "victim-password-1")
+        .await
+        .expect("the owner elsewhere logs in");
+
+    // After a lock, one failure now and then does not lock again (OWASP ASVS 5 V6.1.1).
+    for _ in 0..3 {
+        invalid_credentials(
+            login_from(&s, attacker, "victim", "wrong-password-9").await,
+            "a single failure after the lock",
+            "wrong-password-9",
+        );
+        s.clock.advance(15 * 60);
+    }
+    login_from(&s, attacker, "victim", "victim-password-1")
+        .await
+        .expect("not locked by one failure every 15 minutes");
 
     // A username that does not exist: the same counter, the same answers.
-    let ghost_waits = fail_n_times(&s, "ghost", 10, 1000).await;
+    let (checked, wait) = fail_until_locked(&s, attacker, "ghost").await;
     assert_eq!(
-        ghost_waits, waits,
+        (checked, wait),
+        (5, 1),
         "non-existent user throttled identically"
     );
-    let st_v = login_from(&s, "10.201.0.1", "victim", "x-password-1")
+    let (_, wait_v) = fail_until_locked(&s, "10.9.9.9", "victim").await;
+    let st_v = login_from(&s, "10.9.9.9", "victim", "x-password-1")
         .await
         .expect_err("locked");
-    let st_g = login_from(&s, "10.201.0.2", "ghost", "x-password-1")
+    let st_g = login_from(&s, attacker, "ghost", "x-password-1")
         .await
         .expect_err("locked");
+    assert_eq!(wait_v, 1);
     let keys = |st: &Status| -> BTreeSet<String> {
         st.metadata()
             .keys()
@@ -158,37 +184,108 @@ async fn account_throttling_backs_off_and_resets(backend: Backend) {
         "existing and non-existent usernames are throttled alike"
     );
 
-    // The cap: keep failing; no back-off ever exceeds MAX_BACKOFF, and it reaches it.
+    // A success resets the pair: five more failures before the next lock.
     s.clock.advance(MAX_BACKOFF);
-    let more = fail_n_times(&s, "victim", 6, 2000).await;
-    assert!(more.iter().all(|w| *w <= MAX_BACKOFF), "{more:?}");
-    assert_eq!(more.last(), Some(&MAX_BACKOFF), "{more:?}");
-    let wait = throttled(
-        login_from(&s, "10.202.0.1", "victim", "victim-password-1").await,
-        "locked at the cap",
-        "victim-password-1",
-    );
-    assert_eq!(wait, MAX_BACKOFF, "capped lock");
-
-    // After the wait the right password works, and resets the account's counter.
-    s.clock.advance(MAX_BACKOFF);
-    login_from(&s, "10.203.0.1", "victim", "victim-password-1")
+    login_from(&s, "10.9.9.9", "victim", "victim-password-1")
         .await
-        .expect("right password after the back-off");
-    for i in 0..4 {
-        invalid_credentials(
-            login_from(&s, &format!("10.204.0.{i}"), "victim", "wrong-password-9").await,
-            "counter reset by success",
-            "wrong-password-9",
-        );
-    }
+        .expect("right password after the lock");
+    let (checked, _) = fail_until_locked(&s, "10.9.9.9", "victim").await;
+    assert_eq!(checked, 5, "counter reset by success");
+    // (The clock moved past the first tokens' lifetime: a fresh one.)
+    let good = s.admin_token().await;
     s.assert_healthy(&good).await;
     s.shutdown().await;
 }
 
+/// A distributed attack on one account (every attempt from a new address) locks the whole account
+/// after AUTH_LOGIN_ACCOUNT_MAX_FAILURES, but never for longer than AUTH_LOGIN_ACCOUNT_MAX_BACKOFF:
+/// the owner is slowed down at worst briefly, never locked out.
+async fn a_distributed_attack_locks_the_account_only_briefly(backend: Backend) {
+    let s = TestServer::start_with(
+        backend,
+        Options::with_args(&[
+            "--trusted-proxy-header",
+            "x-forwarded-for",
+            "--login-account-max-failures",
+            "8",
+            "--login-account-max-backoff",
+            "30",
+        ]),
+    )
+    .await;
+    s.seed_user("victim", "victim-password-1", &[]).await;
+    let mut ip = 0;
+    let mut next_source = || {
+        ip += 1;
+        format!("10.1.{}.{}", ip / 256, ip % 256)
+    };
+    let mut waits = Vec::new();
+    for _ in 0..8 {
+        let mut checked = 0;
+        let wait = loop {
+            match login_from(&s, &next_source(), "victim", "wrong-password-9").await {
+                Err(st) if st.code() == Code::Unauthenticated => checked += 1,
+                r => break throttled(r, "account locked", "wrong-password-9"),
+            }
+        };
+        assert_eq!(checked, 8, "the account threshold, from as many addresses");
+        // The owner is refused too while the account lock lasts...
+        let owner = login_from(&s, "198.51.100.20", "victim", "victim-password-1").await;
+        assert!(throttled(owner, "owner during the account lock", "victim-password-1") <= 30);
+        waits.push(wait);
+        s.clock.advance(wait);
+    }
+    // ...which doubles but never exceeds the short cap.
+    assert_eq!(waits, vec![1, 2, 4, 8, 16, 30, 30, 30]);
+    login_from(&s, "198.51.100.20", "victim", "victim-password-1")
+        .await
+        .expect("the owner logs in once the brief lock is over");
+    s.shutdown().await;
+}
+
+/// 34 concurrent wrong passwords at a fresh account from one address: only AUTH_LOGIN_MAX_FAILURES of
+/// them are checked against the hash (counted atomically before the check), the rest are refused
+/// without hashing (issue 15, check-then-count race).
+async fn concurrent_attempts_check_no_more_passwords_than_allowed(backend: Backend) {
+    let s = TestServer::start_with(
+        backend,
+        Options::with_args(&["--trusted-proxy-header", "x-forwarded-for"]),
+    )
+    .await;
+    s.seed_user("victim", "victim-password-1", &[]).await;
+    let failed_before = audit_rows(&s, "login.failed").await;
+    let calls: Vec<_> = (0..34)
+        .map(|_| {
+            let client = s.auth_client();
+            tokio::spawn(async move {
+                let mut client = client;
+                let mut req = Request::new(LoginRequest {
+                    username: "victim".into(),
+                    password: "wrong-password-9".into(),
+                });
+                req.metadata_mut()
+                    .insert("x-forwarded-for", "10.0.0.34".parse().expect("ascii"));
+                client.login(req).await
+            })
+        })
+        .collect();
+    let (mut checked, mut refused) = (0, 0);
+    for c in calls {
+        match bounded("concurrent login", c).await.expect("task") {
+            Err(st) if st.code() == Code::Unauthenticated => checked += 1,
+            Err(st) if st.code() == Code::ResourceExhausted => refused += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((checked, refused), (5, 29));
+    assert_eq!(audit_rows(&s, "login.failed").await - failed_before, 5);
+    s.shutdown().await;
+}
+
 /// L04: one source, one password, many usernames → RESOURCE_EXHAUSTED after
-/// AUTH_LOGIN_SOURCE_MAX_FAILURES; the refused attempts are audited (`login.throttled`) but start no
-/// session and cost no hash; the lock is bounded; other sources are unaffected.
+/// AUTH_LOGIN_SOURCE_MAX_FAILURES; the refused attempts start no session and cost no hash, and are
+/// audited in aggregate (`login.throttled` at the 1st and 10th refusal of the lock, with the count),
+/// so spraying cannot fill the audit trail; the lock is bounded; other sources are unaffected.
 async fn password_spraying_is_throttled_per_source(backend: Backend) {
     const SOURCE_MAX: usize = 5;
     let s = TestServer::start_with(
@@ -235,14 +332,22 @@ async fn password_spraying_is_throttled_per_source(backend: Backend) {
     let throttled_rows =
         s.db.scalar("SELECT COUNT(*) FROM audit_events WHERE event = 'login.throttled'")
             .await;
-    assert_eq!(throttled_rows - throttled_before, refused, "audit rows");
+    assert_eq!(
+        throttled_rows - throttled_before,
+        2,
+        "{refused} refusals audited in two rows (the 1st and the 10th)"
+    );
     let sources = s
         .db
         .scalar(&format!(
-            "SELECT COUNT(*) FROM audit_events WHERE event = 'login.throttled' AND source = '{attacker}'"
+            "SELECT COUNT(*) FROM audit_events WHERE event = 'login.throttled' AND source = '{attacker}' \
+             AND detail LIKE '%10 attempts refused%'"
         ))
         .await;
-    assert_eq!(sources, refused, "throttled rows carry the source");
+    assert_eq!(
+        sources, 1,
+        "the aggregated row carries the source and the count"
+    );
     // Another source is not affected, even for the same usernames.
     login_from(&s, "198.51.100.7", "staff1", "staff-password-1")
         .await

@@ -1,63 +1,132 @@
 //! Login throttling counters and the audit trail.
 
 use super::*;
-use crate::store::{AuditEvent, AuditQuery};
+use crate::store::{AttemptRule, AuditEvent, AuditQuery};
 
 both_backends!(
     throttle_counts_decays_and_resets,
+    concurrent_attempts_cannot_exceed_the_limit,
     audit_trail_filters_and_pages
 );
 
 async fn throttle_counts_decays_and_resets(s: &dyn TestStore) {
-    let k = "user:alice";
-    assert_eq!(s.login_locked_until(k, "source:1.2.3.4").await.unwrap(), 0);
-    for n in 1..=3 {
-        assert_eq!(
-            s.record_login_failure(k, T0 + n, T0 - 100).await.unwrap(),
-            n
-        );
+    let k = "pair:alice|1.2.3.4";
+    let keys = [k, "user:alice", "source:1.2.3.4"];
+    let rule = |now: i64| AttemptRule {
+        free: 3,
+        max_delay: 60,
+        window_start: now - 3600,
+    };
+    assert_eq!(s.login_lock(keys, T0).await.unwrap(), None);
+    // Attempts are counted as they are reserved; the third locks for 2^0 = 1 s and re-arms.
+    for n in 1..=2 {
+        let r = s.reserve_login_attempt(k, T0, rule(T0)).await.unwrap();
+        assert_eq!((r.failures, r.refused), (n, 0));
+        assert!(r.locked_until <= T0);
     }
-    s.lock_login(k, T0 + 60).await.unwrap();
+    let r = s.reserve_login_attempt(k, T0, rule(T0)).await.unwrap();
+    assert_eq!((r.failures, r.refused, r.locked_until), (0, 0, T0 + 1));
     assert_eq!(
-        s.login_locked_until(k, "source:1.2.3.4").await.unwrap(),
-        T0 + 60
+        s.login_lock(keys, T0).await.unwrap(),
+        Some((k.to_owned(), T0 + 1))
     );
-    assert_eq!(
-        s.login_locked_until("user:bob", "source:1.2.3.4")
-            .await
-            .unwrap(),
-        0
-    );
-    // The source key alone locks too.
-    s.record_login_failure("source:1.2.3.4", T0, T0 - 100)
+    // While locked, an attempt is not counted; refusals are.
+    let r = s.reserve_login_attempt(k, T0, rule(T0)).await.unwrap();
+    assert_eq!((r.failures, r.refused, r.locked_until), (0, 1, T0 + 1));
+    assert_eq!(s.note_login_refused(k).await.unwrap(), 2);
+    // After the lock, one failure does not lock again: the lock re-arms only after `free` more...
+    let r = s
+        .reserve_login_attempt(k, T0 + 2, rule(T0 + 2))
         .await
         .unwrap();
-    s.lock_login("source:1.2.3.4", T0 + 90).await.unwrap();
     assert_eq!(
-        s.login_locked_until("user:bob", "source:1.2.3.4")
-            .await
-            .unwrap(),
-        T0 + 90
+        (r.failures, r.refused, r.locked_until),
+        (1, 0, T0 + 1),
+        "admitted"
     );
-    // A failure after the window restarts the count.
+    assert_eq!(s.login_lock(keys, T0 + 2).await.unwrap(), None);
+    s.reserve_login_attempt(k, T0 + 2, rule(T0 + 2))
+        .await
+        .unwrap();
+    // ...and then for twice as long (2^1 s), up to the cap.
+    let r = s
+        .reserve_login_attempt(k, T0 + 2, rule(T0 + 2))
+        .await
+        .unwrap();
+    assert_eq!((r.failures, r.refused, r.locked_until), (0, 0, T0 + 4));
+    let mut now = T0 + 4;
+    let mut locks = Vec::new();
+    for _ in 0..10 {
+        for _ in 0..3 {
+            now = s
+                .reserve_login_attempt(k, now, rule(now))
+                .await
+                .unwrap()
+                .locked_until
+                .max(now);
+        }
+        locks.push(now);
+    }
+    let steps: Vec<i64> = locks.windows(2).map(|w| w[1] - w[0]).collect();
     assert_eq!(
-        s.record_login_failure(k, T0 + 5000, T0 + 4000)
-            .await
-            .unwrap(),
-        1
+        steps,
+        vec![8, 16, 32, 60, 60, 60, 60, 60, 60],
+        "doubling, capped at 60 s"
     );
+    // Failures older than the window are forgotten, and so is the level.
+    let later = now + 7200;
+    let r = s
+        .reserve_login_attempt(k, later, rule(later))
+        .await
+        .unwrap();
+    assert_eq!(r.failures, 1);
+    s.reserve_login_attempt(k, later, rule(later))
+        .await
+        .unwrap();
+    let r = s
+        .reserve_login_attempt(k, later, rule(later))
+        .await
+        .unwrap();
+    assert_eq!(r.locked_until, later + 1, "back to 1 s");
+    // A success forgets the key; purge keeps locked rows and recent ones.
     s.reset_login_failures(k).await.unwrap();
-    assert_eq!(s.record_login_failure(k, T0 + 5001, T0).await.unwrap(), 1);
-    // Purge keeps locked rows and recent ones.
+    assert_eq!(s.login_lock(keys, later).await.unwrap(), None);
+    let other = "source:1.2.3.4";
+    s.reserve_login_attempt(other, T0, rule(T0)).await.unwrap();
+    assert_eq!(s.purge_login_throttle(T0 - 1, T0).await.unwrap(), 0);
+    assert_eq!(s.purge_login_throttle(T0 + 1, T0 + 1).await.unwrap(), 1);
+}
+
+/// 34 concurrent attempts at a fresh key with 5 free: exactly 5 are let through to the password
+/// check, however the database interleaves them (issue 15, check-then-count race).
+async fn concurrent_attempts_cannot_exceed_the_limit(s: &dyn TestStore) {
+    let rule = AttemptRule {
+        free: 5,
+        max_delay: 900,
+        window_start: T0 - 3600,
+    };
+    let barrier = Arc::new(Barrier::new(34));
+    let tasks: Vec<_> = (0..34)
+        .map(|_| {
+            let (store, barrier) = (s.shared(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store
+                    .reserve_login_attempt("user:victim", T0, rule)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut admitted = 0;
+    for t in tasks {
+        if t.await.unwrap().refused == 0 {
+            admitted += 1;
+        }
+    }
     assert_eq!(
-        s.purge_login_throttle(T0 + 10, T0 + 10).await.unwrap(),
-        0,
-        "source row still locked"
-    );
-    assert_eq!(s.purge_login_throttle(T0 + 10, T0 + 100).await.unwrap(), 1);
-    assert_eq!(
-        s.purge_login_throttle(T0 + 6000, T0 + 6000).await.unwrap(),
-        1
+        admitted, 5,
+        "only the free attempts reach the password check"
     );
 }
 

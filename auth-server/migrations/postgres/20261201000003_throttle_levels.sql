@@ -1,0 +1,6 @@
+-- Throttling by (account, source), account and source, with locks that re-arm only after the failures
+-- that earn them: how many locks a key earned in the current window, and how many attempts its
+-- current lock refused (for an aggregated audit trail).
+
+ALTER TABLE login_throttle ADD COLUMN level BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE login_throttle ADD COLUMN refused BIGINT NOT NULL DEFAULT 0;
