@@ -11,7 +11,8 @@
 //! # use auth_proto::demo::greeter_service_server::{GreeterService, GreeterServiceServer};
 //! # async fn run(greeter: impl GreeterService) -> Result<(), Box<dyn std::error::Error>> {
 //! use auth_interceptor::{
-//!     Authorizer, GrpcJwksFetcher, JwksSource, JwksSourceConfig, Policy, Verifier, VerifierConfig,
+//!     Authorizer, GrpcJwksFetcher, JwksSource, JwksSourceConfig, Policy, ServerLimits, Verifier,
+//!     VerifierConfig,
 //! };
 //!
 //! let fetcher = GrpcJwksFetcher::from_uri("http://127.0.0.1:50051")?;
@@ -26,10 +27,17 @@
 //! policy.check_services(&["demo.v1.GreeterService"])?;
 //! let verifier = Verifier::new(VerifierConfig::new("auth-server", "internal"));
 //! let auth = Authorizer::new(verifier, keys).layer(policy)?;
-//! tonic::transport::Server::builder()
+//! let limits = ServerLimits::default();
+//! let (_health, health_service) = tonic_health::server::health_reporter();
+//! limits
+//!     .server()
 //!     .layer(auth)
-//!     .add_service(GreeterServiceServer::new(greeter))
-//!     .serve("127.0.0.1:50052".parse()?)
+//!     .add_service(health_service)
+//!     .add_service(
+//!         GreeterServiceServer::new(greeter)
+//!             .max_decoding_message_size(limits.max_decoding_message_size),
+//!     )
+//!     .serve_with_incoming(limits.bind("127.0.0.1:50052".parse()?)?)
 //!     .await?;
 //! # Ok(()) }
 //! ```
@@ -46,6 +54,8 @@
 //! - Key sources ([`KeySource`]): [`SharedKeys`] for static or application-managed keys, [`JwksSource`]
 //!   for a JWKS from `GetJwks` or a file, with background refresh, single-flight rate-limited refetch on
 //!   unknown `kid`, bounded staleness and a readiness wait.
+//! - [`ServerLimits`]: transport limits for the server itself (stream limit, request timeout,
+//!   keepalive, connection lifetime, header and message sizes); tonic's defaults set none of them.
 //! - [`client`]: [`client::ClientAuthLayer`] with a [`client::TokenSource`] (static, or logging in and
 //!   refreshing a service account).
 //!
@@ -76,6 +86,7 @@ mod keys;
 mod layer;
 mod policy;
 mod revoke;
+mod server;
 mod source;
 mod verify;
 
@@ -99,6 +110,7 @@ pub use keys::{KeyError, KeySet, MIN_HMAC_SECRET_LEN, SharedKeys, VerificationKe
 pub use layer::{AuthLayer, AuthMiddleware};
 pub use policy::{Access, Policy, PolicyBuilder, PolicyError, Rule};
 pub use revoke::RevocationChecker;
+pub use server::{DEFAULT_MAX_DECODING_MESSAGE_SIZE, LimitedConnection, ServerLimits};
 pub use source::{
     DEFAULT_FETCH_TIMEOUT, FetchError, FileJwksFetcher, GrpcJwksFetcher, JwksSource,
     JwksSourceConfig, KeySetFetcher, KeySource, KeysUnavailable, KidRefresh, NoKeys,
