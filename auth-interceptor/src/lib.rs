@@ -64,7 +64,8 @@
 //! - Refusals are gRPC statuses with fixed messages: `UNAUTHENTICATED` "invalid token" (missing,
 //!   malformed or invalid token) with `www-authenticate: Bearer error="invalid_token"`;
 //!   `PERMISSION_DENIED` with `error="insufficient_scope"`; `UNAVAILABLE` when no usable key set exists
-//!   (retryable). The precise reason is logged at `info` through `tracing`, never the token.
+//!   (retryable). The precise reason is logged through `tracing` (`UNAUTHENTICATED` at debug,
+//!   `PERMISSION_DENIED` at info, `UNAVAILABLE` at warn), never the token.
 //! - A token's `aud` may list several audiences; it is accepted when any is one of ours.
 //! - Verification is local: a disabled user's or logged-out session's tokens keep working here until
 //!   they expire (at most the access-token TTL, 10 min by default) unless the method's rule asks for
