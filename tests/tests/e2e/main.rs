@@ -5,6 +5,7 @@
 //! of its own (`tests/tests/security_logs.rs`, which says why).
 
 mod admin;
+mod hs256_downstream;
 mod keys;
 mod login;
 mod refresh;
