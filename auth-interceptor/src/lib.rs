@@ -11,7 +11,8 @@
 //! # use auth_proto::demo::greeter_service_server::{GreeterService, GreeterServiceServer};
 //! # async fn run(greeter: impl GreeterService) -> Result<(), Box<dyn std::error::Error>> {
 //! use auth_interceptor::{
-//!     Authorizer, GrpcJwksFetcher, JwksSource, JwksSourceConfig, Policy, Verifier, VerifierConfig,
+//!     Authorizer, GrpcJwksFetcher, JwksSource, JwksSourceConfig, Policy, ServerLimits, Verifier,
+//!     VerifierConfig,
 //! };
 //!
 //! let fetcher = GrpcJwksFetcher::from_uri("http://127.0.0.1:50051")?;
@@ -26,10 +27,17 @@
 //! policy.check_services(&["demo.v1.GreeterService"])?;
 //! let verifier = Verifier::new(VerifierConfig::new("auth-server", "internal"));
 //! let auth = Authorizer::new(verifier, keys).layer(policy)?;
-//! tonic::transport::Server::builder()
+//! let limits = ServerLimits::default();
+//! let (_health, health_service) = tonic_health::server::health_reporter();
+//! limits
+//!     .server()
 //!     .layer(auth)
-//!     .add_service(GreeterServiceServer::new(greeter))
-//!     .serve("127.0.0.1:50052".parse()?)
+//!     .add_service(health_service)
+//!     .add_service(
+//!         GreeterServiceServer::new(greeter)
+//!             .max_decoding_message_size(limits.max_decoding_message_size),
+//!     )
+//!     .serve_with_incoming(limits.bind("127.0.0.1:50052".parse()?)?)
 //!     .await?;
 //! # Ok(()) }
 //! ```
@@ -50,6 +58,8 @@
 //!   wait that says why it failed.
 //! - Time: one injected [`Clock`] ([`SystemClock`] by default, [`TokioClock`] for tests that pause
 //!   Tokio's clock) governs token lifetimes, cache ages and call expiry.
+//! - [`ServerLimits`]: transport limits for the server itself (stream limit, request timeout,
+//!   keepalive, connection lifetime, header and message sizes); tonic's defaults set none of them.
 //! - [`client`]: [`client::ClientAuthLayer`] with a [`client::TokenSource`] (static, or logging in and
 //!   refreshing a service account).
 //!
@@ -58,7 +68,8 @@
 //! - Refusals are gRPC statuses with fixed messages: `UNAUTHENTICATED` "invalid token" (missing,
 //!   malformed or invalid token) with `www-authenticate: Bearer error="invalid_token"`;
 //!   `PERMISSION_DENIED` with `error="insufficient_scope"`; `UNAVAILABLE` when no usable key set exists
-//!   (retryable). The precise reason is logged at `info` through `tracing`, never the token.
+//!   (retryable). The precise reason is logged through `tracing` (`UNAUTHENTICATED` at debug,
+//!   `PERMISSION_DENIED` at info, `UNAVAILABLE` at warn), never the token.
 //! - A token's `aud` may list several audiences; it is accepted when any is one of ours.
 //! - Verification is local: a disabled user's or logged-out session's tokens keep working here until
 //!   they expire (at most the access-token TTL, 10 min by default) unless the method's rule asks for
@@ -89,6 +100,7 @@ mod keys;
 mod layer;
 mod policy;
 mod revoke;
+mod server;
 mod source;
 mod verify;
 
@@ -112,6 +124,7 @@ pub use keys::{KeyError, KeySet, MIN_HMAC_SECRET_LEN, SharedKeys, VerificationKe
 pub use layer::{AuthLayer, AuthMiddleware};
 pub use policy::{Access, Policy, PolicyBuilder, PolicyError, Rule};
 pub use revoke::RevocationChecker;
+pub use server::{DEFAULT_MAX_DECODING_MESSAGE_SIZE, LimitedConnection, ServerLimits};
 pub use source::{
     DEFAULT_FETCH_TIMEOUT, FetchError, FileJwksFetcher, GrpcJwksFetcher, JwksSource,
     JwksSourceConfig, KeySetFetcher, KeySource, KeysUnavailable, KidRefresh, NoKeys,

@@ -1,5 +1,6 @@
 //! The intercepted service of the suite: a `demo.v1.GreeterService` served on `127.0.0.1:0` behind
-//! `auth_interceptor::Authorizer::layer()`, its keys fetched from a running [`TestServer`]'s `GetJwks`.
+//! `auth_interceptor::Authorizer::layer()`, its keys fetched from a running [`TestServer`]'s `GetJwks`
+//! or given ([`GreeterServer::start_with_keys`]).
 //! Policy: SayHello public, WhoAmI and StreamHello need a token, AdminHello needs the role `admin`,
 //! health public, everything else denied.
 
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use auth_interceptor::GrpcJwksFetcher;
 use auth_interceptor::{
-    Authorizer, JwksSource, JwksSourceConfig, Policy, Verifier, VerifierConfig,
+    Authorizer, JwksSource, JwksSourceConfig, KeySource, Policy, Verifier, VerifierConfig,
 };
 use auth_proto::demo::greeter_service_client::GreeterServiceClient;
 use auth_proto::demo::greeter_service_server::GreeterServiceServer;
@@ -65,6 +66,12 @@ impl GreeterServer {
         keys.wait_for_keys(Duration::from_secs(10))
             .await
             .expect("greeter got the auth server's keys");
+        Self::start_with_keys(keys).await
+    }
+
+    /// Starts a greeter trusting `keys` (e.g. `SharedKeys::new(KeySet::hs256(secret))` for a server in
+    /// HS256 mode, which publishes no JWKS).
+    pub async fn start_with_keys(keys: impl KeySource) -> Self {
         let policy = Policy::builder()
             .with_health()
             .public("demo.v1.GreeterService/SayHello")

@@ -9,5 +9,6 @@ mod support;
 mod client;
 mod keys;
 mod layer;
+mod limits;
 mod proptest_extract;
 mod proptest_verify;

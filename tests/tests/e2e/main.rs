@@ -7,6 +7,7 @@
 mod admin;
 mod database_lost;
 mod held_open;
+mod hs256_downstream;
 mod keys;
 mod login;
 mod refresh;
