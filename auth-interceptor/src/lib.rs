@@ -52,9 +52,11 @@
 //! # Behaviour worth knowing
 //!
 //! - Refusals are gRPC statuses with fixed messages: `UNAUTHENTICATED` "invalid token" (missing,
-//!   malformed or invalid token) with `www-authenticate: Bearer error="invalid_token"`;
+//!   malformed or invalid token) with `www-authenticate: Bearer error="invalid_token"` — or just
+//!   `www-authenticate: Bearer` when the request carried no token at all (RFC 6750 §3.1);
 //!   `PERMISSION_DENIED` with `error="insufficient_scope"`; `UNAVAILABLE` when no usable key set exists
-//!   (retryable). The precise reason is logged at `info` through `tracing`, never the token.
+//!   (retryable). The precise reason is logged through `tracing` (`debug` for bad tokens, `info` for
+//!   refused roles, `warn` for missing keys), never the token.
 //! - A token's `aud` may list several audiences; it is accepted when any is one of ours.
 //! - Verification is local: a disabled user's or logged-out session's tokens keep working here until
 //!   they expire (at most the access-token TTL, 10 min by default) unless the method's rule asks for
@@ -91,7 +93,7 @@ pub use clock::{Clock, SystemClock, TokioClock};
 pub use context::{AuthContext, RequestAuthExt};
 pub use error::{
     AuthError, INSUFFICIENT_SCOPE_CHALLENGE, INVALID_TOKEN_CHALLENGE, INVALID_TOKEN_MESSAGE,
-    PERMISSION_DENIED_MESSAGE, UNAVAILABLE_MESSAGE,
+    MISSING_TOKEN_CHALLENGE, PERMISSION_DENIED_MESSAGE, UNAVAILABLE_MESSAGE,
 };
 pub use extract::bearer_token;
 pub use interceptor::AuthInterceptor;
