@@ -107,8 +107,8 @@ pub use source::{
     load_jwks_file,
 };
 pub use verify::{
-    ACCESS_TOKEN_TYP, DEFAULT_MAX_TOKEN_LEN, Verified, Verifier, VerifierConfig, VerifyError,
-    alg_name,
+    ACCESS_TOKEN_TYP, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_TOKEN_LEN, Verified, Verifier,
+    VerifierConfig, VerifyError, alg_name,
 };
 
 /// Re-export of the `jsonwebtoken` algorithm type used in this crate's API.
