@@ -1,7 +1,9 @@
 //! The single place where an authentication or authorisation failure becomes a `tonic::Status`.
 //!
-//! Callers get a short fixed message and an RFC 6750 §3 `www-authenticate` hint; the precise reason
-//! goes to `tracing` only (never the token itself).
+//! Callers get a short fixed message and an RFC 6750 §3 `www-authenticate` hint — a bare `Bearer`
+//! challenge when the request carried no token, `error="invalid_token"` when it carried a bad one,
+//! `error="insufficient_scope"` when the token lacks a role; the precise reason goes to `tracing`
+//! only (never the token itself).
 
 use tonic::metadata::MetadataValue;
 use tonic::{Code, Status};
@@ -15,7 +17,11 @@ pub const PERMISSION_DENIED_MESSAGE: &str = "permission denied";
 /// The fixed message of every `UNAVAILABLE` answer (no usable keys, or the revocation check failed).
 pub const UNAVAILABLE_MESSAGE: &str = "authentication unavailable";
 
-/// The `www-authenticate` value sent with `UNAUTHENTICATED` (RFC 6750 §3.1 `invalid_token`).
+/// The `www-authenticate` value sent with `UNAUTHENTICATED` when the request carried no credentials
+/// at all: RFC 6750 §3.1 says the server should then include no error code, only the scheme.
+pub const MISSING_TOKEN_CHALLENGE: &str = "Bearer";
+/// The `www-authenticate` value sent with `UNAUTHENTICATED` for a malformed, invalid, expired or
+/// revoked token (RFC 6750 §3.1 `invalid_token`).
 pub const INVALID_TOKEN_CHALLENGE: &str = "Bearer error=\"invalid_token\"";
 /// The `www-authenticate` value sent with `PERMISSION_DENIED` (RFC 6750 §3.1 `insufficient_scope`).
 pub const INSUFFICIENT_SCOPE_CHALLENGE: &str = "Bearer error=\"insufficient_scope\"";
@@ -58,13 +64,19 @@ impl AuthError {
         }
     }
 
-    /// The status sent to the caller: fixed message plus a `www-authenticate` hint.
+    /// The status sent to the caller: fixed message plus a `www-authenticate` hint. A missing token
+    /// gets the same code and message as an invalid one; only the challenge differs (no error code,
+    /// RFC 6750 §3.1).
     pub fn into_status(self) -> Status {
         match self.code() {
             Code::Unauthenticated => with_challenge(
                 Code::Unauthenticated,
                 INVALID_TOKEN_MESSAGE,
-                INVALID_TOKEN_CHALLENGE,
+                if matches!(self, AuthError::MissingToken) {
+                    MISSING_TOKEN_CHALLENGE
+                } else {
+                    INVALID_TOKEN_CHALLENGE
+                },
             ),
             Code::PermissionDenied => with_challenge(
                 Code::PermissionDenied,
@@ -112,33 +124,39 @@ mod tests {
 
     #[test]
     fn statuses_are_fixed_and_carry_hints() {
-        let s = AuthError::Invalid(VerifyError::Malformed("alg")).into_status();
-        assert_eq!(s.code(), Code::Unauthenticated);
-        assert_eq!(s.message(), "invalid token");
-        assert_eq!(
-            s.metadata().get("www-authenticate").unwrap(),
-            "Bearer error=\"invalid_token\""
-        );
-        for e in [
-            AuthError::MissingToken,
-            AuthError::BadMetadata("x"),
-            AuthError::Revoked,
-        ] {
-            assert_eq!(e.into_status().message(), "invalid token");
-        }
-        let s = AuthError::Forbidden.into_status();
-        assert_eq!(s.code(), Code::PermissionDenied);
-        assert!(
+        let challenge = |s: &Status| {
             s.metadata()
                 .get("www-authenticate")
                 .unwrap()
                 .to_str()
                 .unwrap()
-                .contains("insufficient_scope")
-        );
-        assert_eq!(
-            AuthError::Unavailable.into_status().code(),
-            Code::Unavailable
-        );
+                .to_owned()
+        };
+        let s = AuthError::Invalid(VerifyError::Malformed("alg")).into_status();
+        assert_eq!(s.code(), Code::Unauthenticated);
+        assert_eq!(s.message(), "invalid token");
+        assert_eq!(challenge(&s), "Bearer error=\"invalid_token\"");
+        for e in [
+            AuthError::BadMetadata("x"),
+            AuthError::Invalid(VerifyError::Expired),
+            AuthError::Revoked,
+        ] {
+            let s = e.into_status();
+            assert_eq!(s.code(), Code::Unauthenticated);
+            assert_eq!(s.message(), "invalid token");
+            assert_eq!(challenge(&s), INVALID_TOKEN_CHALLENGE);
+        }
+        // No credentials at all: same code and message, but no error code (RFC 6750 §3.1).
+        let s = AuthError::MissingToken.into_status();
+        assert_eq!(s.code(), Code::Unauthenticated);
+        assert_eq!(s.message(), "invalid token");
+        assert_eq!(challenge(&s), "Bearer");
+        assert_eq!(challenge(&s), MISSING_TOKEN_CHALLENGE);
+        let s = AuthError::Forbidden.into_status();
+        assert_eq!(s.code(), Code::PermissionDenied);
+        assert_eq!(challenge(&s), "Bearer error=\"insufficient_scope\"");
+        let s = AuthError::Unavailable.into_status();
+        assert_eq!(s.code(), Code::Unavailable);
+        assert!(s.metadata().get("www-authenticate").is_none());
     }
 }

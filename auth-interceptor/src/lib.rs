@@ -66,7 +66,8 @@
 //! # Behaviour worth knowing
 //!
 //! - Refusals are gRPC statuses with fixed messages: `UNAUTHENTICATED` "invalid token" (missing,
-//!   malformed or invalid token) with `www-authenticate: Bearer error="invalid_token"`;
+//!   malformed or invalid token) with `www-authenticate: Bearer error="invalid_token"` — or just
+//!   `www-authenticate: Bearer` when the request carried no token at all (RFC 6750 §3.1);
 //!   `PERMISSION_DENIED` with `error="insufficient_scope"`; `UNAVAILABLE` when no usable key set exists
 //!   (retryable). The precise reason is logged through `tracing` (`UNAUTHENTICATED` at debug,
 //!   `PERMISSION_DENIED` at info, `UNAVAILABLE` at warn), never the token.
@@ -116,7 +117,7 @@ pub use clock::{Clock, SystemClock, TokioClock};
 pub use context::{AuthContext, RequestAuthExt};
 pub use error::{
     AuthError, INSUFFICIENT_SCOPE_CHALLENGE, INVALID_TOKEN_CHALLENGE, INVALID_TOKEN_MESSAGE,
-    PERMISSION_DENIED_MESSAGE, UNAVAILABLE_MESSAGE,
+    MISSING_TOKEN_CHALLENGE, PERMISSION_DENIED_MESSAGE, UNAVAILABLE_MESSAGE,
 };
 pub use extract::bearer_token;
 pub use interceptor::AuthInterceptor;
@@ -131,8 +132,8 @@ pub use source::{
     load_jwks_file,
 };
 pub use verify::{
-    ACCESS_TOKEN_TYP, DEFAULT_MAX_TOKEN_LEN, Verified, Verifier, VerifierConfig, VerifyError,
-    alg_name,
+    ACCESS_TOKEN_TYP, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_TOKEN_LEN, Verified, Verifier,
+    VerifierConfig, VerifyError, alg_name,
 };
 
 /// Re-export of the `jsonwebtoken` algorithm type used in this crate's API.

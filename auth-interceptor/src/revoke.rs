@@ -3,26 +3,42 @@
 //!
 //! Answers are cached briefly (default 5 s, bounded) by token hash. If the auth server cannot be
 //! reached the request fails closed with `UNAVAILABLE`.
+//!
+//! The answers live in a `quick_cache` sharded cache, like the verified-token cache; their age is
+//! measured on Tokio's clock (`tokio::time::Instant`), so tests under `tokio::time::pause()` move it.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use auth_proto::v1::ValidateRequest;
 use auth_proto::v1::auth_service_client::AuthServiceClient;
 use aws_lc_rs::digest::{SHA256, digest};
+use tokio::time::Instant;
 use tonic::transport::Channel;
 
 use crate::error::AuthError;
 
+/// Bound on the number of cached answers.
+const CAPACITY: usize = 10_000;
+
+type TokenHash = [u8; 32];
+
 /// Calls `auth.v1.AuthService/Validate` and caches the answers briefly.
-#[derive(Debug)]
 pub struct RevocationChecker {
     client: AuthServiceClient<Channel>,
     ttl: Duration,
     timeout: Duration,
-    capacity: usize,
-    answers: Mutex<HashMap<[u8; 32], (bool, Instant)>>,
+    /// Token hash → (valid, when the answer arrived).
+    answers: quick_cache::sync::Cache<TokenHash, (bool, Instant)>,
+}
+
+impl std::fmt::Debug for RevocationChecker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RevocationChecker")
+            .field("ttl", &self.ttl)
+            .field("timeout", &self.timeout)
+            .field("cached", &self.answers.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl RevocationChecker {
@@ -32,8 +48,7 @@ impl RevocationChecker {
             client: AuthServiceClient::new(channel),
             ttl: Duration::from_secs(5),
             timeout: Duration::from_secs(2),
-            capacity: 10_000,
-            answers: Mutex::new(HashMap::new()),
+            answers: quick_cache::sync::Cache::new(CAPACITY),
         }
     }
 
@@ -49,28 +64,27 @@ impl RevocationChecker {
         self
     }
 
-    fn cached(&self, key: &[u8; 32]) -> Option<bool> {
-        let map = self.answers.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(key)
-            .filter(|(_, at)| at.elapsed() < self.ttl)
-            .map(|(valid, _)| *valid)
+    /// The cached answer for `key`, if it is younger than the TTL; an expired one is dropped (unless
+    /// a fresh answer replaced it meanwhile).
+    fn cached(&self, key: &TokenHash) -> Option<bool> {
+        let (valid, at) = self.answers.get(key)?;
+        if at.elapsed() < self.ttl {
+            return Some(valid);
+        }
+        self.answers
+            .remove_if(key, |(_, at)| at.elapsed() >= self.ttl);
+        None
     }
 
-    fn remember(&self, key: [u8; 32], valid: bool) {
-        let mut map = self.answers.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= self.capacity {
-            let ttl = self.ttl;
-            map.retain(|_, (_, at)| at.elapsed() < ttl);
-            if map.len() >= self.capacity {
-                map.clear();
-            }
+    fn remember(&self, key: TokenHash, valid: bool) {
+        if !self.ttl.is_zero() {
+            self.answers.insert(key, (valid, Instant::now()));
         }
-        map.insert(key, (valid, Instant::now()));
     }
 
     /// Ok when the auth server says the (already locally verified) token is still valid.
     pub async fn check(&self, token: &str) -> Result<(), AuthError> {
-        let mut key = [0u8; 32];
+        let mut key: TokenHash = [0u8; 32];
         key.copy_from_slice(digest(&SHA256, token.as_bytes()).as_ref());
         let valid = match self.cached(&key) {
             Some(v) => v,
@@ -101,5 +115,40 @@ impl RevocationChecker {
         } else {
             Err(AuthError::Revoked)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checker(ttl: Duration) -> RevocationChecker {
+        let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
+        RevocationChecker::new(channel).with_ttl(ttl)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn answers_expire_on_tokios_clock_and_are_bounded() {
+        let c = checker(Duration::from_secs(5));
+        let key = [1u8; 32];
+        assert_eq!(c.cached(&key), None);
+        c.remember(key, false);
+        assert_eq!(c.cached(&key), Some(false));
+        tokio::time::advance(Duration::from_millis(4999)).await;
+        assert_eq!(c.cached(&key), Some(false));
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(c.cached(&key), None);
+        assert_eq!(c.answers.len(), 0, "an expired answer is dropped");
+        // Bounded.
+        for i in 0..2 * CAPACITY as u64 {
+            let mut k = [0u8; 32];
+            k[..8].copy_from_slice(&i.to_le_bytes());
+            c.remember(k, true);
+        }
+        assert!(c.answers.len() <= CAPACITY);
+        // A zero TTL reuses nothing.
+        let off = checker(Duration::ZERO);
+        off.remember(key, true);
+        assert_eq!(off.cached(&key), None);
     }
 }

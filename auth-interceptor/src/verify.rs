@@ -26,6 +26,10 @@ pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
 /// The `typ` header value of an RFC 9068 access token.
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
+/// Default bound on a token's lifetime (`exp - iat`): 1 h, a small multiple of the auth server's
+/// default access-token TTL (600 s). See [`VerifierConfig::max_lifetime`].
+pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(3600);
+
 /// What a token must satisfy besides its signature.
 #[derive(Debug, Clone)]
 pub struct VerifierConfig {
@@ -37,19 +41,28 @@ pub struct VerifierConfig {
     pub leeway: Duration,
     /// Tokens longer than this are rejected before any decoding.
     pub max_token_len: usize,
-    /// Upper bound on `exp - iat`; a longer-lived token is rejected (default 24 h).
+    /// Upper bound on a token's lifetime, `exp - iat`: a token living longer is rejected (default
+    /// [`DEFAULT_MAX_LIFETIME`], 1 h).
+    ///
+    /// This limits what a leaked signing key, or an issuer misconfigured or compromised, can mint:
+    /// without it a forged token could claim any `exp`, and a stolen token could be used for as long
+    /// as its forger liked. With it, every accepted token dies at most this long after it was issued.
+    ///
+    /// It must be at least the issuer's access-token lifetime (the auth server's
+    /// `AUTH_ACCESS_TOKEN_TTL`, 600 s by default), or every genuine token is refused as malformed;
+    /// keep it close to that lifetime. The auth server's own `Validate` sets it to exactly its TTL.
     pub max_lifetime: Duration,
 }
 
 impl VerifierConfig {
-    /// A configuration with the default leeway (30 s), size cap (8 KiB) and lifetime bound (24 h).
+    /// A configuration with the default leeway (30 s), size cap (8 KiB) and lifetime bound (1 h).
     pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
         Self {
             issuer: issuer.into(),
             audiences: vec![audience.into()],
             leeway: Duration::from_secs(30),
             max_token_len: DEFAULT_MAX_TOKEN_LEN,
-            max_lifetime: Duration::from_secs(24 * 3600),
+            max_lifetime: DEFAULT_MAX_LIFETIME,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! What a refused call must look like, asserted the same way everywhere: the exact status and fixed
 //! message with no secret or internal detail leaked, a `Validate` answer that is "not valid" for the
 //! right reason, a JWKS with public members only, and a server that still serves afterwards. (That
-//! nothing was written is checked by comparing [`crate::Db::fingerprint`] before and after.)
+//! nothing was written is checked by comparing [`Db::fingerprint`](super::Db::fingerprint) before and after.)
 
 use auth_proto::v1::ValidateResponse;
 use serde_json::Value;
@@ -9,7 +9,7 @@ use tonic::{Code, Status};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 
-use crate::harness::{TestServer, bounded};
+use super::harness::{TestServer, bounded};
 
 /// Asserts `status` has `code` and exactly `message`, and leaks none of `secrets` nor SQL.
 #[track_caller]

@@ -16,7 +16,7 @@ use tonic::transport::Channel;
 use tonic::{Request, Status};
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::harness::{ADMIN_PASSWORD, ADMIN_USER, TestServer, bounded};
+use super::harness::{ADMIN_PASSWORD, ADMIN_USER, TestServer, bounded};
 
 /// The metadata value `Bearer <token>`.
 pub fn bearer_value(token: &str) -> MetadataValue<Ascii> {

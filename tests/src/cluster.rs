@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::harness::free_port;
+use super::harness::free_port;
 
 /// Where the PostgreSQL 15 binaries live on these machines.
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{Backend, TestServer, bounded};
+use super::harness::{Backend, TestServer, bounded};
 
 /// Direct SQL access to the server's database, to inspect rows.
 #[derive(Debug, Clone)]

@@ -2,15 +2,19 @@
 //! run them against the `Validate` RPC, the `security_tokens` tests against both `Validate` and the
 //! interceptor layer (they must share one verifier). Token and signature attacks (F, K03) are in
 //! `token_cases`, claim-rule attacks signed with the real key (F12, C) in `claim_cases`; both are made
-//! with the toolkit of [`crate::tokens`].
+//! with the toolkit of [`tokens`](super::tokens).
 
 use auth_proto::v1::InvalidReason;
 
 mod claim_cases;
 mod token_cases;
 
-pub use claim_cases::forged_claim_cases;
-pub use token_cases::{forged_token_cases, tampered};
+// Not every test binary uses every case.
+#[allow(unused_imports)]
+pub use {
+    claim_cases::forged_claim_cases,
+    token_cases::{forged_token_cases, tampered},
+};
 
 /// One attack: a token and the `Validate` reason it must get (`None`: any reason).
 #[derive(Debug, Clone)]

@@ -25,8 +25,8 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::clients::{bearer, bearer_value};
-use crate::harness::{ACCESS_TTL, LEEWAY, TestServer, bounded, endpoint};
+use super::clients::{bearer, bearer_value};
+use super::harness::{ACCESS_TTL, LEEWAY, TestServer, bounded, endpoint};
 
 pub use auth_interceptor::testing::Greeter;
 

@@ -1,7 +1,7 @@
 //! Starting and stopping a [`TestServer`]: an in-process `auth-server` on `127.0.0.1:0` with a fresh
 //! database, a hand-driven clock and the suite's defaults ([`Options`] on top); the command-line
 //! parsing it goes through; the time bounds every scenario and step runs under; and
-//! [`both_backends!`](crate::both_backends), which turns a scenario into one test per backend.
+//! [`both_backends!`], which turns a scenario into one test per backend.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,7 +19,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::database::{Db, PgDatabase};
+use super::database::{Db, PgDatabase};
 
 /// Username of the bootstrap admin of every test server.
 pub const ADMIN_USER: &str = "admin";
@@ -46,24 +46,25 @@ pub enum Backend {
 }
 
 /// Generates one `#[tokio::test]` per backend for each named scenario `async fn(Backend)`:
-/// `scenario::postgres` and `scenario::sqlite`.
-#[macro_export]
+/// `scenario::postgres` and `scenario::sqlite`. The support modules are compiled into each test
+/// binary as its module `support` (see `lib.rs`), hence the `$crate::support::` paths.
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
         $(
             mod $name {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
-                    $crate::run_bounded(super::$name($crate::Backend::Postgres)).await
+                    $crate::support::run_bounded(super::$name($crate::support::Backend::Postgres)).await
                 }
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn sqlite() {
-                    $crate::run_bounded(super::$name($crate::Backend::Sqlite)).await
+                    $crate::support::run_bounded(super::$name($crate::support::Backend::Sqlite)).await
                 }
             }
         )*
     };
 }
+pub(crate) use both_backends;
 
 /// Runs a whole scenario with an overall bound so a hang fails instead of stalling the suite.
 pub async fn run_bounded(fut: impl Future<Output = ()>) {

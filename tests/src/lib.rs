@@ -2,10 +2,17 @@
 //! database or SQLite file, with a hand-driven clock, and offers clients, helpers and a token forger
 //! holding the server's signing key (the catalogue's `S(h,p)`).
 //!
+//! Not a library: the `e2e-tests` package has no `[lib]` (`autolib = false`), and this file is
+//! compiled into each test binary as its module `support` (`#[path = "../../src/lib.rs"] mod
+//! support;` in `tests/tests/e2e/main.rs`, `#[path = "../src/lib.rs"]` in
+//! `tests/tests/security_logs.rs`). All of the package's dependencies are dev-dependencies, so
+//! `auth-interceptor`'s `testing` feature (the token forging helpers) is only enabled when tests are
+//! built, never by feature unification in a normal `cargo build --workspace`.
+//!
 //! Scenarios live in `tests/tests/e2e/` (one test binary, a module per area) and
 //! `tests/tests/security_logs.rs`; [`both_backends!`] turns one `async fn(Backend)` into a test
 //! per storage backend. Everything is re-exported here, so a scenario file needs only
-//! `use e2e_tests::*;`.
+//! `use crate::support::*;`.
 //!
 //! - [`harness`]: starting and stopping a [`TestServer`], [`Options`], flag parsing, time bounds;
 //! - [`database`]: the fresh database of each server and row access to it ([`Db`]);
@@ -16,7 +23,8 @@
 //! - [`greeter`]: a demo service behind the interceptor layer, trusting a [`TestServer`]'s keys.
 
 // Test support code: a failed expectation is a failed test, and panicking with a message is the point.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// Each test binary uses only part of it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
 pub mod assertions;
 pub mod clients;
@@ -27,11 +35,10 @@ pub mod greeter;
 pub mod harness;
 pub mod tokens;
 
-pub use assertions::*;
-pub use clients::*;
-pub use cluster::PgCluster;
-pub use database::*;
-pub use forge::*;
-pub use greeter::*;
-pub use harness::*;
-pub use tokens::*;
+// Re-exported for the scenarios; a test binary that uses none of a module's items would call these
+// imports unused.
+#[allow(unused_imports)]
+pub use {
+    assertions::*, clients::*, cluster::PgCluster, database::*, forge::*, greeter::*, harness::*,
+    tokens::*,
+};

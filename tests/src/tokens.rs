@@ -1,6 +1,6 @@
 //! The token toolkit every forged token is made with: the server's own signing key
 //! ([`TestServer::signing_key`], the catalogue's `S(h,p)`), signing any header and payload with any key
-//! or HMAC secret, and taking a JWT apart without verifying it. [`crate::forge`] builds the
+//! or HMAC secret, and taking a JWT apart without verifying it. [`forge`](super::forge) builds the
 //! catalogue's attack cases from these.
 
 use auth_server::keys::master::MasterKey;
@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
 
-use crate::harness::TestServer;
+use super::harness::TestServer;
 
 /// A key that signs tokens as the server does.
 pub struct SigningKey {

@@ -10,16 +10,20 @@
 //! slow, at TRACE — every other test running at the same time, and this test's assertions would depend
 //! on what else ran.
 
+// The shared support of the end-to-end tests, compiled into this binary (see `tests/src/lib.rs`).
+#[path = "../src/lib.rs"]
+mod support;
+
 use std::collections::HashSet;
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use crate::support::*;
 use auth_proto::v1::{
     ChangePasswordRequest, CreateUserRequest, ListUsersRequest, LogoutRequest, RefreshRequest,
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use e2e_tests::*;
 use tonic::Code;
 
 both_backends!(no_secret_in_logs_or_database);

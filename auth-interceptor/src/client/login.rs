@@ -1,13 +1,17 @@
 //! A [`TokenSource`] for a service account: `Login`, then `Refresh` ahead of expiry.
+//!
+//! Token ages are measured on Tokio's clock (`tokio::time::Instant`), so tests under
+//! `tokio::time::pause()` can move a token to its refresh point without sleeping.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use auth_proto::v1::auth_service_client::AuthServiceClient;
 use auth_proto::v1::{LoginRequest, RefreshRequest};
 use futures_util::future::BoxFuture;
+use tokio::time::Instant;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 

@@ -8,6 +8,9 @@
 //! - [`with_auth_retry`]: runs a unary call and, if it fails with `UNAUTHENTICATED`, invalidates the
 //!   token and runs it once more. The layer itself never retries: a request body is a stream that
 //!   cannot be replayed, so only the caller can rebuild the request.
+//!
+//! Time here (a token's refresh point and expiry, call timeouts) is Tokio's clock, so tests under
+//! `tokio::time::pause()` move it with `tokio::time::advance`.
 
 use std::future::Future;
 use std::sync::Arc;

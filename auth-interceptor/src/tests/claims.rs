@@ -125,6 +125,38 @@ fn c04_lifetime_is_bounded() {
 }
 
 #[test]
+fn c04_default_lifetime_bound_is_one_hour() {
+    // A stolen signing key must not mint day-long tokens that verifiers accept: by default a token
+    // may live 1 h (a small multiple of the auth server's 600 s), not a second more.
+    let (k, set) = setup();
+    let now = unix_now();
+    let cfg = VerifierConfig::new(ISSUER, AUDIENCE);
+    assert_eq!(cfg.max_lifetime, std::time::Duration::from_secs(3600));
+    assert_eq!(cfg.max_lifetime, crate::DEFAULT_MAX_LIFETIME);
+    assert!(check(&k, &set, &claims_at("u1", &[], now, 600)).is_ok());
+    assert!(check(&k, &set, &claims_at("u1", &[], now, 3600)).is_ok());
+    for ttl in [3601, 2 * 3600, 24 * 3600] {
+        assert_eq!(
+            check(&k, &set, &claims_at("u1", &[], now, ttl)),
+            Err(VerifyError::Malformed("lifetime")),
+            "{ttl}"
+        );
+    }
+    // An issuer with a longer TTL needs a verifier configured for it.
+    let mut cfg = VerifierConfig::new(ISSUER, AUDIENCE);
+    cfg.max_lifetime = std::time::Duration::from_secs(2 * 3600);
+    let long = Verifier::new(cfg);
+    assert!(
+        long.verify(&set, &k.sign(&claims_at("u1", &[], now, 2 * 3600)))
+            .is_ok()
+    );
+    assert_eq!(
+        long.verify(&set, &k.sign(&claims_at("u1", &[], now, 2 * 3600 + 1))),
+        Err(VerifyError::Malformed("lifetime"))
+    );
+}
+
+#[test]
 fn c05_nbf_and_iat_in_the_future() {
     let (k, set) = setup();
     let now = unix_now();

@@ -1,4 +1,5 @@
-//! The client side against a small real AuthService issuing short-lived tokens.
+//! The client side against a small real AuthService issuing short-lived tokens. A token's refresh
+//! point is measured on Tokio's clock, so the tests [`skip`] to it instead of sleeping.
 
 #![allow(clippy::unwrap_used)]
 
@@ -61,7 +62,7 @@ async fn login_then_refresh_before_expiry() {
     client.who_am_i(WhoAmIRequest {}).await.unwrap();
     assert_eq!(s.source.refresh_count(), 0);
     // Past 1.6 s: refreshed (not a new login) before the token expires.
-    tokio::time::sleep(Duration::from_millis(1700)).await;
+    skip(Duration::from_millis(1700)).await;
     client.who_am_i(WhoAmIRequest {}).await.unwrap();
     assert_eq!((s.source.login_count(), s.source.refresh_count()), (1, 1));
     assert_ne!(s.source.token().await.unwrap(), first);
@@ -89,7 +90,7 @@ async fn concurrent_callers_share_one_login_and_one_refresh() {
     }
     assert!(tokens.windows(2).all(|w| w[0] == w[1]));
     assert_eq!(s.state.logins.load(Ordering::SeqCst), 1);
-    tokio::time::sleep(Duration::from_millis(1700)).await;
+    skip(Duration::from_millis(1700)).await;
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let src = s.source.clone();
@@ -109,7 +110,7 @@ async fn rejected_refresh_token_falls_back_to_login() {
     s.source.token().await.unwrap();
     // The server forgets every refresh token (e.g. the session was revoked).
     s.state.refresh_tokens.lock().unwrap().clear();
-    tokio::time::sleep(Duration::from_millis(900)).await;
+    skip(Duration::from_millis(900)).await;
     s.source.token().await.unwrap();
     assert_eq!(s.state.refreshes.load(Ordering::SeqCst), 1);
     assert_eq!(s.state.logins.load(Ordering::SeqCst), 2);

@@ -1,16 +1,21 @@
 //! Key lifecycle on real sockets: rotation through unknown-kid refetch, single flight, rate limits,
 //! the auth server down at startup and mid-run, the verified-token cache, and revocation checks.
+//!
+//! Refetch windows, staleness, revocation answers and (where injected) token lifetimes run on Tokio's
+//! clock: the tests configure them in seconds and [`skip`] across them between calls, so nothing
+//! sleeps for real and no outcome depends on how fast the machine is.
 
 #![allow(clippy::unwrap_used)]
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::support::*;
 use auth_interceptor::testing::{self, TestKey, claims_at};
 use auth_interceptor::{
-    Authorizer, JwksSource, JwksSourceConfig, KeySet, Policy, RevocationChecker, Rule, SharedKeys,
-    Verifier, VerifierConfig,
+    Authorizer, Clock, JwksSource, JwksSourceConfig, KeySet, KeySource, NoKeys, Policy,
+    RevocationChecker, Rule, SharedKeys, TokioClock, Verifier, VerifierConfig,
 };
 use auth_interceptor::{FileJwksFetcher, GrpcJwksFetcher, load_jwks_file};
 use auth_proto::demo::*;
@@ -66,7 +71,13 @@ async fn rotation_is_picked_up_by_one_single_flight_refetch() {
 #[tokio::test]
 async fn unknown_kids_are_rate_limited_and_negatively_cached() {
     let state = AuthState::new(TestKey::ed25519("k1"));
-    let source = grpc_source(&state, fast_config()).await;
+    // Windows far longer than the 101 calls take, however slow the machine: skipped over below.
+    let config = JwksSourceConfig {
+        min_refetch_interval: Duration::from_secs(60),
+        negative_ttl: Duration::from_secs(60),
+        ..fast_config()
+    };
+    let source = grpc_source(&state, config).await;
     source.wait_for_keys(Duration::from_secs(5)).await.unwrap();
     let addr = serve_greeter(greeter_layer(source.clone())).await;
     let mut c = greeter_client(addr).await;
@@ -92,7 +103,7 @@ async fn unknown_kids_are_rate_limited_and_negatively_cached() {
     // One initial fetch plus one refetch (the rest are rate-limited or negatively cached).
     assert_eq!(source.fetch_count(), 2);
     // After the rate-limit window a genuinely new key is still picked up.
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    skip(Duration::from_secs(61)).await;
     state.rotate_to(TestKey::ed25519("k2"));
     c.who_am_i(bearer(WhoAmIRequest {}, &state.issue("u1", &[])))
         .await
@@ -108,7 +119,7 @@ async fn auth_server_down_at_startup_fails_closed_then_recovers() {
     );
     assert!(
         source
-            .wait_for_keys(Duration::from_millis(300))
+            .wait_for_keys(Duration::from_millis(50))
             .await
             .is_err()
     );
@@ -129,10 +140,16 @@ async fn auth_server_down_at_startup_fails_closed_then_recovers() {
     let source = grpc_source(&state, fast_config()).await;
     assert!(
         source
-            .wait_for_keys(Duration::from_millis(250))
+            .wait_for_keys(Duration::from_millis(50))
             .await
             .is_err()
     );
+    // The retry loop keeps trying while GetJwks fails (every 100 ms).
+    eventually("a retried GetJwks", || {
+        state.jwks_calls.load(Ordering::SeqCst) >= 2
+    })
+    .await;
+    assert!(source.wait_for_keys(Duration::ZERO).await.is_err());
     state.jwks_down.store(false, Ordering::SeqCst);
     source.wait_for_keys(Duration::from_secs(5)).await.unwrap();
     let addr = serve_greeter(greeter_layer(source.clone())).await;
@@ -146,29 +163,47 @@ async fn auth_server_down_at_startup_fails_closed_then_recovers() {
 async fn auth_server_down_mid_run_keeps_stale_keys_until_max_staleness() {
     let state = AuthState::new(TestKey::ed25519("k1"));
     let config = JwksSourceConfig {
-        refresh_interval: Duration::from_millis(100),
-        max_staleness: Duration::from_millis(800),
+        refresh_interval: Duration::from_secs(10),
+        retry_interval: Duration::from_secs(5),
+        max_staleness: Duration::from_secs(60),
         ..fast_config()
     };
-    let source = grpc_source(&state, config).await;
+    // The clock jumps while a background fetch may be in flight: give it a timeout no jump reaches.
+    let fetcher = GrpcJwksFetcher::new(lazy_channel(serve_auth(state.clone()).await))
+        .with_timeout(Duration::from_secs(3600));
+    let source = JwksSource::start(fetcher, config);
     source.wait_for_keys(Duration::from_secs(5)).await.unwrap();
     let auth = authorizer(source.clone()).with_cache(0, Duration::ZERO);
     let addr = serve_greeter(auth.layer(greeter_policy()).unwrap()).await;
     let mut c = greeter_client(addr).await;
     let tok = state.issue("u1", &[]);
     state.jwks_down.store(true, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    // Refreshes are failing, but the last good key set is young enough.
+    // The next background refresh (10 s on) fails...
+    skip(Duration::from_secs(10)).await;
+    eventually("the failed refresh", || {
+        state.jwks_calls.load(Ordering::SeqCst) >= 2 && source.fetch_count() >= 2
+    })
+    .await;
+    // ...but the last good key set, 10 s old, is young enough.
     c.who_am_i(bearer(WhoAmIRequest {}, &tok)).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert!(source.age().unwrap() < Duration::from_secs(60));
+    // Past the 60 s staleness bound (retries failing all along): fail closed.
+    skip(Duration::from_secs(55)).await;
     let s = c
         .who_am_i(bearer(WhoAmIRequest {}, &tok))
         .await
         .unwrap_err();
     assert_eq!(s.code(), Code::Unavailable);
-    // Back up: the refresh loop restores service.
+    // Back up: the refresh loop's next retry (at most 5 s on) restores service. Step through time a
+    // second at a time, letting a fetch in flight finish in between.
     state.jwks_down.store(false, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    for _ in 0..250 {
+        if source.current().is_ok() {
+            break;
+        }
+        skip(Duration::from_secs(1)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     c.who_am_i(bearer(WhoAmIRequest {}, &tok)).await.unwrap();
 }
 
@@ -220,23 +255,41 @@ async fn verified_token_cache_never_outlives_exp() {
     let key = TestKey::ed25519("k1");
     let mut cfg = VerifierConfig::new(testing::ISSUER, testing::AUDIENCE);
     cfg.leeway = Duration::ZERO;
-    let auth = Authorizer::new(Verifier::new(cfg), SharedKeys::new(key.key_set()));
+    // Token lifetimes on Tokio's clock, started half-way through one of its seconds: every whole-
+    // second step below then lands half a second from a second boundary, whatever the calls take.
+    let clock = TokioClock::new();
+    tokio::time::pause();
+    let start = clock.unix_now();
+    while clock.unix_now() == start {
+        tokio::time::advance(Duration::from_millis(1)).await;
+    }
+    tokio::time::advance(Duration::from_millis(500)).await;
+    tokio::time::resume();
+    let auth = Authorizer::new(Verifier::new(cfg), SharedKeys::new(key.key_set()))
+        .with_clock(Arc::new(clock));
     let layer = auth.layer(greeter_policy()).unwrap();
     let addr = serve_greeter(layer.clone()).await;
     let mut c = greeter_client(addr).await;
-    let now = unix_now();
+    let now = clock.unix_now();
     let tok = key.sign(&claims_at("u1", &[], now, 2));
     c.who_am_i(bearer(WhoAmIRequest {}, &tok)).await.unwrap();
     assert_eq!(layer.authorizer().cache().len(), 1);
-    while unix_now() < now + 2 {
+    // Served (from the cache) in every second before `exp`...
+    for _ in 0..2 {
+        assert!(clock.unix_now() < now + 2);
         c.who_am_i(bearer(WhoAmIRequest {}, &tok)).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(layer.authorizer().cache().len(), 1);
+        skip(Duration::from_secs(1)).await;
     }
+    // ...and refused from `exp` on, although it is still cached from before.
+    assert_eq!(clock.unix_now(), now + 2);
+    assert_eq!(layer.authorizer().cache().len(), 1);
     let s = c
         .who_am_i(bearer(WhoAmIRequest {}, &tok))
         .await
         .unwrap_err();
     assert_eq!(s.code(), Code::Unauthenticated);
+    assert!(layer.authorizer().cache().is_empty());
 }
 
 #[tokio::test]
@@ -253,8 +306,7 @@ async fn revocation_check_asks_validate_and_caches_briefly() {
         .build()
         .unwrap();
     assert!(policy.uses_revalidation());
-    let checker =
-        RevocationChecker::new(lazy_channel(auth_addr)).with_ttl(Duration::from_millis(200));
+    let checker = RevocationChecker::new(lazy_channel(auth_addr)).with_ttl(Duration::from_secs(5));
     let auth = Authorizer::new(
         testing::verifier(),
         SharedKeys::new(state.signer.lock().unwrap().key_set()),
@@ -271,7 +323,13 @@ async fn revocation_check_asks_validate_and_caches_briefly() {
         .unwrap();
     assert_eq!(state.validates.load(Ordering::SeqCst), 1);
     state.revoked.lock().unwrap().insert(tok.clone());
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    // Within the answer's 5 s the revocation is not seen yet; after them it is.
+    skip(Duration::from_secs(4)).await;
+    c.admin_hello(bearer(AdminHelloRequest {}, &tok))
+        .await
+        .unwrap();
+    assert_eq!(state.validates.load(Ordering::SeqCst), 1);
+    skip(Duration::from_secs(1)).await;
     let s = c
         .admin_hello(bearer(AdminHelloRequest {}, &tok))
         .await
@@ -377,10 +435,11 @@ async fn jwks_file_sources() {
     assert!(load_jwks_file(&path).is_err());
 }
 
-/// Refetch timing for the lockout tests: a short rate-limit window keeps every real wait under 100 ms.
+/// Refetch timing for the lockout tests: a 5 s rate-limit window (skipped over, not slept through)
+/// and a 60 s negative cache.
 fn lockout_config() -> JwksSourceConfig {
     JwksSourceConfig {
-        min_refetch_interval: Duration::from_millis(60),
+        min_refetch_interval: Duration::from_secs(5),
         negative_ttl: Duration::from_secs(60),
         ..fast_config()
     }
@@ -409,7 +468,7 @@ async fn a_forged_kid_does_not_lock_out_a_key_rotated_in_right_after() {
         .await
         .unwrap_err();
     assert_eq!(s.code(), Code::Unavailable, "retryable, not invalid_token");
-    tokio::time::sleep(Duration::from_millis(70)).await;
+    skip(Duration::from_secs(5)).await;
     c.who_am_i(bearer(WhoAmIRequest {}, &genuine))
         .await
         .unwrap();
@@ -440,11 +499,25 @@ async fn a_failed_refetch_does_not_remember_the_kid_as_unknown() {
         .unwrap_err();
     assert_eq!(s.code(), Code::Unavailable);
     state.jwks_down.store(false, Ordering::SeqCst);
-    // ...so the next permitted refetch (60 ms later, not the 60 s negative TTL) brings the key.
-    tokio::time::sleep(Duration::from_millis(70)).await;
+    // ...so the next permitted refetch (5 s later, not the 60 s negative TTL) brings the key.
+    skip(Duration::from_secs(5)).await;
     c.who_am_i(bearer(WhoAmIRequest {}, &genuine))
         .await
         .unwrap();
+}
+
+/// The error of `wait_for_keys` once the first fetch has finished (each wait 10 ms, at most 5 s).
+async fn no_keys_after_first_fetch(source: &JwksSource) -> NoKeys {
+    for _ in 0..500 {
+        let e = source
+            .wait_for_keys(Duration::from_millis(10))
+            .await
+            .unwrap_err();
+        if e.last_error.is_some() {
+            return e;
+        }
+    }
+    panic!("no fetch finished within 5 s");
 }
 
 #[tokio::test]
@@ -453,10 +526,7 @@ async fn wait_for_keys_says_why_there_are_none() {
     let dead = dead_addr().await;
     let uri = format!("http://{dead}");
     let source = JwksSource::start(GrpcJwksFetcher::from_uri(&uri).unwrap(), fast_config());
-    let e = source
-        .wait_for_keys(Duration::from_millis(100))
-        .await
-        .unwrap_err();
+    let e = no_keys_after_first_fetch(&source).await;
     let text = e.to_string();
     assert!(text.contains(&uri), "{text}");
     assert!(text.contains("Unavailable"), "{text}");
@@ -464,10 +534,7 @@ async fn wait_for_keys_says_why_there_are_none() {
     let state = AuthState::new(TestKey::ed25519("k1"));
     state.published.lock().unwrap().clear();
     let source = grpc_source(&state, fast_config()).await;
-    let e = source
-        .wait_for_keys(Duration::from_millis(100))
-        .await
-        .unwrap_err();
+    let e = no_keys_after_first_fetch(&source).await;
     assert!(e.to_string().contains("empty"), "{e}");
     assert!(e.to_string().contains("KeySet::hs256"), "{e}");
 }

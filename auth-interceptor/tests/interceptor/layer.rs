@@ -24,6 +24,7 @@ async fn setup() -> (
     (key, greeter_client(addr).await)
 }
 
+/// A malformed or invalid token: `UNAUTHENTICATED` with RFC 6750's `invalid_token` error code.
 fn assert_unauthenticated(status: &tonic::Status) {
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
     assert_eq!(status.message(), "invalid token");
@@ -31,6 +32,14 @@ fn assert_unauthenticated(status: &tonic::Status) {
         status.metadata().get("www-authenticate").unwrap(),
         "Bearer error=\"invalid_token\""
     );
+}
+
+/// No credentials at all: the same code and message, but a bare `Bearer` challenge without an error
+/// code (RFC 6750 §3.1).
+fn assert_no_token(status: &tonic::Status) {
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    assert_eq!(status.message(), "invalid token");
+    assert_eq!(status.metadata().get("www-authenticate").unwrap(), "Bearer");
 }
 
 #[tokio::test]
@@ -47,7 +56,7 @@ async fn every_status_and_per_method_rules() {
         .unwrap();
     // Required: missing token.
     let s = c.who_am_i(WhoAmIRequest {}).await.unwrap_err();
-    assert_unauthenticated(&s);
+    assert_no_token(&s);
     // Required: valid token; the handler sees the claims.
     let tok = key.token("u1", &["reader"]);
     let me = c
@@ -74,7 +83,7 @@ async fn every_status_and_per_method_rules() {
         .await
         .unwrap();
     // No token at all on a role method: UNAUTHENTICATED, not PERMISSION_DENIED.
-    assert_unauthenticated(&c.admin_hello(AdminHelloRequest {}).await.unwrap_err());
+    assert_no_token(&c.admin_hello(AdminHelloRequest {}).await.unwrap_err());
 }
 
 #[tokio::test]
@@ -84,7 +93,7 @@ async fn streaming_rpcs_are_protected() {
         .stream_hello(StreamHelloRequest { count: 3 })
         .await
         .unwrap_err();
-    assert_unauthenticated(&s);
+    assert_no_token(&s);
     let tok = key.token("u1", &[]);
     let mut stream = c
         .stream_hello(bearer(StreamHelloRequest { count: 3 }, &tok))
@@ -124,7 +133,7 @@ async fn deny_by_default_and_per_service_wrapping() {
     let addr = serve_routes(Routes::new(layer.layer(GreeterServiceServer::new(Greeter)))).await;
     let mut c = greeter_client(addr).await;
     c.say_hello(SayHelloRequest::default()).await.unwrap();
-    assert_unauthenticated(&c.who_am_i(WhoAmIRequest {}).await.unwrap_err());
+    assert_no_token(&c.who_am_i(WhoAmIRequest {}).await.unwrap_err());
     let tok = key.token("u1", &["admin"]);
     let s = c
         .who_am_i(bearer(WhoAmIRequest {}, &tok))
@@ -207,7 +216,7 @@ async fn metadata_rules_m01_to_m06_and_m09() {
         "authorization-bin",
         MetadataValue::from_bytes(format!("Bearer {tok}").as_bytes()),
     );
-    assert_unauthenticated(&c.who_am_i(r).await.unwrap_err());
+    assert_no_token(&c.who_am_i(r).await.unwrap_err());
     // M09: identity never comes from other metadata.
     let mut r = bearer(WhoAmIRequest {}, &tok);
     r.metadata_mut()
@@ -218,7 +227,7 @@ async fn metadata_rules_m01_to_m06_and_m09() {
     let mut r = tonic::Request::new(AdminHelloRequest {});
     r.metadata_mut()
         .insert("x-user-id", MetadataValue::from_static("admin"));
-    assert_unauthenticated(&c.admin_hello(r).await.unwrap_err());
+    assert_no_token(&c.admin_hello(r).await.unwrap_err());
 }
 
 #[tokio::test]
@@ -339,7 +348,7 @@ async fn plain_interceptor_all_or_nothing() {
     )))
     .await;
     let mut c = greeter_client(addr).await;
-    assert_unauthenticated(&c.say_hello(SayHelloRequest::default()).await.unwrap_err());
+    assert_no_token(&c.say_hello(SayHelloRequest::default()).await.unwrap_err());
     let reader = key.token("u1", &["reader"]);
     let s = c
         .who_am_i(bearer(WhoAmIRequest {}, &reader))
@@ -397,7 +406,10 @@ async fn raw_layer_refuses_non_ascii_and_keeps_grpc_shape() {
         resp.headers().get("grpc-message").unwrap(),
         "invalid%20token"
     );
-    assert!(resp.headers().get("www-authenticate").is_some());
+    assert_eq!(
+        resp.headers().get("www-authenticate").unwrap(),
+        auth_interceptor::INVALID_TOKEN_CHALLENGE
+    );
     let ok = format!("Bearer {}", key.token("u1", &[]));
     let resp = svc.oneshot(request(ok.as_bytes())).await.unwrap();
     assert!(resp.headers().get("grpc-status").is_none());
@@ -417,7 +429,7 @@ async fn optional_rule_verifies_a_token_only_when_present() {
     let mut c = greeter_client(serve_greeter(auth.layer(policy).unwrap()).await).await;
     // No token: the call goes through anonymously (the handler's `auth()?` then refuses it).
     c.say_hello(SayHelloRequest::default()).await.unwrap();
-    assert_unauthenticated(&c.who_am_i(WhoAmIRequest {}).await.unwrap_err());
+    assert_no_token(&c.who_am_i(WhoAmIRequest {}).await.unwrap_err());
     // A valid token is verified and handed to the handler; an invalid one is refused outright.
     let tok = key.token("u1", &[]);
     assert_eq!(

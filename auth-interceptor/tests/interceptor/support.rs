@@ -1,6 +1,13 @@
 //! Shared helpers for the integration tests: a small real `AuthService` (Login, Refresh, GetJwks,
-//! Validate) whose keys and availability the test controls, a demo greeter, and server/client plumbing
-//! on real sockets.
+//! Validate) whose keys and availability the test controls, a demo greeter, server/client plumbing
+//! on real sockets, and [`skip`], which moves Tokio's clock instead of sleeping.
+//!
+//! Time in these tests: everything the crate times (key-set ages and refetch windows, revocation
+//! answers, a login token's refresh point, and a [`auth_interceptor::TokioClock`] where a test injects
+//! one) runs on Tokio's clock. The tests keep that clock running while calls travel over the sockets —
+//! a paused runtime auto-advances to the next timer whenever it waits for I/O, which would fire a
+//! call's timeouts early — and jump it forward with [`skip`] between calls. What is left of real
+//! waiting is short polls ([`eventually`]) for background work to finish.
 
 #![allow(clippy::unwrap_used)]
 
@@ -17,9 +24,9 @@ use auth_proto::demo::greeter_service_server::GreeterServiceServer;
 use auth_proto::v1::auth_service_server::{AuthService, AuthServiceServer};
 use auth_proto::v1::*;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::metadata::MetadataValue;
 use tonic::service::Routes;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Endpoint, Server};
 use tonic::{Request, Response, Status};
 
@@ -59,11 +66,18 @@ pub async fn serve_greeter(layer: AuthLayer) -> SocketAddr {
         Server::builder()
             .layer(layer)
             .add_service(GreeterServiceServer::new(Greeter))
-            .serve_with_incoming(TcpListenerStream::new(listener))
+            .serve_with_incoming(incoming(listener))
             .await
             .unwrap();
     });
     addr
+}
+
+/// The connections of `listener`, with `TCP_NODELAY` as `Server::serve` would set it
+/// (`serve_with_incoming` leaves sockets as they come, and Nagle's algorithm meeting delayed ACKs
+/// costs a loopback call tens of milliseconds).
+fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
 pub async fn channel(addr: SocketAddr) -> Channel {
@@ -279,7 +293,7 @@ pub async fn serve_routes(routes: Routes) -> SocketAddr {
     tokio::spawn(async move {
         Server::builder()
             .add_routes(routes)
-            .serve_with_incoming(TcpListenerStream::new(listener))
+            .serve_with_incoming(incoming(listener))
             .await
             .unwrap();
     });
@@ -298,6 +312,29 @@ pub fn lazy_channel(addr: SocketAddr) -> Channel {
 pub async fn dead_addr() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     l.local_addr().unwrap()
+}
+
+/// Moves Tokio's clock forward by `by` at once, without sleeping: every Tokio timer, every
+/// `tokio::time::Instant` and every `TokioClock` of this runtime jump with it, and timers that come due
+/// fire. The clock is frozen only for the jump, so call this with no call in flight (a paused runtime
+/// waiting for I/O would auto-advance past that call's timeouts). Needs `#[tokio::test]`'s
+/// current-thread runtime.
+pub async fn skip(by: Duration) {
+    tokio::time::pause();
+    tokio::time::advance(by).await;
+    tokio::time::resume();
+}
+
+/// Waits until `done()` holds, polling every 10 ms for at most 5 s (real time), for background work
+/// (a refresh loop's fetch in flight) to finish; panics naming `what` otherwise.
+pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{what}: not within 5 s");
 }
 
 /// Now, in seconds since the Unix epoch (the system clock).

@@ -275,6 +275,20 @@ mod tests {
     }
 
     #[test]
+    fn validate_bounds_token_lifetimes_by_the_servers_own_ttl() {
+        // Not the interceptor's generic default (1 h): exactly what this server issues.
+        let vc = parse(&[]).unwrap().tokens.verifier_config();
+        assert_eq!(vc.max_lifetime, std::time::Duration::from_secs(600));
+        assert!(vc.max_lifetime < auth_interceptor::DEFAULT_MAX_LIFETIME);
+        // A TTL beyond the interceptor's default still verifies the server's own tokens.
+        let vc = parse(&["--access-token-ttl", "7200"])
+            .unwrap()
+            .tokens
+            .verifier_config();
+        assert_eq!(vc.max_lifetime, std::time::Duration::from_secs(7200));
+    }
+
+    #[test]
     fn secrets_are_redacted_in_debug_output() {
         let s = parse(&[
             "--database-url",

@@ -4,9 +4,9 @@
 use auth_proto::v1::InvalidReason;
 use serde_json::{Value, json};
 
+use super::super::harness::{ACCESS_TTL, LEEWAY};
+use super::super::tokens::SigningKey;
 use super::Case;
-use crate::harness::{ACCESS_TTL, LEEWAY};
-use crate::tokens::SigningKey;
 
 /// Claim-rule cases (F12, C01–C09) signed with the server's real key `key` (the catalogue's `S(h,p)`),
 /// from the claims `p` of a real token, at server time `now`.

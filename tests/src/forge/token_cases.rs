@@ -7,12 +7,12 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
 
-use super::{Case, ForgedTokens};
-use crate::harness::TestServer;
-use crate::tokens::{
+use super::super::harness::TestServer;
+use super::super::tokens::{
     b64_json, claims_of, header_of, hex_bytes, hmac_sign, jwt_header, resign_keep_signature,
     sign_with, signature_of,
 };
+use super::{Case, ForgedTokens};
 
 /// The tampered variants of F10: every member set to each odd value, signature kept.
 pub fn tampered(token: &str) -> Vec<(String, String)> {

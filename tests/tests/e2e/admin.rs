@@ -1,10 +1,10 @@
 //! AdminService and ChangePassword: authorisation of every method, and each operation's effect on
 //! users, sessions and tokens (catalogue M01, M08, R08, C09).
 
+use crate::support::*;
 use auth_proto::v1::admin_service_client::AdminServiceClient;
 use auth_proto::v1::auth_service_client::AuthServiceClient;
 use auth_proto::v1::*;
-use e2e_tests::*;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 

@@ -7,8 +7,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use auth_proto::v1::{GetJwksRequest, ValidateRequest};
-use e2e_tests::*;
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;

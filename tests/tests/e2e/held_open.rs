@@ -5,8 +5,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use auth_proto::v1::{CreateUserRequest, CreateUserResponse};
-use e2e_tests::*;
 use tonic::{Code, Status};
 
 both_backends!(a_call_opened_before_expiry_and_completed_after_is_refused);

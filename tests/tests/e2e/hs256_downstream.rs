@@ -2,8 +2,8 @@
 //! service builds its keys from the shared secret (`KeySet::hs256`, the README's recipe). A logged-in
 //! user's token passes it; a token signed with any other secret does not.
 
+use crate::support::*;
 use auth_interceptor::{KeySet, SharedKeys, hs256_kid};
-use e2e_tests::*;
 use jsonwebtoken::Algorithm;
 use tonic::Code;
 

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
+use crate::support::*;
 use auth_proto::v1::{InvalidReason, RotateSigningKeyRequest};
-use e2e_tests::*;
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
 use tonic::Code;

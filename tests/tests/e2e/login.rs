@@ -1,7 +1,7 @@
 //! Login: the issued tokens, identical failures, input bounds, normalisation (catalogue L01, L05–L08).
 
+use crate::support::*;
 use auth_proto::v1::LoginRequest;
-use e2e_tests::*;
 use tonic::Code;
 
 both_backends!(

@@ -3,6 +3,12 @@
 //!
 //! `security_logs` is not here: it installs a process-global TRACE subscriber, so it is a test binary
 //! of its own (`tests/tests/security_logs.rs`, which says why).
+//!
+//! The shared support (`tests/src/`) is compiled in as the module `support`: scenario modules start
+//! with `use crate::support::*;`.
+
+#[path = "../../src/lib.rs"]
+mod support;
 
 mod admin;
 mod database_lost;

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
+use crate::support::*;
 use auth_proto::v1::{InvalidReason, LogoutRequest, RefreshRequest, RefreshResponse};
-use e2e_tests::*;
 use tonic::{Code, Status};
 
 both_backends!(

@@ -6,9 +6,9 @@
 
 use std::collections::BTreeSet;
 
+use crate::support::*;
 use auth_proto::v1::auth_service_client::AuthServiceClient;
 use auth_proto::v1::{AuditEvent, ListAuditEventsRequest, LoginRequest, LoginResponse};
-use e2e_tests::*;
 use tonic::codec::CompressionEncoding;
 use tonic::{Code, Request, Status};
 use tonic_health::pb::HealthCheckRequest;

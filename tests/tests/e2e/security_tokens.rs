@@ -7,9 +7,9 @@
 
 use std::collections::BTreeSet;
 
+use crate::support::*;
 use auth_proto::v1::admin_service_client::AdminServiceClient;
 use auth_proto::v1::{InvalidReason, LogoutRequest, RotateSigningKeyRequest};
-use e2e_tests::*;
 use jsonwebtoken::Algorithm;
 use serde_json::json;
 use tonic::Code;

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use e2e_tests::*;
+use crate::support::*;
 use tonic::Code;
 
 const TRIALS: usize = 200;

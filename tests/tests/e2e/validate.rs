@@ -1,8 +1,8 @@
 //! Validate: valid tokens, revocation, expiry, and every forged-token case of the catalogue that applies
 //! to the RPC (F01–F12, C01–C09, D04).
 
+use crate::support::*;
 use auth_proto::v1::{InvalidReason, ValidateRequest};
-use e2e_tests::*;
 use serde_json::json;
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
