@@ -15,9 +15,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use futures_util::{Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
 use tonic::transport::Server;
 use tonic::transport::server::{Connected, TcpConnectInfo, TcpIncoming};
@@ -69,9 +72,10 @@ pub const DEFAULT_MAX_DECODING_MESSAGE_SIZE: usize = 64 * 1024;
 /// # Ok(()) }
 /// ```
 ///
-/// What tonic does not offer, and these limits therefore cannot give: a bound on the number of
-/// connections, and an idle timeout separate from the maximum age. Put the service behind a proxy or
-/// a firewall rule for those.
+/// Two bounds tonic does not offer are enforced by the listener of [`ServerLimits::bind`] /
+/// [`ServerLimits::incoming`]: a cap on open connections (at the cap, new connections wait in the
+/// kernel's accept queue, and a warning is logged), and a handshake timeout (a connection that sends
+/// nothing, not even the HTTP/2 preface, is closed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerLimits {
     /// HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS`: streams one connection may have open at once; more
@@ -118,6 +122,15 @@ pub struct ServerLimits {
     /// `TCP_NODELAY` on accepted sockets. Default `true` (as tonic's): gRPC messages are small and
     /// latency-bound.
     pub tcp_nodelay: bool,
+    /// Connections open at once. At the cap the listener stops accepting (new connections wait in
+    /// the kernel's backlog) and logs a warning at most every 10 s. Default `Some(1024)`: without a
+    /// cap, idle sockets exhaust the process's file descriptors (often limited to 1024) and new
+    /// clients time out with nothing logged. Keep it below the descriptor limit.
+    pub max_connections: Option<usize>,
+    /// How long an accepted connection may take to send its first bytes (the HTTP/2 preface) before
+    /// it is closed. Default `Some(10 s)`: a socket that sends nothing holds a descriptor and a
+    /// connection slot for free.
+    pub handshake_timeout: Option<Duration>,
     /// Largest request message, bytes, for each service's `max_decoding_message_size` (tonic sets it
     /// per service; the server builder cannot). Larger messages get `OUT_OF_RANGE` (tonic 0.14's status
     /// for it) before the handler runs. Default
@@ -138,6 +151,8 @@ impl Default for ServerLimits {
             http2_max_header_list_size: 16 * 1024,
             tcp_keepalive: Some(Duration::from_secs(60)),
             tcp_nodelay: true,
+            max_connections: Some(1024),
+            handshake_timeout: Some(Duration::from_secs(10)),
             max_decoding_message_size: DEFAULT_MAX_DECODING_MESSAGE_SIZE,
         }
     }
@@ -199,41 +214,77 @@ impl ServerLimits {
         incoming: TcpIncoming,
     ) -> impl Stream<Item = io::Result<LimitedConnection<TcpStream>>> + Send + 'static {
         let lifetime = self.max_connection_age.zip(self.max_connection_age_grace);
-        incoming
+        let handshake = self.handshake_timeout;
+        let slots = self
+            .max_connections
+            .map(|n| (Arc::new(Semaphore::new(n.max(1))), n));
+        let incoming = incoming
             .with_nodelay(Some(self.tcp_nodelay))
-            .with_keepalive(self.tcp_keepalive)
-            .map(move |conn| {
-                conn.map(|io| LimitedConnection {
-                    io,
-                    end: lifetime.map(|(age, grace)| Box::pin(tokio::time::sleep(age + grace))),
-                })
-            })
+            .with_keepalive(self.tcp_keepalive);
+        let state = (Box::pin(incoming), slots, None::<tokio::time::Instant>);
+        futures_util::stream::unfold(state, move |(mut incoming, slots, mut warned)| async move {
+            // A slot first: at the cap, stop accepting until a connection closes.
+            let slot = match &slots {
+                None => None,
+                Some((semaphore, max)) => match semaphore.clone().try_acquire_owned() {
+                    Ok(slot) => Some(slot),
+                    Err(_) => {
+                        if warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                            tracing::warn!(
+                                max_connections = max,
+                                "connection limit reached: new connections wait until one closes"
+                            );
+                            warned = Some(tokio::time::Instant::now());
+                        }
+                        Some(semaphore.clone().acquire_owned().await.ok()?)
+                    }
+                },
+            };
+            let conn = incoming.next().await?;
+            let conn = conn.map(|io| LimitedConnection {
+                io,
+                end: lifetime.map(|(age, grace)| Box::pin(tokio::time::sleep(age + grace))),
+                handshake: handshake.map(|t| Box::pin(tokio::time::sleep(t))),
+                _slot: slot,
+            });
+            Some((conn, (incoming, slots, warned)))
+        })
     }
 }
 
 /// An accepted connection that fails every read and write once its lifetime (`max_connection_age` +
-/// `max_connection_age_grace` of its [`ServerLimits`]) is over, which makes the server drop it. Yielded
-/// by [`ServerLimits::bind`] and [`ServerLimits::incoming`]; the connection info (`remote_addr`) is the
-/// wrapped stream's.
+/// `max_connection_age_grace` of its [`ServerLimits`]) is over, or when it has sent nothing within the
+/// handshake timeout, which makes the server drop it; it holds one of the listener's connection slots
+/// until then. Yielded by [`ServerLimits::bind`] and [`ServerLimits::incoming`]; the connection info
+/// (`remote_addr`) is the wrapped stream's.
 #[derive(Debug)]
 pub struct LimitedConnection<IO> {
     io: IO,
     end: Option<Pin<Box<Sleep>>>,
+    /// Until the first bytes arrive: when they must have arrived.
+    handshake: Option<Pin<Box<Sleep>>>,
+    _slot: Option<OwnedSemaphorePermit>,
 }
 
 impl<IO> LimitedConnection<IO> {
-    /// Whether the lifetime is over; registers the task to be woken when it ends.
+    /// Whether the lifetime (or the handshake time) is over; registers the task to be woken then.
     fn is_over(&mut self, cx: &mut Context<'_>) -> bool {
-        self.end
+        let handshake_over = self
+            .handshake
             .as_mut()
-            .is_some_and(|end| end.as_mut().poll(cx).is_ready())
+            .is_some_and(|t| t.as_mut().poll(cx).is_ready());
+        handshake_over
+            || self
+                .end
+                .as_mut()
+                .is_some_and(|end| end.as_mut().poll(cx).is_ready())
     }
 }
 
 fn lifetime_over() -> io::Error {
     io::Error::new(
         io::ErrorKind::TimedOut,
-        "connection open past max_connection_age + max_connection_age_grace",
+        "connection silent past handshake_timeout, or open past max_connection_age + grace",
     )
 }
 
@@ -247,7 +298,13 @@ impl<IO: AsyncRead + Unpin> AsyncRead for LimitedConnection<IO> {
         if this.is_over(cx) {
             return Poll::Ready(Err(lifetime_over()));
         }
-        Pin::new(&mut this.io).poll_read(cx, buf)
+        let filled = buf.filled().len();
+        let read = Pin::new(&mut this.io).poll_read(cx, buf);
+        if matches!(read, Poll::Ready(Ok(()))) && buf.filled().len() > filled {
+            // The peer spoke: the handshake deadline no longer applies.
+            this.handshake = None;
+        }
+        read
     }
 }
 
@@ -322,5 +379,7 @@ mod tests {
             "a maximal token fits in the header list"
         );
         assert_eq!(l.max_decoding_message_size, 64 * 1024);
+        assert_eq!(l.max_connections, Some(1024));
+        assert_eq!(l.handshake_timeout, Some(Duration::from_secs(10)));
     }
 }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use auth_proto::v1::admin_service_server::AdminServiceServer;
 use auth_proto::v1::auth_service_server::AuthServiceServer;
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -124,7 +123,7 @@ pub async fn serve_with_clock(
     let admin = AdminServiceServer::new(AdminServiceImpl::new(state.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let addr = listener.local_addr()?;
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = listen.limits.incoming(listener);
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
@@ -143,7 +142,11 @@ pub async fn serve_with_clock(
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
-    let server = builder
+    // Streams, timeouts, keepalive and connection age (the listener adds the connection cap and the
+    // handshake timeout); the header list stays at MAX_HEADER_LIST_BYTES.
+    let server = listen
+        .limits
+        .apply(builder)
         .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
         .layer(crate::codec_errors::CodecErrorLayer)
         .layer(RequireDatabaseLayer(state.database.clone()))

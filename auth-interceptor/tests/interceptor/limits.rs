@@ -330,3 +330,54 @@ async fn a_connection_held_open_by_a_stream_is_cut_after_the_grace() {
     // Not answered, not refused by a GOAWAY: the connection under it was closed.
     assert!(err.is_io(), "{err:?}");
 }
+
+#[tokio::test]
+async fn a_connection_that_sends_nothing_is_closed_after_the_handshake_timeout() {
+    let addr = serve_limited(ServerLimits {
+        handshake_timeout: Some(Duration::from_millis(200)),
+        ..ServerLimits::default()
+    })
+    .await;
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    let started = Instant::now();
+    // The server speaks first (its SETTINGS); then, hearing nothing, it hangs up.
+    let mut buf = vec![0u8; 1024];
+    let closed_at = loop {
+        match tokio::time::timeout(Duration::from_secs(5), silent.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break started.elapsed(),
+            Ok(Ok(_)) => continue,
+            Err(_) => panic!("a silent connection was kept for 5 s"),
+        }
+    };
+    assert!(closed_at >= Duration::from_millis(200), "{closed_at:?}");
+    // A client that speaks is not affected by the handshake timeout.
+    let mut c = greeter_client(addr).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    for _ in 0..3 {
+        c.say_hello(SayHelloRequest::default()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(90)).await;
+    }
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_wait_until_one_closes() {
+    let addr = serve_limited(ServerLimits {
+        max_connections: Some(2),
+        handshake_timeout: Some(Duration::from_millis(300)),
+        ..ServerLimits::default()
+    })
+    .await;
+    // Two silent sockets take both slots...
+    let _a = TcpStream::connect(addr).await.unwrap();
+    let _b = TcpStream::connect(addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // ...so a real client is served only once the handshake timeout frees a slot.
+    let started = Instant::now();
+    let mut c = greeter_client(addr).await;
+    c.say_hello(SayHelloRequest::default()).await.unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(200),
+        "served before a slot was free: {waited:?}"
+    );
+}

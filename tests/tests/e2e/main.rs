@@ -21,4 +21,5 @@ mod security_login;
 mod security_tokens;
 mod server;
 mod timing;
+mod transport_limits;
 mod validate;
