@@ -40,7 +40,12 @@ pub(crate) async fn open_store(settings: &DatabaseSettings) -> Result<Arc<dyn St
         ),
         Backend::Sqlite { url, create_dir } => {
             if let Some(dir) = create_dir {
-                create_private_dir(dir)?;
+                create_private_dir(dir).map_err(|e| {
+                    ServeError::Config(format!(
+                        "AUTH_DATA_DIR: cannot create {}: {e}",
+                        dir.display()
+                    ))
+                })?;
             }
             Arc::new(SqliteStore::connect(url.expose_secret(), settings.acquire_timeout).await?)
         }

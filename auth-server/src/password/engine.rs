@@ -105,6 +105,12 @@ impl Engine {
         Ok(Checked { ok, current_params })
     }
 
+    /// Memory buffers kept for reuse (each `m_cost` KiB).
+    #[cfg(test)]
+    pub(super) fn pooled_buffers(&self) -> usize {
+        self.pool.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
     /// Runs `f` over a memory buffer for `params`: a pooled one when `params` use our block count,
     /// otherwise (a hash stored under older parameters) a one-off allocation.
     fn with_memory<R>(&self, params: &Params, f: impl FnOnce(&mut [Block]) -> R) -> R {

@@ -491,6 +491,12 @@ mod tests {
         }
         assert_eq!(h.running(), 0, "permits returned by the blocking tasks");
         assert_eq!(h.queued(), 0, "queue places returned by dropped waiters");
+        // Memory: at most one pooled buffer per permit was ever allocated and kept.
+        assert!(
+            h.inner.engine.pooled_buffers() <= 2,
+            "{}",
+            h.inner.engine.pooled_buffers()
+        );
         watch.abort();
         // ...so genuine logins are not shed: three at once (two run, one waits) all succeed.
         let calls: Vec<_> = (0..3)

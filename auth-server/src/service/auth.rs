@@ -290,9 +290,15 @@ impl AuthService for AuthServiceImpl {
         request: Request<LoginRequest>,
     ) -> Result<Response<LoginResponse>, Status> {
         let peer = source(&request, &self.state);
-        Ok(Response::new(
-            self.login(&peer, request.into_inner()).await?,
-        ))
+        // The login runs to its end even if the caller goes away (deadline, RST_STREAM): an attempt
+        // that was counted is also checked and audited, so cancelling changes nothing. What runs is
+        // bounded by the hashing slots and queue, taken first.
+        let this = self.clone();
+        let login = tokio::spawn(async move { this.login(&peer, request.into_inner()).await });
+        let answer = login
+            .await
+            .map_err(|e| AuthError::Internal(format!("login task failed: {e}")))?;
+        Ok(Response::new(answer?))
     }
 
     async fn refresh(

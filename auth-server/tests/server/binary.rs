@@ -95,6 +95,10 @@ fn bad_configuration_exits_with_one_line_naming_the_setting() {
             vec![("AUTH_LOGIN_THROTTLE", "yes")],
             "AUTH_LOGIN_THROTTLE (--login-throttle): invalid value 'yes'",
         ),
+        (
+            vec![("AUTH_DATA_DIR", "/proc/no-such-dir/data")],
+            "AUTH_DATA_DIR: cannot create /proc/no-such-dir/data",
+        ),
     ];
     for (env, setting) in cases {
         let mut c = cmd(dir.path());

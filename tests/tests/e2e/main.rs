@@ -11,6 +11,7 @@
 mod support;
 
 mod admin;
+mod cancelled_logins;
 mod database_lost;
 mod held_open;
 mod hs256_downstream;
