@@ -35,7 +35,7 @@ struct Entry {
 
 /// A bounded map from token hash to verified claims.
 pub struct TokenCache {
-    entries: Option<quick_cache::sync::Cache<TokenHash, Entry>>,
+    entries: Option<quick_cache::sync::Cache<TokenHash, Arc<Entry>>>,
     max_age: u64,
 }
 
@@ -79,7 +79,7 @@ impl TokenCache {
             && now.saturating_sub(entry.inserted_at) < self.max_age
             && same_key
         {
-            return Some(entry.claims);
+            return Some(entry.claims.clone());
         }
         entries.remove(&h);
         None
@@ -94,12 +94,12 @@ impl TokenCache {
         }
         entries.insert(
             hash(token),
-            Entry {
+            Arc::new(Entry {
                 claims,
                 kid: kid.into(),
                 key: *key.fingerprint(),
                 inserted_at: now,
-            },
+            }),
         );
     }
 

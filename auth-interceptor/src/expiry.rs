@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -20,16 +21,34 @@ use crate::clock::Clock;
 use crate::error::AuthError;
 use crate::verify::VerifyError;
 
-/// When a verified token stops being acceptable, as a Tokio instant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Expiry(pub(crate) Instant);
+/// When a verified token stops being acceptable: `exp` + leeway on the injected clock, turned into a
+/// Tokio deadline only when a call actually waits (a call answered at once reads no clock for it).
+#[derive(Clone)]
+pub(crate) struct Expiry {
+    /// Unix seconds after which the token no longer verifies.
+    end: u64,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Expiry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Expiry").field("end", &self.end).finish()
+    }
+}
 
 impl Expiry {
-    /// The end of `claims`' validity: `exp` plus `leeway`, measured from `clock`'s now.
-    pub(crate) fn of(claims: &Claims, leeway: Duration, clock: &dyn Clock) -> Self {
-        let end = claims.exp.saturating_add(leeway.as_secs());
-        let left = end.saturating_sub(clock.unix_now());
-        Self(Instant::now() + Duration::from_secs(left))
+    /// The end of `claims`' validity: `exp` plus `leeway`, on `clock`.
+    pub(crate) fn of(claims: &Claims, leeway: Duration, clock: &Arc<dyn Clock>) -> Self {
+        Self {
+            end: claims.exp.saturating_add(leeway.as_secs()),
+            clock: clock.clone(),
+        }
+    }
+
+    /// The deadline as a Tokio instant, from the clock's now.
+    pub(crate) fn deadline(&self) -> Instant {
+        let left = self.end.saturating_sub(self.clock.unix_now());
+        Instant::now() + Duration::from_secs(left)
     }
 }
 
@@ -39,13 +58,18 @@ pub(crate) fn expired() -> AuthError {
 }
 
 /// A response body that ends with `UNAUTHENTICATED` trailers once its token has expired. The timer is
-/// only created when the stream actually waits, so a unary answer (ready at once) costs a clock read.
+/// created only when the stream waits; a stream that never waits is checked against the deadline
+/// every [`CHECK_EVERY`] frames, so a unary answer (two frames, ready at once) costs no clock read.
 pub(crate) struct ExpiringBody {
     inner: tonic::body::Body,
     expiry: Expiry,
     sleep: Option<Pin<Box<Sleep>>>,
+    frames: u32,
     done: bool,
 }
+
+/// How many ready frames may pass between two deadline checks of a stream that never waits.
+const CHECK_EVERY: u32 = 8;
 
 impl ExpiringBody {
     pub(crate) fn new(inner: tonic::body::Body, expiry: Expiry) -> Self {
@@ -53,6 +77,7 @@ impl ExpiringBody {
             inner,
             expiry,
             sleep: None,
+            frames: 0,
             done: false,
         }
     }
@@ -64,6 +89,14 @@ impl ExpiringBody {
         // `add_header` only fails on a message that is not a valid header value; ours is fixed.
         let _ = expired().into_status().add_header(&mut trailers);
         Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+    }
+
+    /// The timer of the deadline, created on first use.
+    fn sleep(&mut self) -> Pin<&mut Sleep> {
+        let expiry = &self.expiry;
+        self.sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(expiry.deadline())))
+            .as_mut()
     }
 }
 
@@ -79,28 +112,31 @@ impl Body for ExpiringBody {
         if this.done {
             return Poll::Ready(None);
         }
-        if Instant::now() >= this.expiry.0 {
+        if this
+            .sleep
+            .as_ref()
+            .is_some_and(|s| s.deadline() <= Instant::now())
+        {
             return this.expire();
         }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
-                let last = match &frame {
+                this.frames += 1;
+                if this.frames.is_multiple_of(CHECK_EVERY)
+                    && this.sleep().deadline() <= Instant::now()
+                {
+                    return this.expire();
+                }
+                this.done = match &frame {
                     Some(Ok(f)) => f.is_trailers(),
                     Some(Err(_)) | None => true,
                 };
-                this.done = last;
                 Poll::Ready(frame)
             }
-            Poll::Pending => {
-                let at = this.expiry.0;
-                let sleep = this
-                    .sleep
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
-                match sleep.as_mut().poll(cx) {
-                    Poll::Ready(()) => this.expire(),
-                    Poll::Pending => Poll::Pending,
-                }
-            }
+            Poll::Pending => match this.sleep().poll(cx) {
+                Poll::Ready(()) => this.expire(),
+                Poll::Pending => Poll::Pending,
+            },
         }
     }
 
@@ -115,13 +151,10 @@ impl Body for ExpiringBody {
 
 /// Runs `call` until it completes or `expiry` passes, whichever is first. The first poll happens
 /// without a timer, so a handler that answers at once never registers one.
-pub(crate) async fn until_expiry<F: Future>(expiry: Expiry, call: F) -> Option<F::Output> {
+pub(crate) async fn until_expiry<F: Future>(expiry: &Expiry, call: F) -> Option<F::Output> {
     let mut call = std::pin::pin!(call);
-    if Instant::now() >= expiry.0 {
-        return None;
-    }
     if let Poll::Ready(out) = futures_util::poll!(call.as_mut()) {
         return Some(out);
     }
-    tokio::time::timeout_at(expiry.0, call).await.ok()
+    tokio::time::timeout_at(expiry.deadline(), call).await.ok()
 }

@@ -99,14 +99,10 @@ where
                 // Anonymous (public or optional) calls have no token to outlive.
                 return Ok(inner.call(req).await?.map(Body::new));
             };
-            let expiry = Expiry::of(
-                ctx.claims(),
-                auth.verifier().config().leeway,
-                auth.clock().as_ref(),
-            );
+            let expiry = Expiry::of(ctx.claims(), auth.verifier().config().leeway, auth.clock());
             req.extensions_mut().insert(ctx);
             let path = req.uri().path().to_owned();
-            match until_expiry(expiry, inner.call(req)).await {
+            match until_expiry(&expiry, inner.call(req)).await {
                 Some(response) => {
                     Ok(response?.map(|body| Body::new(ExpiringBody::new(Body::new(body), expiry))))
                 }
