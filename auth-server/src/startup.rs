@@ -149,6 +149,7 @@ pub(crate) async fn build_state(
         throttle,
     } = settings;
     let reload_interval = keys.reload_interval;
+    let admin_api_refused = keys.admin_api_refused;
     let keys = Arc::new(start_keys(keys, &tokens, store.clone(), unix_seconds(&*clock)).await?);
     let key_source = crate::keys::source::start(keys.clone(), clock.clone(), reload_interval)
         .await
@@ -172,6 +173,7 @@ pub(crate) async fn build_state(
         throttle: crate::throttle::Throttle::new(throttle.policy),
         proxy_header: throttle.proxy_header,
         database: crate::availability::DatabaseStatus::default(),
+        admin_api_refused,
     }))
 }
 

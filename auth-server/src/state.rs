@@ -46,6 +46,9 @@ pub(crate) struct AppState {
     pub proxy_header: Option<http::HeaderName>,
     /// Whether the database answers, as last probed.
     pub database: crate::availability::DatabaseStatus,
+    /// AdminService refuses every call (HS256 mode without `AUTH_HS256_ADMIN`: whoever holds the
+    /// shared secret could mint an admin token).
+    pub admin_api_refused: bool,
 }
 
 impl std::fmt::Debug for AppState {
@@ -134,11 +137,21 @@ impl AppState {
         .await
     }
 
-    /// True when the session `sid` of user `sub` is live: not revoked, not past its absolute lifetime,
-    /// and its user exists and is enabled.
-    pub(crate) fn session_is_live(status: Option<&SessionStatus>, sub: &str, now: i64) -> bool {
+    /// True when the token's session is live: not revoked, not past its absolute lifetime, its user
+    /// exists and is enabled, and the token was not issued before the user's `tokens_not_before` (a
+    /// role change, disable or password change since; same-second issue counts as after).
+    pub(crate) fn session_is_live(
+        status: Option<&SessionStatus>,
+        claims: &Claims,
+        now: i64,
+    ) -> bool {
+        let issued = i64::try_from(claims.iat).unwrap_or(i64::MAX);
         status.is_some_and(|s| {
-            !s.revoked && !s.user_disabled && s.user_id == sub && s.absolute_expires_at > now
+            !s.revoked
+                && !s.user_disabled
+                && s.user_id == claims.sub
+                && s.absolute_expires_at > now
+                && issued >= s.tokens_not_before
         })
     }
 }

@@ -146,16 +146,28 @@ pub fn random_master_key() -> String {
 pub struct Options {
     /// Run in HS256 shared-secret mode with a random secret.
     pub hs256: bool,
+    /// In HS256 mode, refuse HS256 tokens on the admin API (the server's default; the harness
+    /// otherwise opts in with `--hs256-admin`, since most scenarios administer through it).
+    pub hs256_admin_refused: bool,
     /// Extra command-line flags (a flag the harness sets by default, e.g. `--argon2-memory-kib`, is
     /// replaced).
     pub extra_args: Vec<String>,
 }
 
 impl Options {
-    /// HS256 mode.
+    /// HS256 mode (with the admin API opted in).
     pub fn hs256() -> Self {
         Self {
             hs256: true,
+            ..Self::default()
+        }
+    }
+
+    /// HS256 mode with the server's default: the admin API refuses HS256 tokens.
+    pub fn hs256_without_admin() -> Self {
+        Self {
+            hs256: true,
+            hs256_admin_refused: true,
             ..Self::default()
         }
     }
@@ -219,6 +231,9 @@ impl Options {
                 "--hs256-secret".into(),
                 secret.clone(),
             ]);
+            if !self.hs256_admin_refused {
+                args.push("--hs256-admin".into());
+            }
             (None, Some(secret))
         } else {
             let key = random_master_key();

@@ -58,6 +58,12 @@ pub struct KeyArgs {
     #[arg(long, env = "AUTH_HS256_SECRET", hide_env_values = true, value_parser = secret)]
     pub hs256_secret: Option<SecretString>,
 
+    /// Let HS256 tokens use the admin API. Off by default: every holder of the shared secret (every
+    /// downstream verifier) can mint tokens, so in HS256 mode AdminService refuses them unless this
+    /// is set.
+    #[arg(long, env = "AUTH_HS256_ADMIN")]
+    pub hs256_admin: bool,
+
     /// How often to re-read signing keys from the database (picks up rotations by other replicas),
     /// seconds [1..=3600].
     #[arg(long, env = "AUTH_KEY_RELOAD_INTERVAL", default_value_t = 30)]
@@ -94,6 +100,8 @@ pub struct KeySettings {
     pub signing: Signing,
     /// How often replicas re-read the key table.
     pub reload_interval: Duration,
+    /// AdminService refuses every token (HS256 mode without `AUTH_HS256_ADMIN`).
+    pub admin_api_refused: bool,
 }
 
 impl KeyArgs {
@@ -136,9 +144,11 @@ impl KeyArgs {
                 master,
             }
         };
+        let admin_api_refused = matches!(signing, Signing::SharedSecret(_)) && !self.hs256_admin;
         Ok(KeySettings {
             signing,
             reload_interval: Duration::from_secs(reload),
+            admin_api_refused,
         })
     }
 }

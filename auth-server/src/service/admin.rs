@@ -39,14 +39,21 @@ impl AdminServiceImpl {
         Self { state }
     }
 
-    /// Checks the caller (the layer already required the role; this re-checks it and the session's
-    /// liveness, so a revoked admin session stops working at once) and splits the request.
+    /// Checks the caller on current state, when the handler runs (after the request message has
+    /// arrived): the session is live, the token was not issued before the user's last role change,
+    /// disable or password change, and the user — as stored now, not as the token remembers — is
+    /// enabled and holds the role `admin`. Then splits the request.
     async fn admin<T>(&self, request: Request<T>) -> Result<(Admin, T), AuthError> {
-        let claims = caller(&request)?;
-        if !claims.has_role(ADMIN_ROLE) {
+        if self.state.admin_api_refused {
+            tracing::info!("admin API refused: HS256 mode without AUTH_HS256_ADMIN");
             return Err(AuthError::PermissionDenied);
         }
+        let claims = caller(&request)?;
         require_live_session(&self.state, &claims).await?;
+        let current = self.state.store.user_by_id(&claims.sub).await?;
+        if !current.is_some_and(|u| !u.disabled && u.roles.iter().any(|r| r == ADMIN_ROLE)) {
+            return Err(AuthError::PermissionDenied);
+        }
         let peer = source(&request, &self.state);
         Ok((Admin { claims, peer }, request.into_inner()))
     }

@@ -166,7 +166,7 @@ impl AuthServiceImpl {
             }
         };
         let status = st.store.session_status(&claims.sid).await?;
-        if !AppState::session_is_live(status.as_ref(), &claims.sub, now) {
+        if !AppState::session_is_live(status.as_ref(), &claims, now) {
             tracing::debug!(session_id = %claims.sid, "validate: session not live");
             return Ok(invalid(InvalidReason::Revoked));
         }

@@ -26,7 +26,7 @@ pub(crate) async fn require_live_session(
     claims: &Claims,
 ) -> Result<(), AuthError> {
     let status = state.store.session_status(&claims.sid).await?;
-    if AppState::session_is_live(status.as_ref(), &claims.sub, state.now()) {
+    if AppState::session_is_live(status.as_ref(), claims, state.now()) {
         Ok(())
     } else {
         Err(AuthError::InvalidToken("session not live"))

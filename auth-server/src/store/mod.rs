@@ -81,14 +81,16 @@ pub trait Store: Send + Sync + 'static {
     -> StoreResult<Vec<UserRecord>>;
     /// Number of users.
     async fn count_users(&self) -> StoreResult<i64>;
-    /// Replaces a user's roles; `None` when the user does not exist.
+    /// Replaces a user's roles, ending the access tokens issued before (`tokens_not_before`), in one
+    /// statement; `None` when the user does not exist.
     async fn set_roles(
         &self,
         id: &str,
         roles: &[String],
         now: i64,
     ) -> StoreResult<Option<UserRecord>>;
-    /// Sets `disabled`; disabling also revokes all of the user's live sessions in the same transaction.
+    /// Sets `disabled`; disabling also ends the user's access tokens and revokes all of the user's live
+    /// sessions in the same transaction.
     /// Returns the updated user and the number of sessions revoked; `None` when the user does not exist.
     async fn set_disabled(
         &self,
@@ -96,7 +98,8 @@ pub trait Store: Send + Sync + 'static {
         disabled: bool,
         now: i64,
     ) -> StoreResult<Option<(UserRecord, u64)>>;
-    /// Sets the password hash and revokes sessions per `scope`, atomically. Returns the number of
+    /// Sets the password hash and revokes sessions per `scope`, atomically; unless the scope is
+    /// [`RevokeScope::None`] (a rehash), the user's access tokens issued before end too. Returns the number of
     /// sessions revoked; `None` when the user does not exist.
     async fn set_password_hash(
         &self,

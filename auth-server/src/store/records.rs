@@ -106,6 +106,9 @@ pub struct SessionStatus {
     pub absolute_expires_at: i64,
     /// True when the owner is disabled.
     pub user_disabled: bool,
+    /// Access tokens of the owner issued before this time (a role change, a disable, a password
+    /// change) are no longer accepted, whatever their `exp`.
+    pub tokens_not_before: i64,
 }
 
 /// Lifecycle state of a signing key.

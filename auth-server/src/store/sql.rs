@@ -261,7 +261,8 @@ where
     ) -> StoreResult<Option<UserRecord>> {
         let roles = RolesColumn::encode(roles)?;
         let sql = concat!(
-            "UPDATE users SET roles = $2, updated_at = $3 WHERE id = $1 RETURNING ",
+            "UPDATE users SET roles = $2, updated_at = $3, tokens_not_before = $3 \
+             WHERE id = $1 RETURNING ",
             user_columns!()
         );
         Ok(sqlx::query_as(sql)
@@ -280,7 +281,9 @@ where
     ) -> StoreResult<Option<(UserRecord, u64)>> {
         let mut tx = self.begin_write().await?;
         let sql = concat!(
-            "UPDATE users SET disabled = $2, updated_at = $3 WHERE id = $1 RETURNING ",
+            "UPDATE users SET disabled = $2, updated_at = $3, \
+             tokens_not_before = CASE WHEN $2 THEN $3 ELSE tokens_not_before END \
+             WHERE id = $1 RETURNING ",
             user_columns!()
         );
         let user: Option<UserRecord> = sqlx::query_as(sql)
@@ -314,13 +317,17 @@ where
         scope: RevokeScope<'_>,
     ) -> StoreResult<Option<u64>> {
         let mut tx = self.begin_write().await?;
-        let updated =
-            sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
-                .bind(id)
-                .bind(hash)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+        let updated = sqlx::query(
+            "UPDATE users SET password_hash = $2, updated_at = $3, \
+                 tokens_not_before = CASE WHEN $4 THEN $3 ELSE tokens_not_before END WHERE id = $1",
+        )
+        .bind(id)
+        .bind(hash)
+        .bind(now)
+        // A transparent rehash ends no token; a password change or reset does.
+        .bind(!matches!(scope, RevokeScope::None))
+        .execute(&mut *tx)
+        .await?;
         if DB::rows_affected(&updated) == 0 {
             return Ok(None);
         }
@@ -538,7 +545,7 @@ where
     async fn session_status(&self, session_id: &str) -> StoreResult<Option<SessionStatus>> {
         Ok(sqlx::query_as(
             "SELECT s.user_id, s.revoked_at IS NOT NULL AS revoked, s.absolute_expires_at, \
-                    u.disabled AS user_disabled \
+                    u.disabled AS user_disabled, u.tokens_not_before \
              FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
         )
         .bind(session_id)

@@ -12,6 +12,7 @@ mod support;
 
 mod admin;
 mod cancelled_logins;
+mod current_state;
 mod database_lost;
 mod held_open;
 mod hs256_downstream;

@@ -1,0 +1,168 @@
+//! Authorization reads current state, not the token's memory (issue 14, finding 1): a demoted admin's
+//! older token is refused by AdminService and by Validate at once; a call opened while still admin and
+//! completed after the demotion is refused; in HS256 mode the admin API refuses tokens unless the
+//! operator opts in (every holder of the shared secret could mint one).
+
+use std::time::Duration;
+
+use crate::support::*;
+use auth_proto::v1::{ListUsersRequest, SetUserRolesRequest};
+use tonic::{Code, Request};
+
+both_backends!(
+    a_demoted_admins_older_token_is_refused_at_once,
+    a_call_opened_as_admin_and_completed_after_demotion_is_refused,
+    hs256_tokens_cannot_use_the_admin_api_without_opt_in,
+);
+
+async fn list_users(s: &TestServer, token: &str) -> Result<(), tonic::Status> {
+    bounded(
+        "ListUsers",
+        s.admin_client_with(token)
+            .list_users(ListUsersRequest::default()),
+    )
+    .await
+    .map(|_| ())
+}
+
+async fn a_demoted_admins_older_token_is_refused_at_once(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let root = s.admin_token().await;
+    let bob = s
+        .create_user(&root, "bob", "bob-password-12", &["admin"])
+        .await;
+    let bob_token = s.login("bob", "bob-password-12").await.access_token;
+    list_users(&s, &bob_token).await.expect("bob is admin");
+    // Tokens issued in the same second as a change survive it: let a second pass.
+    s.clock.advance(1);
+    bounded(
+        "demote bob",
+        s.admin_client_with(&root)
+            .set_user_roles(SetUserRolesRequest {
+                user_id: bob.id.clone(),
+                roles: vec![],
+            }),
+    )
+    .await
+    .expect("demoted");
+    // Bob's older token, though unexpired and still saying "admin", no longer works anywhere.
+    let refused = list_users(&s, &bob_token).await.expect_err("demoted");
+    assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+    let back = bounded(
+        "re-promote himself",
+        s.admin_client_with(&bob_token)
+            .set_user_roles(SetUserRolesRequest {
+                user_id: bob.id.clone(),
+                roles: vec!["admin".into()],
+            }),
+    )
+    .await
+    .expect_err("a demoted admin cannot re-promote himself");
+    assert!(matches!(
+        back.code(),
+        Code::Unauthenticated | Code::PermissionDenied
+    ));
+    let v = s.validate(&bob_token).await;
+    assert!(!v.valid, "Validate accepts a token older than the demotion");
+    assert_eq!(
+        v.reason,
+        auth_proto::v1::InvalidReason::Revoked as i32,
+        "{v:?}"
+    );
+    // A fresh token carries the current roles: still no admin API.
+    let fresh = s.login("bob", "bob-password-12").await.access_token;
+    let refused = list_users(&s, &fresh).await.expect_err("not admin");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert_eq!(
+        s.db.scalar(&format!(
+            "SELECT COUNT(*) FROM users WHERE id = '{}' AND roles = '[]'",
+            bob.id
+        ))
+        .await,
+        1
+    );
+    s.shutdown().await;
+}
+
+async fn a_call_opened_as_admin_and_completed_after_demotion_is_refused(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let root = s.admin_token().await;
+    let bob = s
+        .create_user(&root, "bob", "bob-password-12", &["admin"])
+        .await;
+    let bob_token = s.login("bob", "bob-password-12").await.access_token;
+    s.clock.advance(1);
+    // Bob opens SetUserRoles(bob, [admin]) while admin; its message is held back...
+    let request = SetUserRolesRequest {
+        user_id: bob.id.clone(),
+        roles: vec!["admin".into(), "ops".into()],
+    };
+    let held = futures_util::stream::once(async move {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        request
+    });
+    let mut req = Request::new(held);
+    req.metadata_mut()
+        .insert("authorization", bearer_value(&bob_token));
+    let mut grpc = tonic::client::Grpc::new(s.channel());
+    bounded("ready", grpc.ready()).await.expect("ready");
+    let call = tokio::spawn(async move {
+        grpc.client_streaming(
+            req,
+            "/auth.v1.AdminService/SetUserRoles".parse().expect("path"),
+            tonic_prost::ProstCodec::<
+                SetUserRolesRequest,
+                auth_proto::v1::SetUserRolesResponse,
+            >::default(),
+        )
+        .await
+    });
+    // ...while the root admin demotes him.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    bounded(
+        "demote bob",
+        s.admin_client_with(&root)
+            .set_user_roles(SetUserRolesRequest {
+                user_id: bob.id.clone(),
+                roles: vec![],
+            }),
+    )
+    .await
+    .expect("demoted");
+    let answer = bounded("held call", call).await.expect("task");
+    let refused = answer.expect_err("completed after the demotion: refused");
+    assert!(
+        matches!(
+            refused.code(),
+            Code::Unauthenticated | Code::PermissionDenied
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(
+        s.db.scalar(&format!(
+            "SELECT COUNT(*) FROM users WHERE id = '{}' AND roles = '[]'",
+            bob.id
+        ))
+        .await,
+        1,
+        "bob did not make himself admin again"
+    );
+    s.shutdown().await;
+}
+
+async fn hs256_tokens_cannot_use_the_admin_api_without_opt_in(backend: Backend) {
+    let s = TestServer::start_with(backend, Options::hs256_without_admin()).await;
+    let token = s.admin_token().await;
+    let refused = list_users(&s, &token)
+        .await
+        .expect_err("HS256 admin refused");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    // Validate and the rest of AuthService work as usual.
+    assert!(s.validate(&token).await.valid);
+    s.shutdown().await;
+    // With the operator's opt-in (the harness's default for HS256) the admin API answers.
+    let s = TestServer::start_with(backend, Options::hs256()).await;
+    let token = s.admin_token().await;
+    list_users(&s, &token).await.expect("opted in");
+    s.shutdown().await;
+}
