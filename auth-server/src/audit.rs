@@ -78,6 +78,14 @@ impl AppState {
     /// Logs and stores an audit event. A storage failure is logged, not returned: the audited action
     /// has already happened.
     pub(crate) async fn audit(&self, e: Entry<'_>) {
+        record(self.store.as_ref(), self.now(), e).await;
+    }
+}
+
+/// Logs and stores an audit event at `now` (also for the operator commands, which have no
+/// [`AppState`]). A storage failure is logged, not returned.
+pub(crate) async fn record(store: &dyn crate::store::Store, now: i64, e: Entry<'_>) {
+    {
         let (event, outcome, source) = (e.event, e.outcome.as_str(), e.source);
         let (actor, subject, detail) = (
             e.actor.unwrap_or("-"),
@@ -94,7 +102,7 @@ impl AppState {
         }
         let row = AuditEvent {
             id: 0,
-            time: self.now(),
+            time: now,
             event: e.event.to_owned(),
             outcome: outcome.to_owned(),
             actor: e.actor.map(str::to_owned),
@@ -102,7 +110,7 @@ impl AppState {
             source: Some(e.source.to_owned()),
             detail: e.detail,
         };
-        if let Err(err) = self.store.insert_audit(&row).await {
+        if let Err(err) = store.insert_audit(&row).await {
             tracing::error!(error = %err, event, "audit event not stored");
         }
     }

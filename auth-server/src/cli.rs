@@ -5,6 +5,7 @@ use std::io::BufRead;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
+use crate::audit::{Entry, Outcome};
 use crate::clock::{SystemClock, unix_seconds};
 use crate::config::{Config, DatabaseArgs, KeyArgs, LogFormat, PasswordArgs, TokenArgs};
 use crate::server;
@@ -151,7 +152,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await
             .map_err(describe)?;
-            tracing::info!(target: "audit", event = "user.created", actor = "cli", subject = %user.id);
+            let entry = Entry::new("user.created", Outcome::Success, "local")
+                .actor("cli")
+                .subject(&user.id)
+                .detail(format!("roles [{}]", user.roles.join(", ")));
+            crate::audit::record(&*store, unix_seconds(&SystemClock), entry).await;
             println!(
                 "created user {} ({}) with roles [{}]",
                 user.username,
@@ -172,12 +177,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let keys = keys.validate(&database).context("invalid configuration")?;
             let tokens = tokens.validate().context("invalid configuration")?;
             let store = open_store(&database).await?;
-            let manager = start_keys(keys, &tokens, store, unix_seconds(&SystemClock)).await?;
+            let manager =
+                start_keys(keys, &tokens, store.clone(), unix_seconds(&SystemClock)).await?;
             let r = manager
                 .rotate(unix_seconds(&SystemClock))
                 .await
                 .map_err(describe)?;
-            tracing::info!(target: "audit", event = "key.rotated", actor = "cli", subject = %r.current);
+            let entry = Entry::new("key.rotated", Outcome::Success, "local")
+                .actor("cli")
+                .subject(&r.current)
+                .detail(format!("retired {}", r.retired));
+            crate::audit::record(&*store, unix_seconds(&SystemClock), entry).await;
             println!(
                 "current {}\nnext    {}\nretired {}",
                 r.current, r.next, r.retired

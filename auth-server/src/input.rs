@@ -58,13 +58,17 @@ pub fn roles(raw: &[String]) -> Result<Vec<String>, AuthError> {
     }
     let mut out: Vec<String> = Vec::with_capacity(raw.len());
     for r in raw {
+        // One spelling per role: lower case only, so "Admin" and "ADMIN" are refused, not distinct.
         let ok = !r.is_empty()
             && r.len() <= MAX_ROLE_LEN
-            && r.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
+            && r.bytes().all(|b| {
+                b.is_ascii_lowercase()
+                    || b.is_ascii_digit()
+                    || matches!(b, b'_' | b'-' | b'.' | b':')
+            });
         if !ok {
             return Err(AuthError::invalid(format!(
-                "roles must be 1-{MAX_ROLE_LEN} characters of letters, digits, '_', '-', '.', ':'"
+                "roles must be 1-{MAX_ROLE_LEN} characters of lower-case letters, digits, '_', '-', '.', ':'"
             )));
         }
         if !out.contains(r) {
@@ -121,5 +125,16 @@ mod tests {
         assert_eq!(r, vec!["admin", "orders:read"]);
         assert!(roles(&["".into()]).is_err());
         assert!(roles(&["has space".into()]).is_err());
+    }
+
+    #[test]
+    fn roles_have_one_spelling() {
+        for bad in ["ADMIN", "Admin", "admin ", "ad min", "rôle", ""] {
+            assert!(roles(&[bad.to_owned()]).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            roles(&["admin".into(), "orders:read".into(), "team-a.ops_1".into()]).unwrap(),
+            vec!["admin", "orders:read", "team-a.ops_1"]
+        );
     }
 }

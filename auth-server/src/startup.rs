@@ -198,6 +198,11 @@ pub(crate) async fn bootstrap_admin(
             }
             other => other.into(),
         })?;
-    tracing::info!(target: "audit", event = "user.bootstrapped", user_id = %user.id, username = %user.username);
+    let entry =
+        crate::audit::Entry::new("user.bootstrapped", crate::audit::Outcome::Success, "local")
+            .actor("bootstrap")
+            .subject(&user.id)
+            .detail("admin created at first start");
+    state.audit(entry).await;
     Ok(())
 }

@@ -208,13 +208,22 @@ impl AdminService for AdminServiceImpl {
             )
             .into());
         }
+        let before = self.user(id).await?.roles;
         let user = self
             .state
             .store
             .set_roles(id, &roles, self.state.now())
             .await?
             .ok_or(AuthError::NotFound("user"))?;
-        self.audit(&admin, "user.roles_set", &user.id).await;
+        let entry = Entry::new("user.roles_set", Outcome::Success, &admin.peer)
+            .actor(&admin.claims.sub)
+            .subject(&user.id)
+            .detail(format!(
+                "[{}] -> [{}]",
+                before.join(", "),
+                user.roles.join(", ")
+            ));
+        self.state.audit(entry).await;
         Ok(Response::new(SetUserRolesResponse {
             user: Some(user_pb(user)),
         }))

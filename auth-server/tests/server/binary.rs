@@ -227,6 +227,24 @@ async fn zero_config_operator_commands_and_sigterm() {
         .trim()
         .to_owned();
 
+    // The operator commands are in the audit trail, not only in the logs.
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", data.join("auth.db").display()))
+        .await
+        .expect("audit db");
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT event, actor FROM audit_events WHERE actor = 'cli' ORDER BY id")
+            .fetch_all(&db)
+            .await
+            .expect("audit rows");
+    assert_eq!(
+        rows,
+        vec![
+            ("user.created".to_owned(), "cli".to_owned()),
+            ("key.rotated".to_owned(), "cli".to_owned())
+        ]
+    );
+    db.close().await;
+
     // serve (zero-config): bob logs in with a token signed by the rotated key.
     let port = free_port();
     let mut c = cmd(dir.path());

@@ -69,6 +69,23 @@ async fn a_demoted_admins_older_token_is_refused_at_once(backend: Backend) {
         auth_proto::v1::InvalidReason::Revoked as i32,
         "{v:?}"
     );
+    // The audit trail records the old and new roles, and the bootstrap admin's creation.
+    assert_eq!(
+        s.db.scalar(&format!(
+            "SELECT COUNT(*) FROM audit_events WHERE event = 'user.roles_set' AND subject = '{}' \
+             AND detail = '[admin] -> []'",
+            bob.id
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        s.db.scalar(
+            "SELECT COUNT(*) FROM audit_events WHERE event = 'user.bootstrapped' AND actor = 'bootstrap'"
+        )
+        .await,
+        1
+    );
     // A fresh token carries the current roles: still no admin API.
     let fresh = s.login("bob", "bob-password-12").await.access_token;
     let refused = list_users(&s, &fresh).await.expect_err("not admin");
