@@ -16,8 +16,7 @@ use crate::input;
 use crate::state::AppState;
 use crate::store::{AuditQuery, RevokeScope, SessionRecord, UserRecord};
 
-/// The role required for every admin call.
-pub(crate) const ADMIN_ROLE: &str = "admin";
+pub(crate) use crate::store::ADMIN_ROLE;
 const DEFAULT_PAGE_SIZE: i64 = 100;
 const MAX_PAGE_SIZE: i64 = 1000;
 

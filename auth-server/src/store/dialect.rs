@@ -15,6 +15,10 @@ pub trait Dialect: Database<Connection: Migrate> {
     /// locks make a plain `BEGIN` enough.
     const BEGIN_WRITE: &'static str;
 
+    /// Appended to a `SELECT` to lock the rows it reads until the transaction ends (`FOR UPDATE` on
+    /// PostgreSQL; nothing on SQLite, where `BEGIN IMMEDIATE` already serializes writers).
+    const LOCK_ROWS: &'static str;
+
     /// The backend's embedded migrations.
     fn migrator() -> &'static Migrator;
 

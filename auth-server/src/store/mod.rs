@@ -38,6 +38,9 @@ pub enum StoreError {
     /// A stored row could not be decoded (e.g. roles column is not a JSON list).
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The change would leave no enabled user with the role [`ADMIN_ROLE`]; nothing was changed.
+    #[error("the last enabled admin cannot be demoted, disabled or deleted")]
+    LastAdmin,
 }
 
 /// A spent refresh token presented again within this many seconds of its use, while its successor is
@@ -57,6 +60,11 @@ pub(crate) fn is_concurrent_duplicate(
     session_gen == token_gen + 1
         && used_at.is_some_and(|t| now - t <= CONCURRENT_REFRESH_WINDOW_SECS)
 }
+
+/// The role that administers the server. The store keeps at least one enabled user holding it: every
+/// change that could remove the last one (roles, disable, delete) is refused with
+/// [`StoreError::LastAdmin`] in the same transaction, under concurrency on both backends.
+pub const ADMIN_ROLE: &str = "admin";
 
 /// Result alias for storage calls.
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -18,6 +18,7 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 impl Dialect for Postgres {
     const BEGIN_WRITE: &'static str = "BEGIN";
+    const LOCK_ROWS: &'static str = " FOR UPDATE";
 
     fn migrator() -> &'static Migrator {
         &MIGRATOR

@@ -134,6 +134,50 @@ where
     Ok(())
 }
 
+/// Every user holding the admin role, by its JSON-encoded name in the roles column.
+const ADMINS: &str = "FROM users WHERE roles LIKE '%\"admin\"%'";
+
+/// Locks the admin rows until the transaction ends, so concurrent changes to admins run one after
+/// the other, and counts the enabled admins (call before the change).
+async fn lock_admins<DB>(conn: &mut DB::Connection) -> StoreResult<i64>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    (i64,): for<'r> FromRow<'r, DB::Row>,
+{
+    let sql = format!("SELECT id {ADMINS} ORDER BY id{}", DB::LOCK_ROWS);
+    sqlx::query(&sql).execute(&mut *conn).await?;
+    enabled_admins(conn).await
+}
+
+async fn enabled_admins<DB>(conn: &mut DB::Connection) -> StoreResult<i64>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    (i64,): for<'r> FromRow<'r, DB::Row>,
+{
+    let sql = format!("SELECT COUNT(*) {ADMINS} AND disabled = FALSE");
+    Ok(sqlx::query_scalar(&sql).fetch_one(conn).await?)
+}
+
+/// Fails with [`StoreError::LastAdmin`] when the change removed the last enabled admin (`before`
+/// counted by [`lock_admins`]); returning the error drops, so rolls back, the transaction. A database
+/// that had no admin (only users created by the operator) is not blocked.
+async fn require_an_admin<DB>(conn: &mut DB::Connection, before: i64) -> StoreResult<()>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    (i64,): for<'r> FromRow<'r, DB::Row>,
+{
+    if before > 0 && enabled_admins(conn).await? == 0 {
+        return Err(StoreError::LastAdmin);
+    }
+    Ok(())
+}
+
 /// Maps an insert error on `users` to a conflict when a unique rule was violated.
 fn user_insert_error<DB: Dialect>(e: sqlx::Error) -> StoreError {
     match &e {
@@ -260,17 +304,22 @@ where
         now: i64,
     ) -> StoreResult<Option<UserRecord>> {
         let roles = RolesColumn::encode(roles)?;
+        let mut tx = self.begin_write().await?;
+        let admins = lock_admins(&mut *tx).await?;
         let sql = concat!(
             "UPDATE users SET roles = $2, updated_at = $3, tokens_not_before = $3 \
              WHERE id = $1 RETURNING ",
             user_columns!()
         );
-        Ok(sqlx::query_as(sql)
+        let user: Option<UserRecord> = sqlx::query_as(sql)
             .bind(id)
             .bind(roles.as_str())
             .bind(now)
-            .fetch_optional(&self.pool)
-            .await?)
+            .fetch_optional(&mut *tx)
+            .await?;
+        require_an_admin(&mut *tx, admins).await?;
+        tx.commit().await?;
+        Ok(user)
     }
 
     async fn set_disabled(
@@ -280,6 +329,7 @@ where
         now: i64,
     ) -> StoreResult<Option<(UserRecord, u64)>> {
         let mut tx = self.begin_write().await?;
+        let admins = lock_admins(&mut *tx).await?;
         let sql = concat!(
             "UPDATE users SET disabled = $2, updated_at = $3, \
              tokens_not_before = CASE WHEN $2 THEN $3 ELSE tokens_not_before END \
@@ -293,6 +343,7 @@ where
             .fetch_optional(&mut *tx)
             .await?;
         let Some(user) = user else { return Ok(None) };
+        require_an_admin(&mut *tx, admins).await?;
         let revoked = if disabled {
             let done = sqlx::query(REVOKE_USER_SESSIONS)
                 .bind(id)
@@ -351,10 +402,12 @@ where
     }
 
     async fn delete_user(&self, id: &str) -> StoreResult<bool> {
-        // Refresh tokens first: rows are then locked in the same order as `rotate_refresh` locks them
-        // (token, then session), which avoids deadlocks with a concurrent rotation on PostgreSQL.
+        // The admins first (see `lock_admins`), then refresh tokens: those rows are then locked in the
+        // same order as `rotate_refresh` locks them (token, then session), which avoids deadlocks with
+        // a concurrent rotation on PostgreSQL.
         // Sessions go by `ON DELETE CASCADE`.
         let mut tx = self.begin_write().await?;
+        let admins = lock_admins(&mut *tx).await?;
         sqlx::query(
             "DELETE FROM refresh_tokens \
              WHERE session_id IN (SELECT id FROM sessions WHERE user_id = $1)",
@@ -366,6 +419,7 @@ where
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        require_an_admin(&mut *tx, admins).await?;
         tx.commit().await?;
         Ok(DB::rows_affected(&deleted) > 0)
     }

@@ -31,6 +31,7 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 impl Dialect for Sqlite {
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+    const LOCK_ROWS: &'static str = "";
 
     fn migrator() -> &'static Migrator {
         &MIGRATOR

@@ -6,13 +6,14 @@
 use std::time::Duration;
 
 use crate::support::*;
-use auth_proto::v1::{ListUsersRequest, SetUserRolesRequest};
+use auth_proto::v1::{DisableUserRequest, ListUsersRequest, SetUserRolesRequest};
 use tonic::{Code, Request};
 
 both_backends!(
     a_demoted_admins_older_token_is_refused_at_once,
     a_call_opened_as_admin_and_completed_after_demotion_is_refused,
     hs256_tokens_cannot_use_the_admin_api_without_opt_in,
+    two_admins_disabling_each_other_leave_one,
 );
 
 async fn list_users(s: &TestServer, token: &str) -> Result<(), tonic::Status> {
@@ -181,5 +182,67 @@ async fn hs256_tokens_cannot_use_the_admin_api_without_opt_in(backend: Backend) 
     let s = TestServer::start_with(backend, Options::hs256()).await;
     let token = s.admin_token().await;
     list_users(&s, &token).await.expect("opted in");
+    s.shutdown().await;
+}
+
+/// Finding 2: two admins disable each other at the same moment through the API: one succeeds, the
+/// other is refused (FAILED_PRECONDITION when both were checked before either committed), and an
+/// enabled admin remains (the store test repeats the race five times per backend).
+async fn two_admins_disabling_each_other_leave_one(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let root = s.admin_token().await;
+    let ann = s
+        .create_user(&root, "ann", "ann-password-12", &["admin"])
+        .await;
+    let bob = s
+        .create_user(&root, "bob", "bob-password-12", &["admin"])
+        .await;
+    let t_ann = s.login("ann", "ann-password-12").await.access_token;
+    let t_bob = s.login("bob", "bob-password-12").await.access_token;
+    // The bootstrap admin steps back, so ann and bob are the only enabled admins.
+    let root_id = s
+        .admin_client_with(&t_ann)
+        .list_users(ListUsersRequest::default())
+        .await
+        .expect("list")
+        .into_inner()
+        .users
+        .into_iter()
+        .find(|u| u.username == ADMIN_USER)
+        .expect("bootstrap admin")
+        .id;
+    s.admin_client_with(&t_ann)
+        .disable_user(DisableUserRequest { user_id: root_id })
+        .await
+        .expect("bootstrap admin disabled");
+    let mut a = s.admin_client_with(&t_ann);
+    let mut b = s.admin_client_with(&t_bob);
+    let (r1, r2) = tokio::join!(
+        a.disable_user(DisableUserRequest {
+            user_id: bob.id.clone()
+        }),
+        b.disable_user(DisableUserRequest {
+            user_id: ann.id.clone()
+        }),
+    );
+    let refused: Vec<_> = [r1, r2].into_iter().filter_map(Result::err).collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    // The loser is refused by the invariant — or, if the winner committed before the loser's call
+    // was checked, because the loser is no longer an enabled admin.
+    match refused[0].code() {
+        Code::FailedPrecondition => {
+            assert!(
+                refused[0].message().contains("no enabled admin"),
+                "{refused:?}"
+            )
+        }
+        Code::PermissionDenied | Code::Unauthenticated => {}
+        other => panic!("{other:?}: {refused:?}"),
+    }
+    let enabled_admins = s
+        .db
+        .scalar("SELECT COUNT(*) FROM users WHERE disabled = FALSE AND roles LIKE '%\"admin\"%'")
+        .await;
+    assert_eq!(enabled_admins, 1);
     s.shutdown().await;
 }

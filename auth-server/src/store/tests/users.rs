@@ -9,6 +9,8 @@ both_backends!(
     roles_disable_enable,
     password_change_scopes,
     delete_user_cascades,
+    the_last_admin_stays,
+    concurrent_admin_changes_keep_an_admin,
 );
 
 async fn ping_and_migrate_again(s: &dyn TestStore) {
@@ -68,7 +70,8 @@ async fn roles_disable_enable(s: &dyn TestStore) {
     session(s, "s3", "u1", "y0", T0).await;
     assert!(s.revoke_session("s3", T0 + 1).await.unwrap());
 
-    let roles = vec!["admin".to_string()];
+    // (Not "admin": the last enabled admin could not be disabled below; see the_last_admin_stays.)
+    let roles = vec!["ops".to_string()];
     let u = s.set_roles("u1", &roles, T0 + 5).await.unwrap().unwrap();
     assert_eq!((u.roles.clone(), u.updated_at), (roles, T0 + 5));
     assert_eq!(s.user_by_id("u1").await.unwrap(), Some(u));
@@ -193,4 +196,83 @@ async fn delete_user_cascades(s: &dyn TestStore) {
         "only bob's token is left"
     );
     assert_eq!(rotate(s, "t1", "t2", T0 + 2).await, RotateOutcome::Rejected);
+}
+
+fn admin(id: &str, name: &str) -> UserRecord {
+    UserRecord {
+        roles: vec![crate::store::ADMIN_ROLE.into()],
+        ..user(id, name)
+    }
+}
+
+/// The last enabled admin cannot be demoted, disabled or deleted; nothing changes when refused.
+async fn the_last_admin_stays(s: &dyn TestStore) {
+    s.create_user(&admin("a1", "Ann")).await.unwrap();
+    s.create_user(&user("u1", "Alice")).await.unwrap();
+    assert!(matches!(
+        s.set_roles("a1", &[], T0 + 1).await,
+        Err(StoreError::LastAdmin)
+    ));
+    assert!(matches!(
+        s.set_disabled("a1", true, T0 + 1).await,
+        Err(StoreError::LastAdmin)
+    ));
+    assert!(matches!(
+        s.delete_user("a1").await,
+        Err(StoreError::LastAdmin)
+    ));
+    assert_eq!(s.user_by_id("a1").await.unwrap(), Some(admin("a1", "Ann")));
+    // Others change freely; with a second admin, the first may go.
+    s.set_roles("u1", &["admin".into()], T0 + 2).await.unwrap();
+    s.set_disabled("a1", true, T0 + 3).await.unwrap();
+    assert!(matches!(
+        s.set_disabled("u1", true, T0 + 4).await,
+        Err(StoreError::LastAdmin)
+    ));
+}
+
+/// Two admins disabling each other at the same moment: exactly one succeeds, every round.
+async fn concurrent_admin_changes_keep_an_admin(s: &dyn TestStore) {
+    let mut previous: Vec<String> = Vec::new();
+    for round in 0..5 {
+        let (a, b) = (format!("a{round}"), format!("b{round}"));
+        s.create_user(&admin(&a, &format!("Ann{round}")))
+            .await
+            .unwrap();
+        s.create_user(&admin(&b, &format!("Bob{round}")))
+            .await
+            .unwrap();
+        // Only this round's two are admins.
+        for old in previous.drain(..) {
+            s.set_roles(&old, &[], T0 + 9).await.unwrap();
+        }
+        let barrier = Arc::new(Barrier::new(2));
+        let tasks: Vec<_> = [a.clone(), b.clone()]
+            .into_iter()
+            .map(|id| {
+                let (store, barrier) = (s.shared(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    store.set_disabled(&id, true, T0 + 10).await
+                })
+            })
+            .collect();
+        let mut ok = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(Some(_)) => ok += 1,
+                Err(StoreError::LastAdmin) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(ok, 1, "round {round}: exactly one admin disabled");
+        let enabled = s
+            .int(
+                "SELECT COUNT(*) FROM users WHERE disabled = FALSE AND roles LIKE '%\"admin\"%'",
+                &[],
+            )
+            .await;
+        assert_eq!(enabled, 1, "round {round}");
+        previous = vec![a, b];
+    }
 }
