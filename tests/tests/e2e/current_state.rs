@@ -26,6 +26,28 @@ async fn list_users(s: &TestServer, token: &str) -> Result<(), tonic::Status> {
     .map(|_| ())
 }
 
+/// The admin `root` takes every role from `user_id`.
+async fn demote(s: &TestServer, root: &str, user_id: &str) {
+    bounded(
+        "demote",
+        s.admin_client_with(root)
+            .set_user_roles(SetUserRolesRequest {
+                user_id: user_id.to_owned(),
+                roles: vec![],
+            }),
+    )
+    .await
+    .expect("demoted");
+}
+
+/// 1 when `user_id` has no role in the database.
+async fn roles_emptied(s: &TestServer, user_id: &str) -> i64 {
+    s.db.scalar(&format!(
+        "SELECT COUNT(*) FROM users WHERE id = '{user_id}' AND roles = '[]'"
+    ))
+    .await
+}
+
 async fn a_demoted_admins_older_token_is_refused_at_once(backend: Backend) {
     let s = TestServer::start(backend).await;
     let root = s.admin_token().await;
@@ -36,16 +58,7 @@ async fn a_demoted_admins_older_token_is_refused_at_once(backend: Backend) {
     list_users(&s, &bob_token).await.expect("bob is admin");
     // Tokens issued in the same second as a change survive it: let a second pass.
     s.clock.advance(1);
-    bounded(
-        "demote bob",
-        s.admin_client_with(&root)
-            .set_user_roles(SetUserRolesRequest {
-                user_id: bob.id.clone(),
-                roles: vec![],
-            }),
-    )
-    .await
-    .expect("demoted");
+    demote(&s, &root, &bob.id).await;
     // Bob's older token, though unexpired and still saying "admin", no longer works anywhere.
     let refused = list_users(&s, &bob_token).await.expect_err("demoted");
     assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
@@ -91,14 +104,7 @@ async fn a_demoted_admins_older_token_is_refused_at_once(backend: Backend) {
     let fresh = s.login("bob", "bob-password-12").await.access_token;
     let refused = list_users(&s, &fresh).await.expect_err("not admin");
     assert_eq!(refused.code(), Code::PermissionDenied);
-    assert_eq!(
-        s.db.scalar(&format!(
-            "SELECT COUNT(*) FROM users WHERE id = '{}' AND roles = '[]'",
-            bob.id
-        ))
-        .await,
-        1
-    );
+    assert_eq!(roles_emptied(&s, &bob.id).await, 1);
     s.shutdown().await;
 }
 
@@ -137,16 +143,7 @@ async fn a_call_opened_as_admin_and_completed_after_demotion_is_refused(backend:
     });
     // ...while the root admin demotes him.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    bounded(
-        "demote bob",
-        s.admin_client_with(&root)
-            .set_user_roles(SetUserRolesRequest {
-                user_id: bob.id.clone(),
-                roles: vec![],
-            }),
-    )
-    .await
-    .expect("demoted");
+    demote(&s, &root, &bob.id).await;
     let answer = bounded("held call", call).await.expect("task");
     let refused = answer.expect_err("completed after the demotion: refused");
     assert!(
@@ -157,11 +154,7 @@ async fn a_call_opened_as_admin_and_completed_after_demotion_is_refused(backend:
         "{refused:?}"
     );
     assert_eq!(
-        s.db.scalar(&format!(
-            "SELECT COUNT(*) FROM users WHERE id = '{}' AND roles = '[]'",
-            bob.id
-        ))
-        .await,
+        roles_emptied(&s, &bob.id).await,
         1,
         "bob did not make himself admin again"
     );
