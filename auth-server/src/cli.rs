@@ -102,6 +102,11 @@ pub enum KeysCommand {
         /// Token lifetimes (a retired key stays published until its tokens have expired).
         #[command(flatten)]
         tokens: TokenArgs,
+        /// Rotate even if the next key has been published for less than AUTH_KEY_PREPUBLISH (a
+        /// compromised key): verifiers that have not fetched the new key refuse its tokens until
+        /// they refetch.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -171,6 +176,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     database,
                     keys,
                     tokens,
+                    force,
                 },
         }) => {
             let database = database.validate().context("invalid configuration")?;
@@ -180,13 +186,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let manager =
                 start_keys(keys, &tokens, store.clone(), unix_seconds(&SystemClock)).await?;
             let r = manager
-                .rotate(unix_seconds(&SystemClock))
+                .rotate_on_request(unix_seconds(&SystemClock), force)
                 .await
                 .map_err(describe)?;
             let entry = Entry::new("key.rotated", Outcome::Success, "local")
                 .actor("cli")
                 .subject(&r.current)
-                .detail(format!("retired {}", r.retired));
+                .detail(r.audit_detail(force));
             crate::audit::record(&*store, unix_seconds(&SystemClock), entry).await;
             println!(
                 "current {}\nnext    {}\nretired {}",

@@ -95,6 +95,7 @@ pub async fn serve_with_clock(
     }
     let tls = listen.tls.as_ref().map(|t| t.load()).transpose()?;
     let store = open_store(&database).await?;
+    let key_check = keys.reload_interval;
     let state = build_state(
         StateSettings {
             keys,
@@ -116,7 +117,11 @@ pub async fn serve_with_clock(
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
     let auth_layer = state.auth.clone();
-    let tasks = spawn_background(state.clone(), health.clone(), retention);
+    let mut tasks = spawn_background(state.clone(), health.clone(), retention);
+    tasks.extend(crate::keys::rotation::spawn_scheduler(
+        state.clone(),
+        key_check,
+    ));
 
     let auth = AuthServiceServer::new(AuthServiceImpl::new(state.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);

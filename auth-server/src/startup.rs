@@ -108,7 +108,14 @@ pub(crate) async fn start_keys(
             },
         },
     };
-    Ok(KeyManager::start(mode, store, tokens.retired_key_lifetime(), now).await?)
+    Ok(KeyManager::start(
+        mode,
+        store,
+        tokens.retired_key_lifetime(),
+        keys.rotation,
+        now,
+    )
+    .await?)
 }
 
 /// Builds the password hasher (which allocates its memory pool) off the async threads.

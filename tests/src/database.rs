@@ -8,6 +8,28 @@ use std::time::Duration;
 
 use super::harness::{Backend, TestServer, bounded};
 
+/// A row of `signing_keys`, without the key material.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct KeyRow {
+    /// Key id.
+    pub kid: String,
+    /// `current`, `next` or `retired`.
+    pub status: String,
+    /// When it was created, that is first published.
+    pub created_at: i64,
+    /// When it became current.
+    pub activated_at: Option<i64>,
+    /// For a retired key: published until then.
+    pub publish_until: Option<i64>,
+}
+
+impl KeyRow {
+    /// Whether the server publishes it at `now`.
+    pub fn published_at(&self, now: i64) -> bool {
+        self.status != "retired" || self.publish_until.is_some_and(|t| t > now)
+    }
+}
+
 /// Direct SQL access to the server's database, to inspect rows.
 #[derive(Debug, Clone)]
 pub enum Db {
@@ -96,6 +118,30 @@ impl Db {
             }
         })
         .await
+    }
+
+    /// The signing-key rows, oldest first.
+    pub async fn signing_keys(&self) -> Vec<KeyRow> {
+        const SQL: &str = "SELECT kid, status, created_at, activated_at, publish_until \
+                           FROM signing_keys ORDER BY created_at, kid";
+        bounded("signing keys", async {
+            match self {
+                Db::Pg(p) => sqlx::query_as(SQL).fetch_all(p).await,
+                Db::Sqlite(p) => sqlx::query_as(SQL).fetch_all(p).await,
+            }
+        })
+        .await
+        .expect("signing keys")
+    }
+
+    /// The kid of the signing key with `status` (`current` or `next`).
+    pub async fn key_with_status(&self, status: &str) -> String {
+        self.signing_keys()
+            .await
+            .into_iter()
+            .find(|k| k.status == status)
+            .unwrap_or_else(|| panic!("no {status} key"))
+            .kid
     }
 
     pub(crate) async fn close(&self) {

@@ -206,6 +206,12 @@ impl Options {
             "8",
             "--shutdown-grace",
             "5",
+            // Keys rotate when a test asks (with no pre-publication wait); the rotation tests set
+            // their own schedule.
+            "--key-rotation-interval",
+            "0",
+            "--key-prepublish",
+            "0",
         ]
         .iter()
         .map(|s| (*s).to_owned())
@@ -312,16 +318,56 @@ impl TestServer {
             }
         };
         let data_dir = match &storage {
-            Storage::Sqlite(dir) => Some(dir.path()),
+            Storage::Sqlite(dir) => Some(dir.path().to_owned()),
             Storage::Pg(_) => None,
         };
-        let (args, master_key, hs256_secret) = opts.args(&db_url, data_dir);
+        let (args, master_key, hs256_secret) = opts.args(&db_url, data_dir.as_deref());
+        Self::launch(
+            backend,
+            (db_url, Some(storage)),
+            (args, master_key, hs256_secret),
+            ManualClock::default(),
+        )
+        .await
+    }
+
+    /// Starts a second replica of this server: the same database and keys (master key or HS256
+    /// secret) and the same clock (advancing one advances both), with `opts`' extra flags. Its
+    /// shutdown leaves the database to this server.
+    pub async fn start_replica(&self, opts: Options) -> Self {
+        let data_dir = match &self.storage {
+            Some(Storage::Sqlite(dir)) => Some(dir.path().to_owned()),
+            _ => None,
+        };
+        let (mut args, _, _) = opts.args(&self.db_url, data_dir.as_deref());
+        for (flag, value) in [
+            ("--master-key", &self.master_key),
+            ("--hs256-secret", &self.hs256_secret),
+        ] {
+            if let (Some(i), Some(v)) = (args.iter().position(|a| a == flag), value) {
+                args[i + 1] = v.clone();
+            }
+        }
+        Self::launch(
+            self.backend,
+            (self.db_url.clone(), None),
+            (args, self.master_key.clone(), self.hs256_secret.clone()),
+            self.clock.clone(),
+        )
+        .await
+    }
+
+    async fn launch(
+        backend: Backend,
+        (db_url, storage): (String, Option<Storage>),
+        (args, master_key, hs256_secret): (Vec<String>, Option<String>, Option<String>),
+        clock: ManualClock,
+    ) -> Self {
         let settings = parse_config(&args).validate().expect("valid test settings");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
-        let clock = ManualClock::default();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(auth_server::server::serve_with_clock(
             settings,
@@ -342,7 +388,7 @@ impl TestServer {
             channel: endpoint(addr).connect_lazy(),
             stop: Some(stop_tx),
             handle: Some(handle),
-            storage: Some(storage),
+            storage,
         };
         server.wait_serving().await;
         server

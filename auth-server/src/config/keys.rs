@@ -12,6 +12,7 @@ use zeroize::Zeroizing;
 use super::check::{ConfigError, bad, within};
 use super::database::{Backend, DatabaseSettings, secret};
 use crate::keys::master::MasterKey;
+use crate::keys::rotation::RotationPolicy;
 
 /// Token signing algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -65,9 +66,22 @@ pub struct KeyArgs {
     pub hs256_admin: bool,
 
     /// How often to re-read signing keys from the database (picks up rotations by other replicas),
-    /// seconds [1..=3600].
+    /// seconds [1..=3600]. Due automatic rotations are performed at this pace too.
     #[arg(long, env = "AUTH_KEY_RELOAD_INTERVAL", default_value_t = 30)]
     pub key_reload_interval: u64,
+
+    /// Rotate the signing key automatically after it has signed for this long, seconds: 0 (only on
+    /// request) or [3600..=31536000]; default 7 days. Exactly one replica performs each rotation.
+    #[arg(long, env = "AUTH_KEY_ROTATION_INTERVAL", default_value_t = 7 * 24 * 3600)]
+    pub key_rotation_interval: u64,
+
+    /// The next key is published (in the JWKS) at least this long before it signs, so mesh and
+    /// verifier caches hold it in time (Envoy caches a remote JWKS 10 min by default, istiod
+    /// refreshes every 20 min), seconds [0..=2592000]; at least AUTH_KEY_RELOAD_INTERVAL and at most
+    /// AUTH_KEY_ROTATION_INTERVAL when rotating automatically. Requested rotations respect it unless
+    /// forced.
+    #[arg(long, env = "AUTH_KEY_PREPUBLISH", default_value_t = 3600)]
+    pub key_prepublish: u64,
 }
 
 /// Where the master key comes from.
@@ -100,6 +114,8 @@ pub struct KeySettings {
     pub signing: Signing,
     /// How often replicas re-read the key table.
     pub reload_interval: Duration,
+    /// When keys rotate by themselves and how long a key is published before it signs.
+    pub rotation: RotationPolicy,
     /// AdminService refuses every token (HS256 mode without `AUTH_HS256_ADMIN`).
     pub admin_api_refused: bool,
 }
@@ -114,6 +130,7 @@ impl KeyArgs {
             3600,
             " seconds",
         )?;
+        let rotation = rotation_policy(self.key_rotation_interval, self.key_prepublish, reload)?;
         let signing = if self.signing_alg == SigningAlg::Hs256 {
             let secret = self.hs256_secret.ok_or_else(|| {
                 bad(
@@ -148,9 +165,55 @@ impl KeyArgs {
         Ok(KeySettings {
             signing,
             reload_interval: Duration::from_secs(reload),
+            rotation,
             admin_api_refused,
         })
     }
+}
+
+/// The rotation schedule: an interval of 0 or 1 h..1 year (so at most 25 retired keys are published
+/// with the longest token lifetime), a pre-publication time that every replica's reload can meet and
+/// that fits in the interval.
+fn rotation_policy(
+    interval: u64,
+    prepublish: u64,
+    reload: u64,
+) -> Result<RotationPolicy, ConfigError> {
+    const YEAR: u64 = 365 * 24 * 3600;
+    let prepublish = within(
+        "AUTH_KEY_PREPUBLISH",
+        prepublish,
+        0,
+        30 * 24 * 3600,
+        " seconds",
+    )?;
+    if interval == 0 {
+        return Ok(RotationPolicy {
+            interval: None,
+            prepublish: prepublish as i64,
+        });
+    }
+    let interval = within(
+        "AUTH_KEY_ROTATION_INTERVAL",
+        interval,
+        3600,
+        YEAR,
+        " seconds (or 0)",
+    )?;
+    if prepublish < reload || prepublish > interval {
+        return Err(bad(
+            "AUTH_KEY_PREPUBLISH",
+            format!(
+                "must be at least AUTH_KEY_RELOAD_INTERVAL ({reload} s), so every replica publishes \
+                 the next key before it signs, and at most AUTH_KEY_ROTATION_INTERVAL ({interval} s) \
+                 (--key-prepublish, got {prepublish})"
+            ),
+        ));
+    }
+    Ok(RotationPolicy {
+        interval: Some(interval as i64),
+        prepublish: prepublish as i64,
+    })
 }
 
 /// Refuses HS256 secrets that are short or have a guessable shape.

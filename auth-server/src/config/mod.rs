@@ -262,6 +262,12 @@ mod tests {
                 "AUTH_DB_MAX_CONNECTIONS",
             ),
             ("--password-min-chars", "100000", "AUTH_PASSWORD_MIN_CHARS"),
+            (
+                "--key-rotation-interval",
+                "59",
+                "AUTH_KEY_ROTATION_INTERVAL",
+            ),
+            ("--key-prepublish", "99999999", "AUTH_KEY_PREPUBLISH"),
         ] {
             let e = parse(&[flag, value]).unwrap_err();
             assert_eq!(e.setting, setting, "{flag}");
@@ -272,6 +278,32 @@ mod tests {
         }
         let s = parse(&["--audit-retention-days", "3650"]).unwrap();
         assert_eq!(s.operations.audit_retention, 3650 * 86_400);
+    }
+
+    #[test]
+    fn rotation_schedule_defaults_and_consistency() {
+        let r = parse(&[]).unwrap().keys.rotation;
+        assert_eq!((r.interval, r.prepublish), (Some(7 * 86_400), 3600));
+        let r = parse(&["--key-rotation-interval", "0", "--key-prepublish", "0"])
+            .unwrap()
+            .keys
+            .rotation;
+        assert_eq!((r.interval, r.prepublish), (None, 0));
+        // Automatic rotation needs a pre-publication every replica's reload can meet, within the
+        // interval.
+        for args in [
+            &["--key-prepublish", "10"][..],
+            &[
+                "--key-rotation-interval",
+                "3600",
+                "--key-prepublish",
+                "7200",
+            ],
+        ] {
+            let e = parse(args).unwrap_err();
+            assert_eq!(e.setting, "AUTH_KEY_PREPUBLISH", "{args:?}");
+            assert!(e.to_string().contains("AUTH_KEY_RELOAD_INTERVAL"), "{e}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod generate;
 pub mod master;
+pub mod rotation;
 pub(crate) mod source;
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use zeroize::Zeroizing;
 use crate::error::AuthError;
 use crate::store::{KeyStatus, SigningKeyRecord, Store};
 use master::MasterKey;
+use rotation::{KeyTimes, RotationPolicy, Trigger};
 
 /// How tokens are signed.
 pub enum SigningMode {
@@ -66,12 +68,23 @@ pub struct Rotation {
     pub retired: String,
 }
 
+impl Rotation {
+    /// What the audit trail records of it.
+    pub(crate) fn audit_detail(&self, forced: bool) -> String {
+        let forced = if forced { ", forced" } else { "" };
+        format!("retired {}, next {}{forced}", self.retired, self.next)
+    }
+}
+
 /// Owns the signing keys of this replica and keeps them in step with the database.
 pub struct KeyManager {
     mode: SigningMode,
     store: Arc<dyn Store>,
     /// How long a retired key stays published: the access-token lifetime plus leeway.
     retire_after: i64,
+    rotation: RotationPolicy,
+    /// When the current key became current and the next one was published, as last loaded.
+    times: ArcSwap<KeyTimes>,
     signer: ArcSwap<Signer>,
     published: SharedKeys,
     jwks_json: ArcSwap<String>,
@@ -92,6 +105,7 @@ impl KeyManager {
         mode: SigningMode,
         store: Arc<dyn Store>,
         retire_after: i64,
+        rotation: RotationPolicy,
         now: i64,
     ) -> Result<Self, AuthError> {
         if let SigningMode::SharedSecret { secret } = &mode {
@@ -105,10 +119,10 @@ impl KeyManager {
             return Ok(Self::assemble(
                 mode,
                 store,
-                retire_after,
+                (retire_after, RotationPolicy::MANUAL),
                 signer,
                 published,
-                r#"{"keys":[]}"#.into(),
+                (r#"{"keys":[]}"#.into(), KeyTimes::default()),
             ));
         }
         if let SigningMode::Asymmetric { alg, master } = &mode {
@@ -121,29 +135,31 @@ impl KeyManager {
                 }
             }
         }
-        let (signer, published, jwks) = load(&mode, store.as_ref(), now).await?;
+        let (signer, published, jwks, times) = load(&mode, store.as_ref(), now).await?;
         Ok(Self::assemble(
             mode,
             store,
-            retire_after,
+            (retire_after, rotation),
             signer,
             published,
-            jwks,
+            (jwks, times),
         ))
     }
 
     fn assemble(
         mode: SigningMode,
         store: Arc<dyn Store>,
-        retire_after: i64,
+        (retire_after, rotation): (i64, RotationPolicy),
         signer: Signer,
         published: KeySet,
-        jwks: String,
+        (jwks, times): (String, KeyTimes),
     ) -> Self {
         Self {
             mode,
             store,
             retire_after,
+            rotation,
+            times: ArcSwap::from_pointee(times),
             signer: ArcSwap::from_pointee(signer),
             published: SharedKeys::new(published),
             jwks_json: ArcSwap::from_pointee(jwks),
@@ -170,36 +186,72 @@ impl KeyManager {
         if matches!(self.mode, SigningMode::SharedSecret { .. }) {
             return Ok(());
         }
-        let (signer, published, jwks) = load(&self.mode, self.store.as_ref(), now).await?;
+        let (signer, published, jwks, times) = load(&self.mode, self.store.as_ref(), now).await?;
         if signer.kid != self.signer.load().kid {
             tracing::info!(kid = %signer.kid, "signing key changed");
         }
+        self.times.store(Arc::new(times));
         self.signer.store(Arc::new(signer));
         self.published.store(published);
         self.jwks_json.store(Arc::new(jwks));
         Ok(())
     }
 
-    /// Rotates: next → current, current → retired (published for `retire_after` more seconds), and a
-    /// new next key.
-    pub async fn rotate(&self, now: i64) -> Result<Rotation, AuthError> {
-        let SigningMode::Asymmetric { alg, master } = &self.mode else {
+    /// The rotation schedule (manual only in shared-secret mode).
+    pub fn rotation_policy(&self) -> RotationPolicy {
+        self.rotation
+    }
+
+    /// Rotates if the schedule says the current key is due and the next one has been published for
+    /// the pre-publication time; `None` when not (or when another replica has just rotated).
+    pub async fn rotate_if_due(&self, now: i64) -> Result<Option<Rotation>, AuthError> {
+        if matches!(self.mode, SigningMode::SharedSecret { .. }) {
+            return Ok(None);
+        }
+        self.rotate(now, Trigger::Scheduled).await
+    }
+
+    /// Rotates on an operator's request, at once; refused (`FAILED_PRECONDITION`) while the next key
+    /// has been published for less than the pre-publication time, unless `force`d.
+    pub async fn rotate_on_request(&self, now: i64, force: bool) -> Result<Rotation, AuthError> {
+        if matches!(self.mode, SigningMode::SharedSecret { .. }) {
             return Err(AuthError::FailedPrecondition(
                 "shared-secret (HS256) mode has no key rotation: change AUTH_HS256_SECRET on all services",
             ));
+        }
+        // The decision needs the keys as they are now, not as of the last periodic reload.
+        self.reload(now).await?;
+        self.rotate(now, Trigger::Requested { force })
+            .await?
+            .ok_or(AuthError::FailedPrecondition(
+                "the next signing key has been published for less than AUTH_KEY_PREPUBLISH, so \
+                 verifiers may not have it yet: retry later, or force the rotation",
+            ))
+    }
+
+    /// Rotates: next → current, current → retired (published for `retire_after` more seconds), and a
+    /// new next key — if `trigger`'s conditions hold, in memory and then in the store's transaction.
+    async fn rotate(&self, now: i64, trigger: Trigger) -> Result<Option<Rotation>, AuthError> {
+        let SigningMode::Asymmetric { alg, master } = &self.mode else {
+            return Ok(None);
+        };
+        let retire_until = now.saturating_add(self.retire_after);
+        let Some(conditions) =
+            self.rotation
+                .conditions(trigger, **self.times.load(), now, retire_until)
+        else {
+            return Ok(None);
         };
         let next = new_record(*alg, master, KeyStatus::Next, now)?;
         let next_kid = next.kid.clone();
-        let (current, retired) = self
-            .store
-            .rotate_signing_keys(&next, now + self.retire_after)
-            .await?;
+        let rotated = self.store.rotate_signing_keys(&next, &conditions).await?;
+        // Either way the keys changed or another replica changed them: read them again.
         self.reload(now).await?;
-        Ok(Rotation {
+        Ok(rotated.map(|(current, retired)| Rotation {
             current,
             next: next_kid,
             retired,
-        })
+        }))
     }
 }
 
@@ -223,6 +275,7 @@ fn new_record(
         status,
         created_at: now,
         publish_until: None,
+        activated_at: (status == KeyStatus::Current).then_some(now),
     })
 }
 
@@ -230,7 +283,7 @@ async fn load(
     mode: &SigningMode,
     store: &dyn Store,
     now: i64,
-) -> Result<(Signer, KeySet, String), AuthError> {
+) -> Result<(Signer, KeySet, String, KeyTimes), AuthError> {
     let SigningMode::Asymmetric { master, .. } = mode else {
         return Err(AuthError::Internal(
             "load called in shared-secret mode".into(),
@@ -246,6 +299,7 @@ async fn load(
     let mut published = KeySet::new();
     let mut jwks = Vec::with_capacity(records.len());
     let mut signer = None;
+    let mut times = KeyTimes::default();
     for r in &records {
         let jwk: Jwk = serde_json::from_str(&r.public_jwk).map_err(internal)?;
         published
@@ -255,7 +309,11 @@ async fn load(
             )
             .map_err(internal)?;
         jwks.push(jwk);
+        if r.status == KeyStatus::Next {
+            times.next_since = r.created_at;
+        }
         if r.status == KeyStatus::Current {
+            times.current_since = r.activated_at.unwrap_or(r.created_at);
             let alg: Algorithm = r.alg.parse().map_err(internal)?;
             let pkcs8 = master.open(&r.kid, &r.private_key_enc).map_err(internal)?;
             let key = generate::encoding_key(alg, &pkcs8).map_err(internal)?;
@@ -270,5 +328,5 @@ async fn load(
         .ok_or_else(|| AuthError::Internal("no current signing key in the database".into()))?;
     let jwks =
         serde_json::to_string(&jsonwebtoken::jwk::JwkSet { keys: jwks }).map_err(internal)?;
-    Ok((signer, published, jwks))
+    Ok((signer, published, jwks, times))
 }

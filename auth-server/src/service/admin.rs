@@ -347,15 +347,23 @@ impl AdminService for AdminServiceImpl {
         &self,
         request: Request<RotateSigningKeyRequest>,
     ) -> Rpc<RotateSigningKeyResponse> {
-        let (admin, _req) = self.admin(request).await?;
-        let r = self.state.keys.rotate(self.state.now()).await?;
+        let (admin, req) = self.admin(request).await?;
+        let r = self
+            .state
+            .keys
+            .rotate_on_request(self.state.now(), req.force)
+            .await?;
         // Publish the rotation to this replica's verifiers now (others re-read within the interval).
         if self.state.key_source.refresh().await.is_err() {
             tracing::warn!(
                 "key source refresh after rotation failed; it retries in the background"
             );
         }
-        self.audit(&admin, "key.rotated", &r.current).await;
+        let entry = Entry::new("key.rotated", Outcome::Success, &admin.peer)
+            .actor(&admin.claims.sub)
+            .subject(&r.current)
+            .detail(r.audit_detail(req.force));
+        self.state.audit(entry).await;
         Ok(Response::new(RotateSigningKeyResponse {
             current_kid: r.current,
             next_kid: r.next,

@@ -16,8 +16,8 @@ pub mod sql;
 pub mod sqlite;
 
 pub use records::{
-    AttemptRule, AuditEvent, AuditQuery, KeyStatus, NewSession, Reservation, RevokeScope,
-    RotateOutcome, SessionRecord, SessionStatus, SigningKeyRecord, UserRecord,
+    AttemptRule, AuditEvent, AuditQuery, KeyRotation, KeyStatus, NewSession, Reservation,
+    RevokeScope, RotateOutcome, SessionRecord, SessionStatus, SigningKeyRecord, UserRecord,
 };
 
 #[cfg(test)]
@@ -163,14 +163,16 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts signing keys (first start: a current and a next key) unless a current key already exists,
     /// atomically. Returns false when keys already existed (another replica won the race).
     async fn init_signing_keys(&self, keys: &[SigningKeyRecord]) -> StoreResult<bool>;
-    /// Rotation, atomically: the current key becomes retired with `publish_until = retire_until`, the next
-    /// key becomes current, and `new_next` is inserted as the next key. Returns the kids
-    /// `(current, retired)` after rotation; fails if there is no current or no next key.
+    /// Rotation, atomically, if `rotation`'s conditions hold: the current key becomes retired with
+    /// `publish_until = rotation.retire_until`, the next key becomes current, and `new_next` is
+    /// inserted as the next key. Returns the kids `(current, retired)` after rotation, `None` when a
+    /// condition does not hold (not due yet, or another replica rotated first); fails if there is no
+    /// current or no next key.
     async fn rotate_signing_keys(
         &self,
         new_next: &SigningKeyRecord,
-        retire_until: i64,
-    ) -> StoreResult<(String, String)>;
+        rotation: &KeyRotation,
+    ) -> StoreResult<Option<(String, String)>>;
 
     /// Housekeeping: deletes retired keys past `publish_until` and sessions past their absolute lifetime
     /// (with their refresh tokens, which until then serve as reuse-detection tombstones). Returns the

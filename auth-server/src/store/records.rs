@@ -183,10 +183,27 @@ pub struct SigningKeyRecord {
     pub private_key_enc: Vec<u8>,
     /// The public JWK as JSON (no private members).
     pub public_jwk: String,
-    /// Creation time.
+    /// Creation time: from then on the key is published (first as the next key).
     pub created_at: i64,
     /// For retired keys: stop publishing (and delete) after this time.
     pub publish_until: Option<i64>,
+    /// When it became current (`None` while it is the next key).
+    pub activated_at: Option<i64>,
+}
+
+/// The conditions of one signing-key rotation, checked inside the rotating transaction: of several
+/// replicas racing for the same due rotation exactly one performs it, and the others see `None`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyRotation {
+    /// The time of the rotation: the new current key's `activated_at`, the new next key's
+    /// `created_at`.
+    pub now: i64,
+    /// The retired key's `publish_until`.
+    pub retire_until: i64,
+    /// Rotate only if the current key became current at or before this time.
+    pub current_since: i64,
+    /// Rotate only if the next key has been published since this time or earlier.
+    pub next_since: i64,
 }
 
 /// One security event of the audit trail (a row of `audit_events`). Never holds a secret.

@@ -18,7 +18,7 @@ macro_rules! session_columns {
 /// The columns of `signing_keys` that [`super::SigningKeyRecord`] decodes.
 macro_rules! key_columns {
     () => {
-        "kid, alg, status, private_key_enc, public_jwk, created_at, publish_until"
+        "kid, alg, status, private_key_enc, public_jwk, created_at, publish_until, activated_at"
     };
 }
 /// The columns of `audit_events` that [`super::AuditEvent`] decodes.

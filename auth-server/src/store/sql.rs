@@ -14,9 +14,9 @@ use super::rows::{
     session_columns, user_columns,
 };
 use super::{
-    AttemptRule, AuditEvent, AuditQuery, KeyStatus, NewSession, Reservation, RevokeScope,
-    RotateOutcome, SessionRecord, SessionStatus, SigningKeyRecord, Store, StoreError, StoreResult,
-    UserRecord, is_concurrent_duplicate,
+    AttemptRule, AuditEvent, AuditQuery, KeyRotation, KeyStatus, NewSession, Reservation,
+    RevokeScope, RotateOutcome, SessionRecord, SessionStatus, SigningKeyRecord, Store, StoreError,
+    StoreResult, UserRecord, is_concurrent_duplicate,
 };
 
 /// A [`Store`] over a connection pool of backend `DB` (see `PgStore` and `SqliteStore`).
@@ -120,7 +120,7 @@ where
     sqlx::query(concat!(
         "INSERT INTO signing_keys (",
         key_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
     ))
     .bind(key.kid.as_str())
     .bind(key.alg.as_str())
@@ -129,6 +129,7 @@ where
     .bind(key.public_jwk.as_str())
     .bind(key.created_at)
     .bind(key.publish_until)
+    .bind(key.activated_at)
     .execute(conn)
     .await?;
     Ok(())
@@ -670,27 +671,46 @@ where
     async fn rotate_signing_keys(
         &self,
         new_next: &SigningKeyRecord,
-        retire_until: i64,
-    ) -> StoreResult<(String, String)> {
+        rotation: &KeyRotation,
+    ) -> StoreResult<Option<(String, String)>> {
         let mut tx = self.begin_write().await?;
+        // One conditional update decides: a replica that lost the race (the row is no longer
+        // current once it gets it) or came too early changes nothing.
         let retired: Option<String> = sqlx::query_scalar(
             "UPDATE signing_keys SET status = 'retired', publish_until = $1 \
-             WHERE status = 'current' RETURNING kid",
+             WHERE status = 'current' AND COALESCE(activated_at, created_at) <= $2 \
+             AND EXISTS (SELECT 1 FROM signing_keys WHERE status = 'next' AND created_at <= $3) \
+             RETURNING kid",
         )
-        .bind(retire_until)
+        .bind(rotation.retire_until)
+        .bind(rotation.current_since)
+        .bind(rotation.next_since)
         .fetch_optional(&mut *tx)
         .await?;
+        let Some(retired) = retired else {
+            let active: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM signing_keys WHERE status IN ('current', 'next')",
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            return match active {
+                2 => Ok(None),
+                _ => Err(StoreError::Conflict("no current/next key")),
+            };
+        };
         let current: Option<String> = sqlx::query_scalar(
-            "UPDATE signing_keys SET status = 'current' WHERE status = 'next' RETURNING kid",
+            "UPDATE signing_keys SET status = 'current', activated_at = $1 \
+             WHERE status = 'next' RETURNING kid",
         )
+        .bind(rotation.now)
         .fetch_optional(&mut *tx)
         .await?;
-        let (Some(retired), Some(current)) = (retired, current) else {
+        let Some(current) = current else {
             return Err(StoreError::Conflict("no current/next key"));
         };
         insert_key(&mut *tx, new_next, KeyStatus::Next).await?;
         tx.commit().await?;
-        Ok((current, retired))
+        Ok(Some((current, retired)))
     }
 
     async fn purge_expired(&self, now: i64) -> StoreResult<u64> {

@@ -212,9 +212,20 @@ async fn zero_config_operator_commands_and_sigterm() {
     let out = run(c, Some("bob-password-2\n"));
     assert!(!out.status.success(), "duplicate user accepted");
 
-    // keys rotate: prints the new current key.
+    // keys rotate right after the keys were made: the next key has not been published for
+    // AUTH_KEY_PREPUBLISH (1 h) yet, so it is refused unless forced.
     let mut c = cmd(dir.path());
     c.args(["keys", "rotate"]);
+    let out = run(c, None);
+    assert!(
+        !out.status.success(),
+        "rotation before pre-publication: {out:?}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("AUTH_KEY_PREPUBLISH"), "{stderr}");
+    // keys rotate --force: prints the new current key.
+    let mut c = cmd(dir.path());
+    c.args(["keys", "rotate", "--force"]);
     let out = run(c, None);
     assert!(out.status.success(), "keys rotate: {out:?}");
     assert!(data.join("master.key").exists());

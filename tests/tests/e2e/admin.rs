@@ -114,7 +114,7 @@ async fn call_every_admin_method(
     );
     call!(
         "RotateSigningKey",
-        c.rotate_signing_key(req!(RotateSigningKeyRequest {}))
+        c.rotate_signing_key(req!(RotateSigningKeyRequest::default()))
     );
     assert_eq!(out.len(), 12);
     out

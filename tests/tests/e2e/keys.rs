@@ -51,7 +51,7 @@ async fn rotation_keeps_old_tokens_valid_until_retired(backend: Backend) {
     let r = bounded(
         "rotate",
         s.admin_client_with(&before)
-            .rotate_signing_key(RotateSigningKeyRequest {}),
+            .rotate_signing_key(RotateSigningKeyRequest::default()),
     )
     .await
     .expect("RotateSigningKey as admin")
@@ -167,7 +167,7 @@ async fn hs256_mode_publishes_no_keys(backend: Backend) {
     let st = bounded(
         "rotate",
         s.admin_client_with(&l.access_token)
-            .rotate_signing_key(RotateSigningKeyRequest {}),
+            .rotate_signing_key(RotateSigningKeyRequest::default()),
     )
     .await
     .expect_err("no rotation in HS256 mode");

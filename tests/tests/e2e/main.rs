@@ -16,6 +16,7 @@ mod current_state;
 mod database_lost;
 mod held_open;
 mod hs256_downstream;
+mod key_rotation;
 mod keys;
 mod login;
 mod refresh;

@@ -397,7 +397,7 @@ async fn metadata_abuse_is_refused_by_the_layer(backend: Backend) {
     assert_no_leak(&st, &[&t1]);
     // The same against the auth server's own layer (AdminService), and Validate with a 100 KiB field.
     let mut admin = AdminServiceClient::new(s.channel());
-    let mut req = tonic::Request::new(RotateSigningKeyRequest {});
+    let mut req = tonic::Request::new(RotateSigningKeyRequest::default());
     req.metadata_mut().insert(
         "authorization",
         format!("Bearer {huge}").parse().expect("ascii"),
@@ -638,7 +638,7 @@ async fn keys_are_bound_to_one_algorithm_and_published_public_only() {
         bounded(
             "rotate",
             s.admin_client_with(&admin)
-                .rotate_signing_key(RotateSigningKeyRequest {}),
+                .rotate_signing_key(RotateSigningKeyRequest::default()),
         )
         .await
         .expect("rotate");
