@@ -42,6 +42,7 @@ fn bench_issue(c: &mut Criterion) {
         id: "0199a2b4-0000-7000-8000-000000000001".into(),
         username: "alice".into(),
         username_key: "alice".into(),
+        username_skeleton: Some("alice".into()),
         password_hash: None,
         roles: vec!["orders:read".into()],
         disabled: false,

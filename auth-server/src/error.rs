@@ -117,6 +117,9 @@ impl From<StoreError> for Status {
 fn store_status(err: &StoreError) -> Status {
     match err {
         StoreError::Conflict(msg) => Status::already_exists(*msg),
+        StoreError::LookAlike => {
+            Status::already_exists("username looks too much like an existing username")
+        }
         StoreError::LastAdmin => Status::failed_precondition(
             "refused: this would leave no enabled admin (promote or enable another admin first)",
         ),

@@ -158,6 +158,7 @@ pub(crate) async fn build_state(
     let reload_interval = keys.reload_interval;
     let admin_api_refused = keys.admin_api_refused;
     let keys = Arc::new(start_keys(keys, &tokens, store.clone(), unix_seconds(&*clock)).await?);
+    let labels = keys.name_labels()?;
     let key_source = crate::keys::source::start(keys.clone(), clock.clone(), reload_interval)
         .await
         .map_err(|e| AuthError::Internal(e.to_string()))?;
@@ -178,6 +179,7 @@ pub(crate) async fn build_state(
         sessions: tokens.sessions,
         clock,
         throttle: crate::throttle::Throttle::new(throttle.policy),
+        labels,
         proxy_header: throttle.proxy_header,
         database: crate::availability::DatabaseStatus::default(),
         admin_api_refused,

@@ -42,6 +42,8 @@ pub(crate) struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Login throttling.
     pub throttle: crate::throttle::Throttle,
+    /// Labels attempted usernames in the audit trail and the throttle (never the raw name).
+    pub labels: crate::labels::NameLabels,
     /// Header carrying the client address, set by a trusted proxy.
     pub proxy_header: Option<http::HeaderName>,
     /// Whether the database answers, as last probed.
@@ -157,7 +159,8 @@ impl AppState {
 }
 
 /// Creates a user with a password and roles (admin API, CLI and bootstrap admin): validates the
-/// username, roles and password policy, hashes, and stores; a taken username is ALREADY_EXISTS.
+/// username, roles and password policy, hashes, and stores; a taken username, or one that looks like
+/// an existing one (same skeleton), is ALREADY_EXISTS.
 pub(crate) async fn create_user(
     store: &dyn Store,
     hasher: &PasswordHasher,
@@ -166,13 +169,14 @@ pub(crate) async fn create_user(
     password: &str,
     roles: &[String],
 ) -> Result<UserRecord, AuthError> {
-    let name = crate::input::username(username)?;
+    let name = crate::username::parse(username)?;
     let roles = crate::input::roles(roles)?;
     let phc = hasher.hash(hasher.check_new_password(password)?).await?;
     let user = UserRecord {
         id: uuid::Uuid::now_v7().to_string(),
         username: name.display,
         username_key: name.key,
+        username_skeleton: Some(name.skeleton),
         password_hash: Some(phc),
         roles,
         disabled: false,

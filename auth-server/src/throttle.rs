@@ -8,7 +8,9 @@
 //!   account is slowed while its owner, at another address, is refused for at most the short cap.
 //! - **source** (all accounts): password spraying from one real client address.
 //!
-//! Usernames that do not exist are keyed the same way, so throttling reveals nothing. Every attempt
+//! Usernames that do not exist are keyed the same way, so throttling reveals nothing. A key holds the
+//! username's label (a keyed hash, see [`crate::labels`]), never the name: a password typed into the
+//! username field is not stored, and one name still gives one bucket. Every attempt
 //! is reserved (counted) atomically *before* the password is checked, so concurrent attempts or
 //! replicas cannot check more passwords than the limit, and a caller who gives up mid-hash has still
 //! spent the attempt. A lock re-arms only after the failures that earn it. Refused attempts cost no
@@ -16,6 +18,7 @@
 //! source cannot fill the audit trail.
 
 use crate::error::AuthError;
+use crate::labels::NameLabels;
 use crate::store::{AttemptRule, Store};
 
 /// Throttling thresholds.
@@ -46,11 +49,12 @@ pub(crate) struct AttemptKeys {
 }
 
 impl AttemptKeys {
-    /// Keys for the canonical username and the source address.
-    pub(crate) fn new(username_key: &str, source_ip: &str) -> Self {
+    /// Keys for the canonical username (by its label) and the source address.
+    pub(crate) fn new(labels: &NameLabels, username_key: &str, source_ip: &str) -> Self {
+        let name = labels.digest(username_key);
         Self {
-            pair: format!("pair:{username_key}|{source_ip}"),
-            account: format!("user:{username_key}"),
+            pair: format!("pair:{name}|{source_ip}"),
+            account: format!("user:{name}"),
             source: format!("source:{source_ip}"),
         }
     }
@@ -186,9 +190,17 @@ mod tests {
 
     #[test]
     fn keys_separate_pair_account_and_source() {
-        let k = AttemptKeys::new("alice", "10.0.0.1");
-        assert_eq!(k.pair, "pair:alice|10.0.0.1");
-        assert_eq!(k.account, "user:alice");
+        let labels = NameLabels::derive(&[3u8; 32]).unwrap();
+        let k = AttemptKeys::new(&labels, "alice", "10.0.0.1");
+        let name = labels.digest("alice");
+        assert_eq!(k.pair, format!("pair:{name}|10.0.0.1"));
+        assert_eq!(k.account, format!("user:{name}"));
         assert_eq!(k.source, "source:10.0.0.1");
+        assert!(!format!("{k:?}").contains("alice"), "no name in a key");
+        assert_eq!(
+            AttemptKeys::new(&labels, "alice", "10.0.0.2").account,
+            k.account,
+            "one bucket per name"
+        );
     }
 }

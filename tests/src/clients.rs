@@ -106,6 +106,19 @@ impl TestServer {
         password: &str,
         roles: &[&str],
     ) -> User {
+        self.try_create_user(admin_token, name, password, roles)
+            .await
+            .unwrap_or_else(|s| panic!("create user {name:?} failed: {s:?}"))
+    }
+
+    /// `AdminService/CreateUser` with `admin_token`, returning the status on failure.
+    pub async fn try_create_user(
+        &self,
+        admin_token: &str,
+        name: &str,
+        password: &str,
+        roles: &[&str],
+    ) -> Result<User, Status> {
         bounded(
             "create user",
             self.admin_client_with(admin_token)
@@ -116,10 +129,7 @@ impl TestServer {
                 }),
         )
         .await
-        .unwrap_or_else(|s| panic!("create user {name:?} failed: {s:?}"))
-        .into_inner()
-        .user
-        .expect("user in response")
+        .map(|r| r.into_inner().user.expect("user in response"))
     }
 
     /// `Validate(token)`; panics on an RPC error.

@@ -174,13 +174,13 @@ impl TestServer {
             .hash(auth_server::password::normalize(password))
             .await
             .expect("hash");
-        let name_ = auth_server::input::username(name).expect("valid username");
-        let (display, key) = (name_.display, name_.key);
+        let name_ = auth_server::username::parse(name).expect("valid username");
+        let (display, key, skeleton) = (name_.display, name_.key, name_.skeleton);
         let id = uuid::Uuid::now_v7().to_string();
         let roles = serde_json::to_string(&roles).expect("roles json");
         let now = self.now();
-        let sql_pg = "INSERT INTO users (id, username, username_key, password_hash, roles, disabled, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, FALSE, $6, $6)";
-        let sql_lite = "INSERT INTO users (id, username, username_key, password_hash, roles, disabled, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?6)";
+        let sql_pg = "INSERT INTO users (id, username, username_key, username_skeleton, password_hash, roles, disabled, created_at, updated_at) VALUES ($1, $2, $3, $7, $4, $5, FALSE, $6, $6)";
+        let sql_lite = "INSERT INTO users (id, username, username_key, username_skeleton, password_hash, roles, disabled, created_at, updated_at) VALUES (?1, ?2, ?3, ?7, ?4, ?5, 0, ?6, ?6)";
         match &self.db {
             Db::Pg(p) => sqlx::query(sql_pg)
                 .bind(&id)
@@ -189,6 +189,7 @@ impl TestServer {
                 .bind(&hash)
                 .bind(&roles)
                 .bind(now)
+                .bind(&skeleton)
                 .execute(p)
                 .await
                 .map(|_| ()),
@@ -199,6 +200,7 @@ impl TestServer {
                 .bind(&hash)
                 .bind(&roles)
                 .bind(now)
+                .bind(&skeleton)
                 .execute(p)
                 .await
                 .map(|_| ()),

@@ -31,6 +31,8 @@ pub enum MasterKeyError {
 /// A 32-byte AES-256-GCM key. Never printed.
 pub struct MasterKey {
     key: LessSafeKey,
+    /// The raw key, kept only to derive the other keys of the deployment from it.
+    raw: Zeroizing<[u8; MASTER_KEY_LEN]>,
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -63,9 +65,17 @@ impl MasterKey {
         }
         let key = UnboundKey::new(&AES_256_GCM, raw)
             .map_err(|_| MasterKeyError::WrongLength(raw.len()))?;
+        let mut copy = Zeroizing::new([0u8; MASTER_KEY_LEN]);
+        copy.copy_from_slice(raw);
         Ok(Self {
             key: LessSafeKey::new(key),
+            raw: copy,
         })
+    }
+
+    /// The key that labels attempted usernames (see [`crate::labels`]), derived from this one.
+    pub(crate) fn name_labels(&self) -> Result<crate::labels::NameLabels, crate::error::AuthError> {
+        crate::labels::NameLabels::derive(self.raw.as_ref())
     }
 
     /// A fresh random key, base64-encoded (for the zero-config SQLite default).

@@ -176,6 +176,15 @@ impl KeyManager {
         &self.published
     }
 
+    /// The key that labels attempted usernames (see [`crate::labels`]): derived from the master key,
+    /// or in HS256 mode from the shared secret, so it is the same on every replica.
+    pub(crate) fn name_labels(&self) -> Result<crate::labels::NameLabels, AuthError> {
+        match &self.mode {
+            SigningMode::Asymmetric { master, .. } => master.name_labels(),
+            SigningMode::SharedSecret { secret } => crate::labels::NameLabels::derive(secret),
+        }
+    }
+
     /// The published JWKS document.
     pub fn jwks_json(&self) -> Arc<String> {
         self.jwks_json.load_full()

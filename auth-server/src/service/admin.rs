@@ -156,7 +156,7 @@ impl AdminService for AdminServiceImpl {
         let user = match (req.user_id.is_empty(), req.username.is_empty()) {
             (false, true) => self.user(&req.user_id).await?,
             (true, false) => {
-                let name = input::username(&req.username)?;
+                let name = crate::username::parse(&req.username)?;
                 self.state
                     .store
                     .user_by_username_key(&name.key)

@@ -14,11 +14,11 @@ use tonic::{Request, Response, Status};
 use super::{admit, caller, source, timestamp};
 use crate::audit::{Entry, Outcome};
 use crate::error::AuthError;
-use crate::input;
 use crate::state::AppState;
 use crate::store::{RevokeScope, RotateOutcome};
 use crate::throttle::AttemptKeys;
 use crate::token::refresh;
+use crate::username;
 
 const TOKEN_TYPE: &str = "Bearer";
 
@@ -36,17 +36,23 @@ impl AuthServiceImpl {
 
     async fn login(&self, peer: &str, req: LoginRequest) -> Result<LoginResponse, AuthError> {
         let st = &self.state;
-        let name = input::username(&req.username)?;
+        let name = username::parse(&req.username)?;
         let password = st.hasher.check_login_input(&req.password)?;
-        let attempt = AttemptKeys::new(&name.key, peer);
+        let attempt = AttemptKeys::new(&st.labels, &name.key, peer);
         // A hashing slot first (a shed login is not counted), then the attempt is counted before the
         // password is checked: concurrent attempts, replicas and callers that give up mid-hash cannot
         // check more passwords than the throttle allows.
         let slot = st.hasher.slot().await?;
-        if let Err(refusal) = admit(st, &attempt, peer, &name.display).await? {
+        let user = st.store.user_by_username_key(&name.key).await?;
+        // The audit trail names an account by its id, and an attempted name that has no account by
+        // its label: what was typed (perhaps a password in the wrong field) is never recorded.
+        let subject = match &user {
+            Some(u) => u.id.clone(),
+            None => st.labels.unknown(&name.key),
+        };
+        if let Err(refusal) = admit(st, &attempt, peer, &subject).await? {
             return Err(refusal.error());
         }
-        let user = st.store.user_by_username_key(&name.key).await?;
         // Unknown users and password-less accounts are verified against a dummy hash: same cost.
         let phc = user.as_ref().and_then(|u| u.password_hash.clone());
         let verified = st.hasher.verify_in(slot, password.clone(), phc).await?;
@@ -59,7 +65,7 @@ impl AuthServiceImpl {
                     Some(_) => "wrong password",
                 };
                 let entry = Entry::new("login.failed", Outcome::Failure, peer)
-                    .subject(&name.display)
+                    .subject(&subject)
                     .detail(cause);
                 st.audit(entry).await;
                 return Err(AuthError::InvalidCredentials);
@@ -220,7 +226,7 @@ impl AuthServiceImpl {
             .await?
             .ok_or(AuthError::InvalidToken("user gone"))?;
         // Guessing the old password with a stolen token is throttled like a login.
-        let attempt = AttemptKeys::new(&user.username_key, peer);
+        let attempt = AttemptKeys::new(&st.labels, &user.username_key, peer);
         let slot = st.hasher.slot().await?;
         if let Err(refusal) = admit(st, &attempt, peer, &user.id).await? {
             return Err(refusal.error());

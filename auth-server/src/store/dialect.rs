@@ -26,6 +26,10 @@ pub trait Dialect: Database<Connection: Migrate> {
     /// on the username.
     fn is_user_id_violation(e: &dyn DatabaseError) -> bool;
 
+    /// True when the unique violation `e` is on the skeleton of the username (a look-alike of an
+    /// existing account) rather than on the username itself.
+    fn is_username_skeleton_violation(e: &dyn DatabaseError) -> bool;
+
     /// Rows changed by an `INSERT`, `UPDATE` or `DELETE`.
     fn rows_affected(result: &Self::QueryResult) -> u64;
 }

@@ -14,6 +14,7 @@ mod records;
 mod rows;
 pub mod sql;
 pub mod sqlite;
+mod usernames;
 
 pub use records::{
     AttemptRule, AuditEvent, AuditQuery, KeyRotation, KeyStatus, NewSession, Reservation,
@@ -29,6 +30,9 @@ pub enum StoreError {
     /// A uniqueness rule was violated (e.g. the username is taken).
     #[error("conflict: {0}")]
     Conflict(&'static str),
+    /// The username's skeleton is an existing account's: it looks like that username.
+    #[error("the username looks like an existing one")]
+    LookAlike,
     /// The database could not be reached or the query failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -73,12 +77,14 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// call leaves the database as it was.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Applies the embedded migrations.
+    /// Applies the embedded migrations, then gives accounts stored before usernames had a skeleton
+    /// their canonical key and skeleton under the current profile (SQL cannot compute them).
     async fn migrate(&self) -> StoreResult<()>;
     /// Checks that the database answers (health).
     async fn ping(&self) -> StoreResult<()>;
 
-    /// Inserts a user; [`StoreError::Conflict`] when `username_key` is taken.
+    /// Inserts a user; [`StoreError::Conflict`] when `username_key` is taken, [`StoreError::LookAlike`]
+    /// when `username_skeleton` is.
     async fn create_user(&self, user: &UserRecord) -> StoreResult<()>;
     /// A user by id.
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRecord>>;

@@ -28,6 +28,10 @@ impl Dialect for Postgres {
         e.constraint() == Some("users_pkey")
     }
 
+    fn is_username_skeleton_violation(e: &dyn DatabaseError) -> bool {
+        e.constraint() == Some("users_username_skeleton_uniq")
+    }
+
     fn rows_affected(result: &PgQueryResult) -> u64 {
         result.rows_affected()
     }

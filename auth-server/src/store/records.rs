@@ -12,8 +12,13 @@ pub struct UserRecord {
     pub id: String,
     /// The username as created (display form).
     pub username: String,
-    /// The canonical username (NFKC, lower-cased): unique.
+    /// The canonical username (RFC 8265 UsernameCaseMapped, full-case-folded; see
+    /// [`crate::username`]): unique.
     pub username_key: String,
+    /// The UTS #39 skeleton of `username_key`: unique, so no account looks like another. `None` only
+    /// for an account stored before it existed whose skeleton is an older account's (see
+    /// `SqlStore::migrate`).
+    pub username_skeleton: Option<String>,
     /// Argon2id PHC string; `None` for an account that cannot log in with a password.
     pub password_hash: Option<String>,
     /// Roles (stored as a JSON list).
@@ -66,8 +71,9 @@ pub enum RotateOutcome {
     Rotated {
         /// The session (with `last_used_at` updated).
         session: SessionRecord,
-        /// The session's owner, as stored now (current roles and username).
-        user: UserRecord,
+        /// The session's owner, as stored now (current roles and username); boxed, as the largest
+        /// part of the outcome.
+        user: Box<UserRecord>,
         /// When the new refresh token expires if unused.
         refresh_expires_at: i64,
     },
@@ -220,7 +226,8 @@ pub struct AuditEvent {
     pub outcome: String,
     /// Who acted (user id), when known.
     pub actor: Option<String>,
-    /// Whom or what it concerned (user id, session id, key id, or an attempted username).
+    /// Whom or what it concerned (user id, session id, key id, or `unknown:` and the label of an
+    /// attempted username that has no account — never the name itself).
     pub subject: Option<String>,
     /// Source address of the request.
     pub source: Option<String>,

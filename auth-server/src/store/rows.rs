@@ -6,7 +6,8 @@ use sqlx::FromRow;
 /// The columns of `users` that [`super::UserRecord`] decodes (a macro, so queries stay `&'static str`).
 macro_rules! user_columns {
     () => {
-        "id, username, username_key, password_hash, roles, disabled, created_at, updated_at"
+        "id, username, username_key, username_skeleton, password_hash, roles, disabled, created_at, \
+         updated_at"
     };
 }
 /// The columns of `sessions` that [`super::SessionRecord`] decodes.

@@ -185,6 +185,8 @@ fn user_insert_error<DB: Dialect>(e: sqlx::Error) -> StoreError {
         sqlx::Error::Database(d) if d.is_unique_violation() => {
             if DB::is_user_id_violation(d.as_ref()) {
                 StoreError::Conflict("user id taken")
+            } else if DB::is_username_skeleton_violation(d.as_ref()) {
+                StoreError::LookAlike
             } else {
                 StoreError::Conflict("username taken")
             }
@@ -226,7 +228,7 @@ where
 {
     async fn migrate(&self) -> StoreResult<()> {
         DB::migrator().run(&self.pool).await?;
-        Ok(())
+        self.backfill_usernames().await
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -236,14 +238,15 @@ where
 
     async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
         let roles = RolesColumn::encode(&user.roles)?;
-        sqlx::query(concat!(
+        let inserted = sqlx::query(concat!(
             "INSERT INTO users (",
             user_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         ))
         .bind(user.id.as_str())
         .bind(user.username.as_str())
         .bind(user.username_key.as_str())
+        .bind(user.username_skeleton.as_deref())
         .bind(user.password_hash.as_deref())
         .bind(roles.as_str())
         .bind(user.disabled)
@@ -251,8 +254,24 @@ where
         .bind(user.updated_at)
         .execute(&self.pool)
         .await
-        .map_err(user_insert_error::<DB>)?;
-        Ok(())
+        .map_err(user_insert_error::<DB>);
+        match inserted {
+            // A backend may report the skeleton before the key (SQLite does): the same name is
+            // "taken", not "looks like".
+            Err(StoreError::LookAlike) => {
+                let same: i64 =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE username_key = $1")
+                        .bind(user.username_key.as_str())
+                        .fetch_one(&self.pool)
+                        .await?;
+                Err(if same > 0 {
+                    StoreError::Conflict("username taken")
+                } else {
+                    StoreError::LookAlike
+                })
+            }
+            other => other.map(|_| ()),
+        }
     }
 
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRecord>> {
@@ -546,7 +565,7 @@ where
         tx.commit().await?;
         Ok(RotateOutcome::Rotated {
             session,
-            user,
+            user: Box::new(user),
             refresh_expires_at,
         })
     }

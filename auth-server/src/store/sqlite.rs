@@ -42,6 +42,10 @@ impl Dialect for Sqlite {
         e.message().contains("users.id")
     }
 
+    fn is_username_skeleton_violation(e: &dyn DatabaseError) -> bool {
+        e.message().contains("users.username_skeleton")
+    }
+
     fn rows_affected(result: &SqliteQueryResult) -> u64 {
         result.rows_affected()
     }

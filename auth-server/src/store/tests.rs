@@ -85,6 +85,7 @@ mod abuse;
 mod keys;
 mod rotation;
 mod sessions;
+mod usernames;
 mod users;
 
 fn user(id: &str, name: &str) -> UserRecord {
@@ -92,6 +93,7 @@ fn user(id: &str, name: &str) -> UserRecord {
         id: id.into(),
         username: name.into(),
         username_key: name.to_lowercase(),
+        username_skeleton: Some(crate::username::skeleton(&name.to_lowercase())),
         password_hash: Some(format!("$argon2id$v=19$m=19456,t=2,p=1${id}")),
         roles: vec!["user".into()],
         disabled: false,

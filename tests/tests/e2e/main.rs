@@ -25,4 +25,5 @@ mod security_tokens;
 mod server;
 mod timing;
 mod transport_limits;
+mod usernames;
 mod validate;
