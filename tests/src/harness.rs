@@ -181,12 +181,14 @@ impl Options {
     }
 
     /// The full `serve` flags for a server on `db_url` (data in `data_dir` for SQLite): the suite's
-    /// defaults, replaced by any flag also in `extra_args`, then the keys, then `extra_args`. Returns
-    /// the flags with the master key (asymmetric mode) or the HS256 secret.
+    /// defaults, replaced by any flag also in `extra_args`, then the keys (`reuse`d from an earlier
+    /// start on the same database, or new), then `extra_args`. Returns the flags with the master key
+    /// (asymmetric mode) or the HS256 secret.
     fn args(
         &self,
         db_url: &str,
         data_dir: Option<&std::path::Path>,
+        reuse: Option<(Option<String>, Option<String>)>,
     ) -> (Vec<String>, Option<String>, Option<String>) {
         let mut args: Vec<String> = [
             "--grpc-addr",
@@ -224,7 +226,9 @@ impl Options {
             args.push(dir.display().to_string());
         }
         let (master_key, hs256_secret) = if self.hs256 {
-            let secret = random_secret();
+            let secret = reuse
+                .and_then(|(_, secret)| secret)
+                .unwrap_or_else(random_secret);
             args.extend([
                 "--signing-alg".into(),
                 "HS256".into(),
@@ -236,7 +240,9 @@ impl Options {
             }
             (None, Some(secret))
         } else {
-            let key = random_master_key();
+            let key = reuse
+                .and_then(|(key, _)| key)
+                .unwrap_or_else(random_master_key);
             args.extend(["--master-key".into(), key.clone()]);
             (Some(key), None)
         };
@@ -315,22 +321,9 @@ impl TestServer {
             Storage::Sqlite(dir) => Some(dir.path()),
             Storage::Pg(_) => None,
         };
-        let (args, master_key, hs256_secret) = opts.args(&db_url, data_dir);
-        let settings = parse_config(&args).validate().expect("valid test settings");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local addr");
+        let (args, master_key, hs256_secret) = opts.args(&db_url, data_dir, None);
         let clock = ManualClock::default();
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(auth_server::server::serve_with_clock(
-            settings,
-            listener,
-            async move {
-                let _ = stop_rx.await;
-            },
-            Arc::new(clock.clone()),
-        ));
+        let (addr, stop, handle) = spawn_server(&args, &clock).await;
         let mut server = TestServer {
             addr,
             clock,
@@ -340,12 +333,32 @@ impl TestServer {
             master_key,
             hs256_secret,
             channel: endpoint(addr).connect_lazy(),
-            stop: Some(stop_tx),
+            stop: Some(stop),
             handle: Some(handle),
             storage: Some(storage),
         };
         server.wait_serving().await;
         server
+    }
+
+    /// Stops the server gracefully and starts it again on the same database, with the same signing
+    /// keys and clock, under `opts` (e.g. other argon2 costs). The address changes; clients made from
+    /// [`TestServer::channel`] afterwards reach the new server.
+    pub async fn restart_with(&mut self, opts: Options) {
+        self.trigger_shutdown();
+        self.join().await.expect("server stopped cleanly");
+        let data_dir = match &self.storage {
+            Some(Storage::Sqlite(dir)) => Some(dir.path().to_owned()),
+            _ => None,
+        };
+        let reuse = (self.master_key.clone(), self.hs256_secret.clone());
+        let (args, _, _) = opts.args(&self.db_url, data_dir.as_deref(), Some(reuse));
+        let (addr, stop, handle) = spawn_server(&args, &self.clock).await;
+        self.addr = addr;
+        self.channel = endpoint(addr).connect_lazy();
+        self.stop = Some(stop);
+        self.handle = Some(handle);
+        self.wait_serving().await;
     }
 
     async fn wait_serving(&mut self) {
@@ -437,6 +450,32 @@ impl TestServer {
             db.drop_now().await;
         }
     }
+}
+
+/// A running server's parts: its address, its stop signal and its task.
+type Spawned = (
+    SocketAddr,
+    oneshot::Sender<()>,
+    JoinHandle<Result<(), auth_server::server::ServeError>>,
+);
+
+/// Starts `serve` with `args` on `127.0.0.1:0` under `clock`.
+async fn spawn_server(args: &[String], clock: &ManualClock) -> Spawned {
+    let settings = parse_config(args).validate().expect("valid test settings");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local addr");
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(auth_server::server::serve_with_clock(
+        settings,
+        listener,
+        async move {
+            let _ = stop_rx.await;
+        },
+        Arc::new(clock.clone()),
+    ));
+    (addr, stop_tx, handle)
 }
 
 impl Drop for TestServer {

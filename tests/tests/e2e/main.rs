@@ -18,6 +18,7 @@ mod held_open;
 mod hs256_downstream;
 mod keys;
 mod login;
+mod passwords;
 mod refresh;
 mod security_login;
 mod security_tokens;
