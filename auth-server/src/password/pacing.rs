@@ -39,7 +39,9 @@ pub(super) struct Sleep;
 
 impl Pause for Sleep {
     fn pause(&self, d: Duration) {
-        std::thread::sleep(d);
+        if !d.is_zero() {
+            std::thread::sleep(d);
+        }
     }
 }
 

@@ -80,7 +80,7 @@ impl PasswordPolicy {
         if password.is_empty() {
             return Err(PasswordRefused::Empty);
         }
-        // Cheap bound before normalising: NFC never grows input by more than a small factor.
+        // Cheap bound before normalising: NFC never shrinks input by more than a small factor.
         if password.len() > self.max_bytes * 4 {
             return Err(PasswordRefused::TooLong(self.max_bytes));
         }
