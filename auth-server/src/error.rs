@@ -5,6 +5,7 @@
 
 use tonic::Status;
 
+use crate::password::PasswordRefused;
 use crate::store::StoreError;
 
 /// Message for every failed login, whatever the cause (unknown user, wrong password, disabled user).
@@ -18,6 +19,9 @@ pub enum AuthError {
     /// The request is malformed; the message says what to fix and echoes no input.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A password was refused by the policy (its fixed message says why, never what it was).
+    #[error(transparent)]
+    Password(#[from] PasswordRefused),
     /// Login failed (identical for every cause).
     #[error("invalid credentials")]
     InvalidCredentials,
@@ -68,6 +72,7 @@ impl From<AuthError> for Status {
     fn from(err: AuthError) -> Self {
         match err {
             AuthError::InvalidArgument(msg) => Status::invalid_argument(msg),
+            AuthError::Password(refused) => Status::invalid_argument(refused.to_string()),
             AuthError::InvalidCredentials => Status::unauthenticated(INVALID_CREDENTIALS),
             AuthError::InvalidToken(reason) => {
                 tracing::debug!(reason, "token rejected");
@@ -167,6 +172,9 @@ mod tests {
         );
         let s: Status = AuthError::Store(StoreError::Corrupt("roles".into())).into();
         assert_eq!((s.code(), s.message()), (Code::Internal, "internal error"));
+        let s: Status = AuthError::Password(PasswordRefused::TooEasyToGuess).into();
+        assert_eq!(s.code(), Code::InvalidArgument);
+        assert!(s.message().starts_with("password is too easy to guess"));
         let s: Status = AuthError::Overloaded.into();
         assert_eq!(s.code(), Code::Unavailable);
         assert!(s.metadata().get("grpc-retry-pushback-ms").is_some());

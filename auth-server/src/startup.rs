@@ -202,8 +202,12 @@ pub(crate) async fn bootstrap_admin(
         )
         .await
         .map_err(|e| match e {
+            // The refusal names the variable and why, never the value.
+            AuthError::Password(refused) => {
+                ServeError::Config(format!("AUTH_BOOTSTRAP_ADMIN_PASSWORD: {refused}"))
+            }
             AuthError::InvalidArgument(m) => {
-                ServeError::Config(format!("AUTH_BOOTSTRAP_ADMIN_*: {m}"))
+                ServeError::Config(format!("AUTH_BOOTSTRAP_ADMIN_USERNAME: {m}"))
             }
             other => other.into(),
         })?;

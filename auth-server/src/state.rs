@@ -171,7 +171,13 @@ pub(crate) async fn create_user(
 ) -> Result<UserRecord, AuthError> {
     let name = crate::username::parse(username)?;
     let roles = crate::input::roles(roles)?;
-    let phc = hasher.hash(hasher.check_new_password(password)?).await?;
+    let owner = crate::password::Owner {
+        username_key: &name.key,
+        roles: &roles,
+    };
+    let phc = hasher
+        .hash(hasher.check_new_password(password, owner).await?)
+        .await?;
     let user = UserRecord {
         id: uuid::Uuid::now_v7().to_string(),
         username: name.display,

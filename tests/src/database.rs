@@ -164,10 +164,7 @@ impl TestServer {
                 max_concurrent: 1,
                 max_queued: 8,
             },
-            auth_server::password::PasswordPolicy {
-                min_chars: 1,
-                max_bytes: 1024,
-            },
+            auth_server::password::PasswordPolicy::default(),
         )
         .expect("hasher");
         let hash = hasher

@@ -181,12 +181,14 @@ impl Options {
     }
 
     /// The full `serve` flags for a server on `db_url` (data in `data_dir` for SQLite): the suite's
-    /// defaults, replaced by any flag also in `extra_args`, then the keys, then `extra_args`. Returns
-    /// the flags with the master key (asymmetric mode) or the HS256 secret.
+    /// defaults, replaced by any flag also in `extra_args`, then the keys (`reuse`d from an earlier
+    /// start on the same database, or new), then `extra_args`. Returns the flags with the master key
+    /// (asymmetric mode) or the HS256 secret.
     fn args(
         &self,
         db_url: &str,
         data_dir: Option<&std::path::Path>,
+        reuse: Option<(Option<String>, Option<String>)>,
     ) -> (Vec<String>, Option<String>, Option<String>) {
         let mut args: Vec<String> = [
             "--grpc-addr",
@@ -230,7 +232,9 @@ impl Options {
             args.push(dir.display().to_string());
         }
         let (master_key, hs256_secret) = if self.hs256 {
-            let secret = random_secret();
+            let secret = reuse
+                .and_then(|(_, secret)| secret)
+                .unwrap_or_else(random_secret);
             args.extend([
                 "--signing-alg".into(),
                 "HS256".into(),
@@ -242,7 +246,9 @@ impl Options {
             }
             (None, Some(secret))
         } else {
-            let key = random_master_key();
+            let key = reuse
+                .and_then(|(key, _)| key)
+                .unwrap_or_else(random_master_key);
             args.extend(["--master-key".into(), key.clone()]);
             (Some(key), None)
         };
@@ -318,65 +324,12 @@ impl TestServer {
             }
         };
         let data_dir = match &storage {
-            Storage::Sqlite(dir) => Some(dir.path().to_owned()),
+            Storage::Sqlite(dir) => Some(dir.path()),
             Storage::Pg(_) => None,
         };
-        let (args, master_key, hs256_secret) = opts.args(&db_url, data_dir.as_deref());
-        Self::launch(
-            backend,
-            (db_url, Some(storage)),
-            (args, master_key, hs256_secret),
-            ManualClock::default(),
-        )
-        .await
-    }
-
-    /// Starts a second replica of this server: the same database and keys (master key or HS256
-    /// secret) and the same clock (advancing one advances both), with `opts`' extra flags. Its
-    /// shutdown leaves the database to this server.
-    pub async fn start_replica(&self, opts: Options) -> Self {
-        let data_dir = match &self.storage {
-            Some(Storage::Sqlite(dir)) => Some(dir.path().to_owned()),
-            _ => None,
-        };
-        let (mut args, _, _) = opts.args(&self.db_url, data_dir.as_deref());
-        for (flag, value) in [
-            ("--master-key", &self.master_key),
-            ("--hs256-secret", &self.hs256_secret),
-        ] {
-            if let (Some(i), Some(v)) = (args.iter().position(|a| a == flag), value) {
-                args[i + 1] = v.clone();
-            }
-        }
-        Self::launch(
-            self.backend,
-            (self.db_url.clone(), None),
-            (args, self.master_key.clone(), self.hs256_secret.clone()),
-            self.clock.clone(),
-        )
-        .await
-    }
-
-    async fn launch(
-        backend: Backend,
-        (db_url, storage): (String, Option<Storage>),
-        (args, master_key, hs256_secret): (Vec<String>, Option<String>, Option<String>),
-        clock: ManualClock,
-    ) -> Self {
-        let settings = parse_config(&args).validate().expect("valid test settings");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local addr");
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(auth_server::server::serve_with_clock(
-            settings,
-            listener,
-            async move {
-                let _ = stop_rx.await;
-            },
-            Arc::new(clock.clone()),
-        ));
+        let (args, master_key, hs256_secret) = opts.args(&db_url, data_dir, None);
+        let clock = ManualClock::default();
+        let (addr, stop, handle) = spawn_server(&args, &clock).await;
         let mut server = TestServer {
             addr,
             clock,
@@ -386,9 +339,58 @@ impl TestServer {
             master_key,
             hs256_secret,
             channel: endpoint(addr).connect_lazy(),
-            stop: Some(stop_tx),
+            stop: Some(stop),
             handle: Some(handle),
-            storage,
+            storage: Some(storage),
+        };
+        server.wait_serving().await;
+        server
+    }
+
+    /// Stops the server gracefully and starts it again on the same database, with the same signing
+    /// keys and clock, under `opts` (e.g. other argon2 costs). The address changes; clients made from
+    /// [`TestServer::channel`] afterwards reach the new server.
+    pub async fn restart_with(&mut self, opts: Options) {
+        self.trigger_shutdown();
+        self.join().await.expect("server stopped cleanly");
+        let data_dir = match &self.storage {
+            Some(Storage::Sqlite(dir)) => Some(dir.path().to_owned()),
+            _ => None,
+        };
+        let reuse = (self.master_key.clone(), self.hs256_secret.clone());
+        let (args, _, _) = opts.args(&self.db_url, data_dir.as_deref(), Some(reuse));
+        let (addr, stop, handle) = spawn_server(&args, &self.clock).await;
+        self.addr = addr;
+        self.channel = endpoint(addr).connect_lazy();
+        self.stop = Some(stop);
+        self.handle = Some(handle);
+        self.wait_serving().await;
+    }
+
+    /// Starts a second replica of this server: the same database and keys (master key or HS256
+    /// secret) and the same clock (advancing one advances both), under `opts`. Its shutdown leaves
+    /// the database to this server.
+    pub async fn start_replica(&self, opts: Options) -> Self {
+        let data_dir = match &self.storage {
+            Some(Storage::Sqlite(dir)) => Some(dir.path().to_owned()),
+            _ => None,
+        };
+        let reuse = (self.master_key.clone(), self.hs256_secret.clone());
+        let (args, master_key, hs256_secret) =
+            opts.args(&self.db_url, data_dir.as_deref(), Some(reuse));
+        let (addr, stop, handle) = spawn_server(&args, &self.clock).await;
+        let mut server = TestServer {
+            addr,
+            clock: self.clock.clone(),
+            db: Db::connect_lazy(self.backend, &self.db_url),
+            db_url: self.db_url.clone(),
+            backend: self.backend,
+            master_key,
+            hs256_secret,
+            channel: endpoint(addr).connect_lazy(),
+            stop: Some(stop),
+            handle: Some(handle),
+            storage: None,
         };
         server.wait_serving().await;
         server
@@ -483,6 +485,32 @@ impl TestServer {
             db.drop_now().await;
         }
     }
+}
+
+/// A running server's parts: its address, its stop signal and its task.
+type Spawned = (
+    SocketAddr,
+    oneshot::Sender<()>,
+    JoinHandle<Result<(), auth_server::server::ServeError>>,
+);
+
+/// Starts `serve` with `args` on `127.0.0.1:0` under `clock`.
+async fn spawn_server(args: &[String], clock: &ManualClock) -> Spawned {
+    let settings = parse_config(args).validate().expect("valid test settings");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local addr");
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(auth_server::server::serve_with_clock(
+        settings,
+        listener,
+        async move {
+            let _ = stop_rx.await;
+        },
+        Arc::new(clock.clone()),
+    ));
+    (addr, stop_tx, handle)
 }
 
 impl Drop for TestServer {

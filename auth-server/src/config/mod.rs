@@ -268,6 +268,7 @@ mod tests {
                 "AUTH_KEY_ROTATION_INTERVAL",
             ),
             ("--key-prepublish", "99999999", "AUTH_KEY_PREPUBLISH"),
+            ("--password-min-score", "5", "AUTH_PASSWORD_MIN_SCORE"),
         ] {
             let e = parse(&[flag, value]).unwrap_err();
             assert_eq!(e.setting, setting, "{flag}");
@@ -278,6 +279,10 @@ mod tests {
         }
         let s = parse(&["--audit-retention-days", "3650"]).unwrap();
         assert_eq!(s.operations.audit_retention, 3650 * 86_400);
+        use crate::password::Score;
+        assert_eq!(parse(&[]).unwrap().passwords.policy.min_score, Score::Three);
+        let s = parse(&["--password-min-score", "0"]).unwrap();
+        assert_eq!(s.passwords.policy.min_score, Score::Zero);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use clap::Args;
 
 use super::check::{ConfigError, bad, within};
-use crate::password::{HashParams, PasswordPolicy};
+use crate::password::{HashParams, PasswordPolicy, Score};
 
 /// Password flags.
 #[derive(Debug, Clone, Args)]
@@ -37,6 +37,11 @@ pub struct PasswordArgs {
     /// Maximum password length, bytes [64..=65536] (longer input is refused before hashing).
     #[arg(long, env = "AUTH_PASSWORD_MAX_BYTES", default_value_t = 1024)]
     pub password_max_bytes: usize,
+
+    /// Minimum zxcvbn strength score of new passwords [0..=4] (0 accepts any, 3 ≈ 10^10 guesses,
+    /// 4 > 10^10); common and breached passwords score 0.
+    #[arg(long, env = "AUTH_PASSWORD_MIN_SCORE", default_value_t = 3)]
+    pub password_min_score: u8,
 }
 
 /// Validated password settings.
@@ -82,6 +87,9 @@ impl PasswordArgs {
             64 * 1024,
             "",
         )?;
+        let min_score = within("AUTH_PASSWORD_MIN_SCORE", self.password_min_score, 0, 4, "")?;
+        let min_score = Score::try_from(min_score)
+            .map_err(|e| bad("AUTH_PASSWORD_MIN_SCORE", e.to_string()))?;
         if min_chars > max_bytes {
             return Err(bad(
                 "AUTH_PASSWORD_MIN_CHARS",
@@ -100,6 +108,7 @@ impl PasswordArgs {
             policy: PasswordPolicy {
                 min_chars,
                 max_bytes,
+                min_score,
             },
         })
     }

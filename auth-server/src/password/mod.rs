@@ -1,21 +1,21 @@
 //! Password hashing with argon2id: explicit parameters, PHC strings, NFC normalisation, a bounded
-//! blocking pool, a dummy hash for unknown users, and rehash detection.
-//!
-//! The bounds hold under cancellation: a hashing permit belongs to the blocking task that hashes (a
-//! caller that gives up — client deadline, RST_STREAM — does not free it while argon2 still runs),
-//! and a place in the wait queue is an RAII guard given back however the waiting future ends.
+//! blocking pool ([`pool`]), a dummy hash for unknown users, rehash detection, equal timing for hashes
+//! with older parameters ([`pacing`]), and the rules for new passwords ([`policy`]).
 
 mod engine;
+mod pacing;
+pub mod policy;
+mod pool;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use argon2::Params;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use unicode_normalization::UnicodeNormalization;
 use zeroize::Zeroizing;
 
 use crate::error::AuthError;
+pub use policy::{Owner, PasswordPolicy, PasswordRefused, Score};
+pub(crate) use pool::HashSlot;
 
 /// Argon2id cost parameters and the bounds of the hashing pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,15 +30,6 @@ pub struct HashParams {
     pub max_concurrent: usize,
     /// Callers allowed to wait for a hashing slot; beyond that, logins fail fast with UNAVAILABLE.
     pub max_queued: usize,
-}
-
-/// Password rules applied when a password is set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PasswordPolicy {
-    /// Minimum length in characters (after NFC).
-    pub min_chars: usize,
-    /// Maximum length in bytes (after NFC); longer input is refused before any hashing.
-    pub max_bytes: usize,
 }
 
 /// Outcome of a verification.
@@ -58,11 +49,8 @@ pub struct PasswordHasher {
 
 struct Inner {
     engine: engine::Engine,
-    permits: Arc<Semaphore>,
-    /// Hashes being computed right now (on blocking threads).
-    hashing: Arc<AtomicUsize>,
-    waiting: AtomicUsize,
-    max_queued: usize,
+    pacer: pacing::Pacer,
+    pool: pool::Pool,
     policy: PasswordPolicy,
     dummy_hash: String,
 }
@@ -81,21 +69,34 @@ pub fn normalize(password: &str) -> Zeroizing<String> {
 }
 
 impl PasswordHasher {
-    /// Builds a hasher; computes the dummy hash used for unknown users (one hash at startup).
+    /// Builds a hasher: computes the dummy hash used for unknown users and verifies it twice (three
+    /// hashes at startup, the first durations for [`pacing`]), and loads the strength estimator.
+    /// Blocking: call it off the async threads.
     pub fn new(hash: HashParams, policy: PasswordPolicy) -> Result<Self, AuthError> {
+        Self::with_pause(hash, policy, Box::new(pacing::Sleep))
+    }
+
+    fn with_pause(
+        hash: HashParams,
+        policy: PasswordPolicy,
+        pause: Box<dyn pacing::Pause>,
+    ) -> Result<Self, AuthError> {
         let params = Params::new(hash.memory_kib, hash.iterations, hash.parallelism, Some(32))
             .map_err(|e| AuthError::Internal(format!("argon2 params: {e}")))?;
         let engine = engine::Engine::new(params);
+        let pacer = pacing::Pacer::new(pause);
         let mut dummy_secret = [0u8; 24];
         aws_lc_rs::rand::fill(&mut dummy_secret).map_err(|_| AuthError::Internal("rng".into()))?;
-        let dummy_hash = engine.hash(&dummy_secret)?;
+        let dummy_hash = pacer.hash(&engine, &dummy_secret)?;
+        for _ in 0..2 {
+            pacer.verify(&engine, &dummy_secret, &dummy_hash)?;
+        }
+        policy::warm_up();
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
-                permits: Arc::new(Semaphore::new(hash.max_concurrent.max(1))),
-                hashing: Arc::new(AtomicUsize::new(0)),
-                waiting: AtomicUsize::new(0),
-                max_queued: hash.max_queued,
+                pacer,
+                pool: pool::Pool::new(hash.max_concurrent, hash.max_queued),
                 policy,
                 dummy_hash,
             }),
@@ -109,53 +110,45 @@ impl PasswordHasher {
 
     /// Normalises a password presented at login; refuses empty or oversized input before any hashing.
     pub fn check_login_input(&self, password: &str) -> Result<Zeroizing<String>, AuthError> {
-        if password.is_empty() {
-            return Err(AuthError::invalid("password must not be empty"));
-        }
-        // Cheap bound before normalising: NFC never shrinks input by more than a small factor.
-        if password.len() > self.inner.policy.max_bytes * 4 {
-            return Err(self.too_long());
-        }
-        let nfc = normalize(password);
-        if nfc.len() > self.inner.policy.max_bytes {
-            return Err(self.too_long());
-        }
-        Ok(nfc)
+        Ok(self.inner.policy.login_input(password)?)
     }
 
-    /// Normalises a new password and applies the policy (length bounds, no control characters).
-    pub fn check_new_password(&self, password: &str) -> Result<Zeroizing<String>, AuthError> {
-        let nfc = self.check_login_input(password)?;
-        if nfc.chars().count() < self.inner.policy.min_chars {
-            return Err(AuthError::invalid(format!(
-                "password must be at least {} characters",
-                self.inner.policy.min_chars
-            )));
-        }
-        if nfc.chars().any(|c| c.is_control()) {
-            return Err(AuthError::invalid(
-                "password must not contain control characters",
-            ));
-        }
-        Ok(nfc)
-    }
-
-    fn too_long(&self) -> AuthError {
-        AuthError::invalid(format!(
-            "password must be at most {} bytes",
-            self.inner.policy.max_bytes
-        ))
+    /// Normalises a new password for `owner` and applies the whole policy ([`policy`]): the cheap
+    /// rules here, the strength estimate (milliseconds for long input) in a hashing slot on the
+    /// blocking pool, so it is bounded like hashing and never runs on the async threads.
+    pub async fn check_new_password(
+        &self,
+        password: &str,
+        owner: Owner<'_>,
+    ) -> Result<Zeroizing<String>, AuthError> {
+        let policy = self.inner.policy;
+        let nfc = policy.check_shape(password, owner)?;
+        let (key, roles) = (owner.username_key.to_owned(), owner.roles.to_vec());
+        self.inner
+            .pool
+            .run(move || {
+                let owner = Owner {
+                    username_key: &key,
+                    roles: &roles,
+                };
+                policy.check_strength(&nfc, owner)?;
+                Ok(nfc)
+            })
+            .await
     }
 
     /// Hashes an already-normalised password into a PHC string.
     pub async fn hash(&self, password: Zeroizing<String>) -> Result<String, AuthError> {
         let inner = self.inner.clone();
-        self.run(move || inner.engine.hash(password.as_bytes()))
+        self.inner
+            .pool
+            .run(move || inner.pacer.hash(&inner.engine, password.as_bytes()))
             .await
     }
 
     /// Verifies an already-normalised password against `phc`, or against the dummy hash when `phc` is
-    /// `None` (unknown user, or an account without a password), so both cost the same.
+    /// `None` (unknown user, or an account without a password), so both cost the same; a `phc` with
+    /// older parameters, or unusable, is padded to the same duration ([`pacing`]).
     pub async fn verify(
         &self,
         password: Zeroizing<String>,
@@ -169,7 +162,7 @@ impl PasswordHasher {
     /// Taking it before counting a login attempt means a shed login is not counted, and a counted one
     /// is sure to be checked.
     pub(crate) async fn slot(&self) -> Result<HashSlot, AuthError> {
-        Ok(HashSlot(self.permit().await?))
+        self.inner.pool.slot().await
     }
 
     /// [`PasswordHasher::verify`] in a slot taken earlier.
@@ -180,110 +173,26 @@ impl PasswordHasher {
         phc: Option<String>,
     ) -> Result<Verified, AuthError> {
         let inner = self.inner.clone();
-        self.run_in(slot.0, move || {
-            let real = phc.is_some();
-            let phc = phc.as_deref().unwrap_or(&inner.dummy_hash);
-            match inner.engine.verify(password.as_bytes(), phc) {
-                Ok(c) => Ok(Verified {
-                    ok: c.ok && real,
-                    needs_rehash: c.ok && real && !c.current_params,
-                }),
-                Err(e) => {
-                    tracing::error!(error = %e, "stored password hash unusable");
-                    Ok(Verified {
-                        ok: false,
-                        needs_rehash: false,
-                    })
+        self.inner
+            .pool
+            .run_in(slot, move || {
+                let real = phc.is_some();
+                let phc = phc.as_deref().unwrap_or(&inner.dummy_hash);
+                match inner.pacer.verify(&inner.engine, password.as_bytes(), phc) {
+                    Ok(c) => Ok(Verified {
+                        ok: c.ok && real,
+                        needs_rehash: c.ok && real && !c.current_params,
+                    }),
+                    Err(e) => {
+                        tracing::error!(error = %e, "stored password hash unusable");
+                        Ok(Verified {
+                            ok: false,
+                            needs_rehash: false,
+                        })
+                    }
                 }
-            }
-        })
-        .await
-    }
-
-    /// Hashes being computed right now, whether or not their callers still wait for them.
-    #[cfg(test)]
-    pub(crate) fn running(&self) -> usize {
-        self.inner.hashing.load(Ordering::SeqCst)
-    }
-
-    /// Callers waiting for a hashing permit.
-    #[cfg(test)]
-    pub(crate) fn queued(&self) -> usize {
-        self.inner.waiting.load(Ordering::SeqCst)
-    }
-
-    async fn run<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
-    ) -> Result<T, AuthError> {
-        let permit = self.permit().await?;
-        self.run_in(permit, f).await
-    }
-
-    async fn run_in<T: Send + 'static>(
-        &self,
-        permit: OwnedSemaphorePermit,
-        f: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
-    ) -> Result<T, AuthError> {
-        let hashing = self.inner.hashing.clone();
-        // The permit moves into the blocking task: it is released when the hash is done, not when
-        // the caller stops waiting for it.
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            hashing.fetch_add(1, Ordering::SeqCst);
-            let result = f();
-            hashing.fetch_sub(1, Ordering::SeqCst);
-            result
-        })
-        .await
-        .map_err(|e| AuthError::Internal(format!("hashing task failed: {e}")))?
-    }
-
-    /// A hashing permit now, or after waiting in the bounded queue; beyond the queue, shed load.
-    async fn permit(&self) -> Result<OwnedSemaphorePermit, AuthError> {
-        let inner = &self.inner;
-        match inner.permits.clone().try_acquire_owned() {
-            Ok(p) => return Ok(p),
-            Err(TryAcquireError::Closed) => {
-                return Err(AuthError::Internal("hashing pool closed".into()));
-            }
-            Err(TryAcquireError::NoPermits) => {}
-        }
-        // Bounded queue: beyond it, fail fast instead of letting latency grow without bound. The
-        // slot is given back when this future ends, completed or dropped.
-        let _slot =
-            QueueSlot::take(&inner.waiting, inner.max_queued).ok_or(AuthError::Overloaded)?;
-        inner
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| AuthError::Internal("hashing pool closed".into()))
-    }
-}
-
-/// A hashing permit taken ahead of the hash ([`PasswordHasher::slot`]).
-#[derive(Debug)]
-pub(crate) struct HashSlot(OwnedSemaphorePermit);
-
-/// A place in the hashing queue, held while waiting for a permit.
-struct QueueSlot<'a>(&'a AtomicUsize);
-
-impl<'a> QueueSlot<'a> {
-    /// Takes a place unless `max` callers already wait.
-    fn take(waiting: &'a AtomicUsize, max: usize) -> Option<Self> {
-        waiting
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (n < max).then_some(n + 1)
             })
-            .ok()
-            .map(|_| Self(waiting))
-    }
-}
-
-impl Drop for QueueSlot<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+            .await
     }
 }
 
@@ -300,10 +209,7 @@ mod tests {
                 max_concurrent: 2,
                 max_queued: 8,
             },
-            PasswordPolicy {
-                min_chars: 8,
-                max_bytes: 1024,
-            },
+            PasswordPolicy::default(),
         )
         .unwrap()
     }
@@ -356,17 +262,24 @@ mod tests {
         );
     }
 
+    const NOBODY: Owner<'static> = Owner {
+        username_key: "nobody-at-all",
+        roles: &[],
+    };
+
     #[tokio::test]
     async fn nfc_equivalent_passwords_match_and_nothing_is_truncated() {
         let h = hasher(1024);
-        let phc = h
-            .hash(h.check_new_password("ma\u{f1}ana!!").unwrap())
+        let new = h
+            .check_new_password("ma\u{f1}ana-ma\u{f1}ana", NOBODY)
             .await
             .unwrap();
-        let decomposed = h.check_login_input("man\u{303}ana!!").unwrap();
+        let phc = h.hash(new).await.unwrap();
+        let decomposed = h.check_login_input("man\u{303}ana-man\u{303}ana").unwrap();
         assert!(h.verify(decomposed, Some(phc)).await.unwrap().ok);
-        let long = "p".repeat(100);
-        let phc = h.hash(h.check_new_password(&long).unwrap()).await.unwrap();
+        let long = "Zq7!vR2#mK9p".repeat(9);
+        let new = h.check_new_password(&long, NOBODY).await.unwrap();
+        let phc = h.hash(new).await.unwrap();
         assert!(
             !h.verify(normalize(&long[..72]), Some(phc))
                 .await
@@ -375,138 +288,64 @@ mod tests {
         );
     }
 
-    #[test]
-    fn input_bounds() {
+    #[tokio::test]
+    async fn new_passwords_go_through_the_whole_policy() {
         let h = hasher(1024);
-        assert!(matches!(
-            h.check_login_input(""),
-            Err(AuthError::InvalidArgument(_))
-        ));
-        assert!(h.check_login_input(&"a".repeat(1024)).is_ok());
+        for (pw, refused) in [
+            ("password", PasswordRefused::TooEasyToGuess),
+            ("Nobody-At-All", PasswordRefused::SameAsUsername),
+            ("short", PasswordRefused::TooShort(8)),
+            ("", PasswordRefused::Empty),
+        ] {
+            match h.check_new_password(pw, NOBODY).await {
+                Err(AuthError::Password(r)) => assert_eq!(r, refused, "{pw}"),
+                other => panic!("{pw}: {other:?}"),
+            }
+        }
         assert!(matches!(
             h.check_login_input(&"a".repeat(1025)),
-            Err(AuthError::InvalidArgument(_))
+            Err(AuthError::Password(PasswordRefused::TooLong(1024)))
         ));
-        assert!(matches!(
-            h.check_login_input(&"a".repeat(1 << 20)),
-            Err(AuthError::InvalidArgument(_))
-        ));
-        assert!(matches!(
-            h.check_new_password("short"),
-            Err(AuthError::InvalidArgument(_))
-        ));
-        assert!(h.check_new_password("🔑 パスワード with spaces").is_ok());
     }
 
     #[tokio::test]
-    async fn saturated_pool_sheds_load() {
-        let h = PasswordHasher::new(
+    async fn hashes_with_older_parameters_are_padded_unknown_users_are_not() {
+        let waits = pacing::Recorded::default();
+        let h = PasswordHasher::with_pause(
             HashParams {
-                memory_kib: 8192,
-                iterations: 3,
-                parallelism: 1,
-                max_concurrent: 1,
-                max_queued: 1,
-            },
-            PasswordPolicy {
-                min_chars: 8,
-                max_bytes: 1024,
-            },
-        )
-        .unwrap();
-        let tasks: Vec<_> = (0..8)
-            .map(|_| {
-                let h = h.clone();
-                tokio::spawn(async move { h.hash(normalize("password1")).await })
-            })
-            .collect();
-        let mut shed = 0;
-        for t in tasks {
-            if matches!(t.await.unwrap(), Err(AuthError::Overloaded)) {
-                shed += 1;
-            }
-        }
-        assert!(
-            shed >= 1,
-            "at most one running and one queued: the rest are shed"
-        );
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn cancelled_hashes_keep_the_bounds() {
-        let h = PasswordHasher::new(
-            HashParams {
-                memory_kib: 8192,
+                memory_kib: 2048,
                 iterations: 2,
                 parallelism: 1,
                 max_concurrent: 2,
-                max_queued: 4,
+                max_queued: 8,
             },
-            PasswordPolicy {
-                min_chars: 8,
-                max_bytes: 1024,
-            },
+            PasswordPolicy::default(),
+            Box::new(waits.clone()),
         )
         .unwrap();
-        // Callers that give up almost at once: running and queued hashes alike are cancelled.
-        let peak = Arc::new(AtomicUsize::new(0));
-        let watch = {
-            let (h, peak) = (h.clone(), peak.clone());
-            tokio::spawn(async move {
-                loop {
-                    peak.fetch_max(h.running(), Ordering::SeqCst);
-                    tokio::task::yield_now().await;
-                }
-            })
-        };
-        for _ in 0..40 {
-            let calls: Vec<_> = (0..8)
-                .map(|_| {
-                    let h = h.clone();
-                    tokio::spawn(async move {
-                        let _ = tokio::time::timeout(
-                            std::time::Duration::from_micros(200),
-                            h.hash(normalize("password1")),
-                        )
-                        .await;
-                    })
-                })
-                .collect();
-            for c in calls {
-                c.await.unwrap();
-                assert!(h.queued() <= 4, "queue bound held: {}", h.queued());
-            }
-        }
-        let peak = peak.load(Ordering::SeqCst);
+        let current = h.hash(normalize("pw")).await.unwrap();
+        let old = hasher(1024).hash(normalize("pw")).await.unwrap();
+        h.verify(normalize("wrong"), None).await.unwrap();
+        h.verify(normalize("wrong"), Some(current)).await.unwrap();
+        assert!(waits.taken().is_empty(), "current parameters: no padding");
+        let v = h
+            .verify(normalize("wrong"), Some(old.clone()))
+            .await
+            .unwrap();
+        assert!(!v.ok);
         assert!(
-            (1..=2).contains(&peak),
-            "at most two hashes ran at once: {peak}"
+            h.verify(normalize("pw"), Some(old))
+                .await
+                .unwrap()
+                .needs_rehash
         );
-        // Once the abandoned hashes finish, every permit and queue place is back...
-        for _ in 0..200 {
-            if h.running() == 0 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        assert_eq!(h.running(), 0, "permits returned by the blocking tasks");
-        assert_eq!(h.queued(), 0, "queue places returned by dropped waiters");
-        // Memory: at most one pooled buffer per permit was ever allocated and kept.
-        assert!(
-            h.inner.engine.pooled_buffers() <= 2,
-            "{}",
-            h.inner.engine.pooled_buffers()
+        h.verify(normalize("pw"), Some("not a phc".into()))
+            .await
+            .unwrap();
+        assert_eq!(
+            waits.taken().len(),
+            3,
+            "older parameters and an unusable hash are padded, right or wrong"
         );
-        watch.abort();
-        // ...so genuine logins are not shed: three at once (two run, one waits) all succeed.
-        let calls: Vec<_> = (0..3)
-            .map(|_| {
-                let h = h.clone();
-                tokio::spawn(async move { h.hash(normalize("password1")).await })
-            })
-            .collect();
-        for c in calls {
-            c.await.unwrap().unwrap();
-        }
     }
 }

@@ -13,6 +13,7 @@ use super::{caller, require_live_session, source, timestamp};
 use crate::audit::{Entry, Outcome};
 use crate::error::AuthError;
 use crate::input;
+use crate::password::Owner;
 use crate::state::AppState;
 use crate::store::{AuditQuery, RevokeScope, SessionRecord, UserRecord};
 
@@ -267,9 +268,13 @@ impl AdminService for AdminServiceImpl {
         let (admin, req) = self.admin(request).await?;
         let st = &self.state;
         let id = input::id("user_id", &req.user_id)?;
-        let password = st.hasher.check_new_password(&req.password)?;
-        // Check existence before paying for a hash.
-        self.user(id).await?;
+        // Existence first: the policy judges the password against this user's name and roles.
+        let user = self.user(id).await?;
+        let owner = Owner {
+            username_key: &user.username_key,
+            roles: &user.roles,
+        };
+        let password = st.hasher.check_new_password(&req.password, owner).await?;
         let phc = st.hasher.hash(password).await?;
         let revoked = st
             .store

@@ -14,6 +14,7 @@ use tonic::{Request, Response, Status};
 use super::{admit, caller, source, timestamp};
 use crate::audit::{Entry, Outcome};
 use crate::error::AuthError;
+use crate::password::Owner;
 use crate::state::AppState;
 use crate::store::{RevokeScope, RotateOutcome};
 use crate::throttle::AttemptKeys;
@@ -219,12 +220,21 @@ impl AuthServiceImpl {
         let st = &self.state;
         super::require_live_session(st, claims).await?;
         let old = st.hasher.check_login_input(&req.old_password)?;
-        let new = st.hasher.check_new_password(&req.new_password)?;
         let user = st
             .store
             .user_by_id(&claims.sub)
             .await?
             .ok_or(AuthError::InvalidToken("user gone"))?;
+        // The new password is judged before the old one is checked (nothing about the old one is
+        // learnt from a refusal), against the user's name and roles as stored.
+        let owner = Owner {
+            username_key: &user.username_key,
+            roles: &user.roles,
+        };
+        let new = st
+            .hasher
+            .check_new_password(&req.new_password, owner)
+            .await?;
         // Guessing the old password with a stolen token is throttled like a login.
         let attempt = AttemptKeys::new(&st.labels, &user.username_key, peer);
         let slot = st.hasher.slot().await?;

@@ -147,6 +147,66 @@ fn unreachable_database_fails_with_one_error_line() {
     assert!(errors[0].contains("database"), "{stderr}");
 }
 
+#[test]
+fn weak_passwords_are_refused_by_user_create_and_the_bootstrap_admin() {
+    let dir = tempfile::tempdir().expect("dir");
+    let fast_argon = [
+        ("AUTH_ARGON2_MEMORY_KIB", "8192"),
+        ("AUTH_ARGON2_ITERATIONS", "1"),
+    ];
+    let too_easy = "password is too easy to guess";
+    let one_error_line = |out: &Output| {
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        let lines: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("auth-server: "))
+            .collect();
+        assert_eq!(lines.len(), 1, "{stderr}");
+        lines[0].to_owned()
+    };
+    // user create: a breached password and the username itself, refused; no user stored.
+    for (pw, why) in [
+        ("qwerty123", too_easy),
+        ("iloveyou2", too_easy),
+        ("Henrietta99", "password must not be the username"),
+    ] {
+        let mut c = cmd(dir.path());
+        c.args(["user", "create", "henrietta99", "--password-stdin"])
+            .envs(fast_argon);
+        let out = run(c, Some(&format!("{pw}\n")));
+        assert!(!out.status.success(), "{pw} accepted");
+        let line = one_error_line(&out);
+        assert!(line.contains(why), "{pw}: {line}");
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!all.contains(pw), "echoed: {all}");
+    }
+    // The bootstrap admin: a startup error naming the variable, never the value.
+    let mut c = cmd(dir.path());
+    c.env("AUTH_GRPC_ADDR", "127.0.0.1:0")
+        .env("AUTH_BOOTSTRAP_ADMIN_USERNAME", "root")
+        .env("AUTH_BOOTSTRAP_ADMIN_PASSWORD", "qwerty123")
+        .envs(fast_argon);
+    let out = run(c, None);
+    assert!(!out.status.success(), "weak bootstrap password accepted");
+    let line = one_error_line(&out);
+    assert!(
+        line.contains("AUTH_BOOTSTRAP_ADMIN_PASSWORD: ") && line.contains(too_easy),
+        "{line}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("qwerty123"), "echoed: {stderr}");
+    // A strong one: user create succeeds.
+    let mut c = cmd(dir.path());
+    c.args(["user", "create", "henrietta99", "--password-stdin"])
+        .envs(fast_argon);
+    let out = run(c, Some("vivid-otter-lantern-42\n"));
+    assert!(out.status.success(), "{out:?}");
+}
+
 /// Collects a child's stderr in the background.
 fn capture_stderr(child: &mut Child) -> Arc<Mutex<String>> {
     let buf = Arc::new(Mutex::new(String::new()));

@@ -19,6 +19,7 @@ mod hs256_downstream;
 mod key_rotation;
 mod keys;
 mod login;
+mod passwords;
 mod refresh;
 mod security_login;
 mod security_tokens;
