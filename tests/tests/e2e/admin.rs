@@ -15,6 +15,7 @@ both_backends!(
     admin_password_reset_and_session_management,
     change_password_keeps_only_the_current_session,
     an_admin_cannot_lock_themselves_out,
+    roles_have_one_spelling,
 );
 
 /// Calls every AdminService method once with `auth` applied to each request.
@@ -740,5 +741,54 @@ async fn an_admin_cannot_lock_themselves_out(backend: Backend) {
         .expect_err("self demote");
     assert_eq!(st.code(), Code::FailedPrecondition);
     assert!(s.validate(&tok).await.valid);
+    s.shutdown().await;
+}
+
+/// Issue 14, finding 8: `ADMIN` and `Admin` are refused, not roles distinct from `admin`, on create
+/// and on a role change; nothing is stored.
+async fn roles_have_one_spelling(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let token = s.admin_token().await;
+    let before = s.db.fingerprint().await;
+    for role in ["ADMIN", "Admin", "ops team", "rôle", ""] {
+        let st = s
+            .try_create_user(&token, "rolf", "rolf-strong-passphrase-7", &[role])
+            .await
+            .expect_err(role);
+        assert_eq!(st.code(), Code::InvalidArgument, "{role:?}");
+        assert!(st.message().contains("lower-case"), "{}", st.message());
+        assert!(
+            role.is_empty() || !st.message().contains(role),
+            "echoed {role:?}"
+        );
+    }
+    assert_eq!(s.db.fingerprint().await, before, "no user created");
+    let u = s
+        .create_user(&token, "rolf", "rolf-strong-passphrase-7", &["ops"])
+        .await;
+    let st = bounded(
+        "set roles",
+        s.admin_client_with(&token)
+            .set_user_roles(SetUserRolesRequest {
+                user_id: u.id.clone(),
+                roles: vec!["Admin".into()],
+            }),
+    )
+    .await
+    .expect_err("Admin");
+    assert_eq!(st.code(), Code::InvalidArgument);
+    let stored = bounded(
+        "get user",
+        s.admin_client_with(&token).get_user(GetUserRequest {
+            user_id: u.id.clone(),
+            username: String::new(),
+        }),
+    )
+    .await
+    .expect("get user")
+    .into_inner()
+    .user
+    .expect("user");
+    assert_eq!(stored.roles, ["ops"], "roles unchanged");
     s.shutdown().await;
 }
