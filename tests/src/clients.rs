@@ -5,8 +5,8 @@
 use auth_proto::v1::admin_service_client::AdminServiceClient;
 use auth_proto::v1::auth_service_client::AuthServiceClient;
 use auth_proto::v1::{
-    CreateUserRequest, GetJwksRequest, LoginRequest, LoginResponse, User, ValidateRequest,
-    ValidateResponse,
+    AuditEvent, CreateUserRequest, GetJwksRequest, ListAuditEventsRequest, LoginRequest,
+    LoginResponse, User, ValidateRequest, ValidateResponse,
 };
 use serde_json::Value;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -153,6 +153,24 @@ impl TestServer {
             .into_inner()
             .jwks_json;
         serde_json::from_str(&json).expect("JWKS is JSON")
+    }
+
+    /// The newest 1000 audit events, newest first, through `ListAuditEvents` as the bootstrap admin
+    /// (whose login is one of them).
+    pub async fn audit_events(&self) -> Vec<AuditEvent> {
+        let token = self.admin_token().await;
+        bounded(
+            "ListAuditEvents",
+            self.admin_client_with(&token)
+                .list_audit_events(ListAuditEventsRequest {
+                    page_size: 1000,
+                    ..Default::default()
+                }),
+        )
+        .await
+        .expect("ListAuditEvents")
+        .into_inner()
+        .events
     }
 }
 

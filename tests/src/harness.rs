@@ -125,6 +125,24 @@ pub fn try_parse_config(args: &[&str]) -> Result<Config, clap::Error> {
     Cli::try_parse_from(argv).map(|c| c.config)
 }
 
+/// Runs `serve` with `args` (valid settings) on `127.0.0.1:0` and returns the error it stops with at
+/// startup; panics if it starts serving instead.
+pub async fn startup_error(args: &[&str]) -> auth_server::server::ServeError {
+    let settings = try_parse_config(args)
+        .expect("parse")
+        .validate()
+        .expect("valid settings");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    bounded(
+        "serve",
+        auth_server::server::serve(settings, listener, std::future::pending()),
+    )
+    .await
+    .expect_err("startup refused")
+}
+
 /// A random 48-character HS256 secret.
 pub fn random_secret() -> String {
     format!(

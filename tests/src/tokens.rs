@@ -130,3 +130,13 @@ pub fn hex_bytes(h: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&h[i..i + 2], 16).expect("hex"))
         .collect()
 }
+
+/// The `kid`s of a JWKS document, in its order.
+pub fn jwks_kids(jwks: &Value) -> Vec<String> {
+    jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| k["kid"].as_str().expect("kid").to_owned())
+        .collect()
+}

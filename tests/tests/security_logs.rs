@@ -21,8 +21,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::support::*;
 use auth_proto::v1::{
-    ChangePasswordRequest, CreateUserRequest, ListAuditEventsRequest, ListUsersRequest,
-    LogoutRequest, RefreshRequest,
+    ChangePasswordRequest, CreateUserRequest, ListUsersRequest, LogoutRequest, RefreshRequest,
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -250,19 +249,7 @@ async fn a_password_typed_as_username_is_not_recorded(backend: Backend) {
     assert!(throttled, "the unknown name was throttled like any other");
     let _ = s.try_login("rita", "rita-wrong-password").await;
 
-    let admin = s.admin_token().await;
-    let events = bounded(
-        "audit",
-        s.admin_client_with(&admin)
-            .list_audit_events(ListAuditEventsRequest {
-                page_size: 1000,
-                ..Default::default()
-            }),
-    )
-    .await
-    .expect("ListAuditEvents")
-    .into_inner()
-    .events;
+    let events = s.audit_events().await;
     let unknown: Vec<_> = events
         .iter()
         .filter(|e| e.event == "login.failed" && e.detail == "unknown user")

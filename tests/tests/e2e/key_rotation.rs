@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::support::*;
-use auth_proto::v1::{AuditEvent, ListAuditEventsRequest, RotateSigningKeyRequest};
+use auth_proto::v1::{AuditEvent, RotateSigningKeyRequest};
 use serde_json::Value;
 use tonic::Code;
 
@@ -32,12 +32,7 @@ fn schedule() -> Options {
 }
 
 fn kids(jwks: &Value) -> BTreeSet<String> {
-    jwks["keys"]
-        .as_array()
-        .expect("keys")
-        .iter()
-        .map(|k| k["kid"].as_str().expect("kid").to_owned())
-        .collect()
+    jwks_kids(jwks).into_iter().collect()
 }
 
 fn kid_of(token: &str) -> String {
@@ -45,19 +40,7 @@ fn kid_of(token: &str) -> String {
 }
 
 async fn rotations(s: &TestServer) -> Vec<AuditEvent> {
-    let token = s.admin_token().await;
-    let mut events = bounded(
-        "ListAuditEvents",
-        s.admin_client_with(&token)
-            .list_audit_events(ListAuditEventsRequest {
-                page_size: 100,
-                ..Default::default()
-            }),
-    )
-    .await
-    .expect("ListAuditEvents")
-    .into_inner()
-    .events;
+    let mut events = s.audit_events().await;
     events.retain(|e| e.event == "key.rotated");
     events.reverse();
     events

@@ -14,23 +14,14 @@ both_backends!(
     hs256_mode_publishes_no_keys,
 );
 
-fn kids(jwks: &Value) -> Vec<String> {
-    jwks["keys"]
-        .as_array()
-        .expect("keys")
-        .iter()
-        .map(|k| k["kid"].as_str().expect("kid").to_owned())
-        .collect()
-}
-
 async fn jwks_publishes_current_and_next_public_keys(backend: Backend) {
     let s = TestServer::start(backend).await;
     let jwks = s.jwks().await;
-    assert_eq!(kids(&jwks).len(), 2, "current and next: {jwks}");
+    assert_eq!(jwks_kids(&jwks).len(), 2, "current and next: {jwks}");
     assert_public_jwks(&jwks, "EdDSA");
     let tok = s.admin_token().await;
     let current = header_of(&tok)["kid"].as_str().expect("kid").to_owned();
-    assert_eq!(kids(&jwks)[0], current, "current key first");
+    assert_eq!(jwks_kids(&jwks)[0], current, "current key first");
     // Private keys are encrypted at rest: the stored bytes are not a PKCS#8 document in clear.
     let enc = s.db.current_key().await.2;
     assert!(
@@ -45,7 +36,7 @@ async fn rotation_keeps_old_tokens_valid_until_retired(backend: Backend) {
         TestServer::start_with(backend, Options::with_args(&["--key-reload-interval", "1"])).await;
     let before = s.admin_token().await;
     let jwks = s.jwks().await;
-    let [current, next]: [String; 2] = kids(&jwks).try_into().expect("two keys");
+    let [current, next]: [String; 2] = jwks_kids(&jwks).try_into().expect("two keys");
     assert_eq!(header_of(&before)["kid"], current.as_str());
 
     let r = bounded(
@@ -66,7 +57,7 @@ async fn rotation_keeps_old_tokens_valid_until_retired(backend: Backend) {
     assert_eq!(header_of(&after)["kid"], next.as_str());
     assert!(s.validate(&after).await.valid);
     let jwks = s.jwks().await;
-    let published = kids(&jwks);
+    let published = jwks_kids(&jwks);
     assert_eq!(published.len(), 3, "current, next and retired: {jwks}");
     for k in [&current, &next, &r.next_kid] {
         assert!(published.contains(k), "{k} not published");
@@ -78,10 +69,10 @@ async fn rotation_keeps_old_tokens_valid_until_retired(backend: Backend) {
     poll_until(
         "retired key unpublished",
         Duration::from_secs(15),
-        || async { (kids(&s.jwks().await).len() == 2).then_some(()) },
+        || async { (jwks_kids(&s.jwks().await).len() == 2).then_some(()) },
     )
     .await;
-    let published = kids(&s.jwks().await);
+    let published = jwks_kids(&s.jwks().await);
     assert!(!published.contains(&current), "retired key still published");
     // A token signed by the retired key now names an unknown key (even if it were unexpired).
     let mut p = claims_of(&before);
