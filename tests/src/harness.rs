@@ -191,6 +191,8 @@ impl Options {
         let mut args: Vec<String> = [
             "--grpc-addr",
             "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
             "--database-url",
             db_url,
             "--bootstrap-admin-username",
@@ -256,6 +258,8 @@ enum Storage {
 pub struct TestServer {
     /// The address it listens on.
     pub addr: SocketAddr,
+    /// The address of its HTTP side port (`None` when started with `--http-addr ""`).
+    pub http_addr: Option<SocketAddr>,
     /// The server's clock; `advance` it to expire tokens and sessions.
     pub clock: ManualClock,
     /// The database URL the server uses.
@@ -317,15 +321,19 @@ impl TestServer {
         };
         let (args, master_key, hs256_secret) = opts.args(&db_url, data_dir);
         let settings = parse_config(&args).validate().expect("valid test settings");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listeners = auth_server::server::Listeners::bind(&settings)
             .await
-            .expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local addr");
+            .expect("bind the test server's ports");
+        let addr = listeners.grpc.local_addr().expect("local addr");
+        let http_addr = listeners
+            .http
+            .as_ref()
+            .map(|l| l.local_addr().expect("side port address"));
         let clock = ManualClock::default();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(auth_server::server::serve_with_clock(
+        let handle = tokio::spawn(auth_server::server::serve_on(
             settings,
-            listener,
+            listeners,
             async move {
                 let _ = stop_rx.await;
             },
@@ -333,6 +341,7 @@ impl TestServer {
         ));
         let mut server = TestServer {
             addr,
+            http_addr,
             clock,
             db: Db::connect_lazy(backend, &db_url),
             db_url,

@@ -16,6 +16,7 @@ use unicode_normalization::UnicodeNormalization;
 use zeroize::Zeroizing;
 
 use crate::error::AuthError;
+use crate::http::metrics::{HashOp, Metrics};
 
 /// Argon2id cost parameters and the bounds of the hashing pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +60,10 @@ pub struct PasswordHasher {
 struct Inner {
     engine: engine::Engine,
     permits: Arc<Semaphore>,
+    /// Permits in all.
+    permits_total: usize,
+    /// Where hash durations are recorded (none for the operator commands).
+    metrics: Option<Metrics>,
     /// Hashes being computed right now (on blocking threads).
     hashing: Arc<AtomicUsize>,
     waiting: AtomicUsize,
@@ -83,6 +88,23 @@ pub fn normalize(password: &str) -> Zeroizing<String> {
 impl PasswordHasher {
     /// Builds a hasher; computes the dummy hash used for unknown users (one hash at startup).
     pub fn new(hash: HashParams, policy: PasswordPolicy) -> Result<Self, AuthError> {
+        Self::build(hash, policy, None)
+    }
+
+    /// [`PasswordHasher::new`] recording every hash's duration in `metrics`.
+    pub(crate) fn with_metrics(
+        hash: HashParams,
+        policy: PasswordPolicy,
+        metrics: Metrics,
+    ) -> Result<Self, AuthError> {
+        Self::build(hash, policy, Some(metrics))
+    }
+
+    fn build(
+        hash: HashParams,
+        policy: PasswordPolicy,
+        metrics: Option<Metrics>,
+    ) -> Result<Self, AuthError> {
         let params = Params::new(hash.memory_kib, hash.iterations, hash.parallelism, Some(32))
             .map_err(|e| AuthError::Internal(format!("argon2 params: {e}")))?;
         let engine = engine::Engine::new(params);
@@ -93,6 +115,8 @@ impl PasswordHasher {
             inner: Arc::new(Inner {
                 engine,
                 permits: Arc::new(Semaphore::new(hash.max_concurrent.max(1))),
+                permits_total: hash.max_concurrent.max(1),
+                metrics,
                 hashing: Arc::new(AtomicUsize::new(0)),
                 waiting: AtomicUsize::new(0),
                 max_queued: hash.max_queued,
@@ -150,7 +174,7 @@ impl PasswordHasher {
     /// Hashes an already-normalised password into a PHC string.
     pub async fn hash(&self, password: Zeroizing<String>) -> Result<String, AuthError> {
         let inner = self.inner.clone();
-        self.run(move || inner.engine.hash(password.as_bytes()))
+        self.run(HashOp::Hash, move || inner.engine.hash(password.as_bytes()))
             .await
     }
 
@@ -180,7 +204,7 @@ impl PasswordHasher {
         phc: Option<String>,
     ) -> Result<Verified, AuthError> {
         let inner = self.inner.clone();
-        self.run_in(slot.0, move || {
+        self.run_in(slot.0, HashOp::Verify, move || {
             let real = phc.is_some();
             let phc = phc.as_deref().unwrap_or(&inner.dummy_hash);
             match inner.engine.verify(password.as_bytes(), phc) {
@@ -212,26 +236,46 @@ impl PasswordHasher {
         self.inner.waiting.load(Ordering::SeqCst)
     }
 
+    /// Logins waiting for a permit, permits taken, and permits in all (for the metrics).
+    pub(crate) fn occupancy(&self) -> (usize, usize, usize) {
+        let inner = &self.inner;
+        let in_use = inner
+            .permits_total
+            .saturating_sub(inner.permits.available_permits());
+        (
+            inner.waiting.load(Ordering::SeqCst),
+            in_use,
+            inner.permits_total,
+        )
+    }
+
     async fn run<T: Send + 'static>(
         &self,
+        op: HashOp,
         f: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
     ) -> Result<T, AuthError> {
         let permit = self.permit().await?;
-        self.run_in(permit, f).await
+        self.run_in(permit, op, f).await
     }
 
     async fn run_in<T: Send + 'static>(
         &self,
         permit: OwnedSemaphorePermit,
+        op: HashOp,
         f: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
     ) -> Result<T, AuthError> {
         let hashing = self.inner.hashing.clone();
+        let metrics = self.inner.metrics.clone();
         // The permit moves into the blocking task: it is released when the hash is done, not when
         // the caller stops waiting for it.
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             hashing.fetch_add(1, Ordering::SeqCst);
+            let started = std::time::Instant::now();
             let result = f();
+            if let Some(m) = &metrics {
+                m.password_hashed(op, started.elapsed());
+            }
             hashing.fetch_sub(1, Ordering::SeqCst);
             result
         })
