@@ -191,3 +191,127 @@ impl http_body::Body for Metered {
         self.inner.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use http_body_util::{BodyExt, StreamBody};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::http::metrics::Metrics;
+    use crate::http::metrics::labels::GrpcType;
+    use crate::http::metrics::methods::Method;
+
+    const PATH: &str = "/t.v1.T/Call";
+
+    fn layer() -> GrpcMetricsLayer {
+        let methods = [Method {
+            service: "t.v1.T".into(),
+            method: "Call".into(),
+            kind: GrpcType::ServerStream,
+        }];
+        Metrics::new(Some(&methods)).grpc_layer().unwrap()
+    }
+
+    fn handled(layer: &GrpcMetricsLayer, code: GrpcCode) -> u64 {
+        layer.table.lookup(PATH).handled(code).get()
+    }
+
+    fn trailers(code: i32) -> HeaderMap {
+        let mut t = HeaderMap::new();
+        t.insert("grpc-status", code.to_string().parse().unwrap());
+        t
+    }
+
+    /// A response whose body yields `frames`, then ends.
+    fn streaming(frames: Vec<Result<Frame<Bytes>, tonic::Status>>) -> http::Response<Body> {
+        http::Response::new(Body::new(StreamBody::new(futures_util::stream::iter(
+            frames,
+        ))))
+    }
+
+    #[tokio::test]
+    async fn the_status_decides_the_code_whether_in_headers_trailers_or_an_error() {
+        let layer = layer();
+        let cases: Vec<(http::Response<Body>, GrpcCode)> = vec![
+            (
+                streaming(vec![
+                    Ok(Frame::data(Bytes::from_static(b"\0\0\0\0\0"))),
+                    Ok(Frame::trailers(trailers(0))),
+                ]),
+                GrpcCode::Ok,
+            ),
+            (
+                {
+                    let mut r = http::Response::new(Body::empty());
+                    r.headers_mut().insert("grpc-status", "16".parse().unwrap());
+                    r
+                },
+                GrpcCode::Unauthenticated,
+            ),
+            (
+                streaming(vec![Err(tonic::Status::internal("x"))]),
+                GrpcCode::Internal,
+            ),
+            (streaming(vec![]), GrpcCode::Unknown),
+        ];
+        for (response, code) in cases {
+            let mut response = Some(response);
+            let svc = layer.layer(tower::service_fn(move |_req: http::Request<()>| {
+                let r = response.take().unwrap();
+                async move { Ok::<_, Infallible>(r) }
+            }));
+            let answer = svc
+                .oneshot(http::Request::get(PATH).body(()).unwrap())
+                .await
+                .unwrap();
+            let _ = answer.into_body().collect().await;
+            assert_eq!(handled(&layer, code), 1, "{code:?}");
+        }
+        let m = layer.table.lookup(PATH);
+        assert_eq!(m.started.get(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_call_dropped_before_its_status_is_canceled() {
+        let layer = layer();
+        // The response never comes: the future is dropped (a deadline, a reset).
+        let svc = layer.layer(tower::service_fn(|_req: http::Request<()>| {
+            futures_util::future::pending::<Result<http::Response<Body>, Infallible>>()
+        }));
+        let pending = svc.oneshot(http::Request::get(PATH).body(()).unwrap());
+        assert!(futures_util::FutureExt::now_or_never(pending).is_none());
+        assert_eq!(handled(&layer, GrpcCode::Canceled), 1);
+        // A stream whose client goes away after the first message.
+        let (tx, rx) =
+            tokio::sync::mpsc::unbounded_channel::<Result<Frame<Bytes>, tonic::Status>>();
+        let frames = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|frame| (frame, rx))
+        });
+        let mut body = Some(Body::new(StreamBody::new(frames)));
+        let svc = layer.layer(tower::service_fn(move |_req: http::Request<()>| {
+            let b = body.take().unwrap();
+            async move { Ok::<_, Infallible>(http::Response::new(b)) }
+        }));
+        let answer = svc
+            .oneshot(http::Request::get(PATH).body(()).unwrap())
+            .await
+            .unwrap();
+        tx.send(Ok(Frame::data(Bytes::from_static(b"x")))).unwrap();
+        let mut body = answer.into_body();
+        assert!(body.frame().await.unwrap().unwrap().is_data());
+        assert_eq!(handled(&layer, GrpcCode::Canceled), 1, "not ended yet");
+        drop(body);
+        assert_eq!(handled(&layer, GrpcCode::Canceled), 2);
+        // Unknown paths share one entry.
+        let svc = layer.layer(tower::service_fn(|_req: http::Request<()>| async {
+            Ok::<_, Infallible>(http::Response::new(Body::empty()))
+        }));
+        let _ = svc
+            .oneshot(http::Request::get("/x.Y/Z").body(()).unwrap())
+            .await;
+        assert_eq!(layer.table.lookup("/a.B/C").started.get(), 1);
+    }
+}

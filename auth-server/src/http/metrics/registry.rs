@@ -81,17 +81,17 @@ fn grpc_families(registry: &mut Registry, methods: &[Method]) -> MethodTable {
     let handling: HistogramFamily<GrpcLabels> = Family::new_with_constructor(handling_histogram);
     registry.register(
         "grpc_server_started",
-        "Total number of RPCs started on the server.",
+        "Total number of RPCs started on the server",
         started.clone(),
     );
     registry.register(
         "grpc_server_handled",
-        "Total number of RPCs completed on the server, regardless of success or failure.",
+        "Total number of RPCs completed on the server, regardless of success or failure",
         handled.clone(),
     );
     registry.register_with_unit(
         "grpc_server_handling",
-        "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
+        "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server",
         Unit::Seconds,
         handling.clone(),
     );
@@ -124,53 +124,53 @@ impl Metrics {
         r.register("auth_logins", "Logins by result.", f.logins.clone());
         r.register(
             "auth_tokens_issued",
-            "Tokens issued, by kind (access, refresh) and grant (password = Login, refresh_token = Refresh).",
+            "Tokens issued, by kind (access, refresh) and grant (password = Login, refresh_token = Refresh)",
             f.tokens.clone(),
         );
         r.register(
             "auth_validations",
-            "Validate answers by result and reason.",
+            "Validate answers by result and reason",
             f.validations.clone(),
         );
         r.register(
             "auth_refresh_reuse_detected",
-            "Spent refresh tokens presented again (each ends its session).",
+            "Spent refresh tokens presented again (each ends its session)",
             f.refresh_reuse.clone(),
         );
         r.register(
             "auth_sessions_revoked",
-            "Sessions ended before their expiry, by reason.",
+            "Sessions ended before their expiry, by reason",
             f.sessions_revoked.clone(),
         );
         r.register_with_unit(
             "auth_password_hash_duration",
-            "Time of one argon2id computation on a hashing thread, by operation.",
+            "Time of one argon2id computation on a hashing thread, by operation",
             Unit::Seconds,
             f.hash_seconds.clone(),
         );
         r.register(
             "auth_password_hash_queue_depth",
-            "Logins waiting for a hashing permit (beyond AUTH_HASH_QUEUE they are shed).",
+            "Logins waiting for a hashing permit (beyond AUTH_HASH_QUEUE they are shed)",
             f.hash_queue_depth.clone(),
         );
         r.register(
             "auth_password_hash_permits_in_use",
-            "Hashing permits taken.",
+            "Hashing permits taken",
             f.hash_permits_in_use.clone(),
         );
         r.register(
             "auth_password_hash_permits",
-            "Hashing permits in all (AUTH_HASH_CONCURRENCY).",
+            "Hashing permits in all (AUTH_HASH_CONCURRENCY)",
             f.hash_permits.clone(),
         );
         r.register(
             "auth_database_up",
-            "1 if the database answered the last health probe, else 0.",
+            "1 if the database answered the last health probe, else 0",
             f.database_up.clone(),
         );
         r.register(
             "auth_signing_keys",
-            "Published signing keys by state.",
+            "Published signing keys by state",
             f.signing_keys.clone(),
         );
         for state in KeyState::ALL {
