@@ -146,7 +146,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let database = database.validate().context("invalid configuration")?;
             let passwords = passwords.validate().context("invalid configuration")?;
             let store = open_store(&database).await?;
-            let hasher = start_hasher(passwords).await?;
+            let hasher = start_hasher(passwords, None).await?;
             let user = crate::state::create_user(
                 &*store,
                 &hasher,
@@ -209,11 +209,14 @@ fn describe(e: crate::error::AuthError) -> anyhow::Error {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let settings = config.validate().context("invalid configuration")?;
-    let addr = settings.listen.addr;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("AUTH_GRPC_ADDR: cannot listen on {addr}"))?;
-    server::serve(settings, listener, shutdown_signal()).await?;
+    let listeners = server::Listeners::bind(&settings).await?;
+    server::serve_on(
+        settings,
+        listeners,
+        shutdown_signal(),
+        std::sync::Arc::new(SystemClock),
+    )
+    .await?;
     Ok(())
 }
 

@@ -10,6 +10,7 @@ pub(crate) mod codec_errors;
 pub mod config;
 pub(crate) mod error;
 mod housekeeping;
+pub mod http;
 pub mod input;
 pub mod keys;
 pub(crate) mod labels;

@@ -1,5 +1,5 @@
-//! Runs the server: the gRPC services with health and reflection behind the access-policy layer,
-//! until shutdown, then NOT_SERVING and a bounded drain.
+//! Runs the server: the gRPC services with health and reflection behind the access-policy layer, and
+//! the HTTP side port, until shutdown, then NOT_SERVING and a bounded drain.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -12,9 +12,11 @@ use tonic_health::server::HealthReporter;
 
 use crate::availability::RequireDatabaseLayer;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{ConfigError, Settings};
+use crate::config::{ConfigError, PublicUrl, Settings};
 use crate::error::AuthError;
 use crate::housekeeping::{Retention, spawn_background};
+use crate::http::SidePort;
+use crate::http::metrics::{Metrics, methods};
 use crate::service::admin::AdminServiceImpl;
 use crate::service::auth::AuthServiceImpl;
 use crate::shutdown::EndOnShutdown;
@@ -27,6 +29,14 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 pub const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
 /// The gRPC service names reported by the health service.
 pub const SERVICE_NAMES: [&str; 3] = ["", "auth.v1.AuthService", "auth.v1.AdminService"];
+/// Every gRPC service the server serves (the ones whose methods get their own metric labels).
+const SERVED_SERVICES: [&str; 5] = [
+    "auth.v1.AuthService",
+    "auth.v1.AdminService",
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -54,8 +64,42 @@ pub enum ServeError {
     Reflection(#[from] tonic_reflection::server::Error),
 }
 
-/// Runs the server on `listener` until `shutdown` resolves, then reports NOT_SERVING, drains in-flight
-/// calls (at most `shutdown_grace`) and returns.
+/// The sockets the server answers on: gRPC, and the HTTP side port unless it is off.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The gRPC port.
+    pub grpc: TcpListener,
+    /// The HTTP side port.
+    pub http: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds `AUTH_GRPC_ADDR` and `AUTH_HTTP_ADDR` (unless empty); the error names the setting.
+    pub async fn bind(settings: &Settings) -> Result<Self, ServeError> {
+        let grpc = bind("AUTH_GRPC_ADDR", settings.listen.addr).await?;
+        let http = match settings.http.addr {
+            Some(addr) => Some(bind("AUTH_HTTP_ADDR", addr).await?),
+            None => None,
+        };
+        Ok(Self { grpc, http })
+    }
+}
+
+async fn bind(setting: &str, addr: std::net::SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServeError::Config(format!("{setting}: cannot listen on {addr}: {e}")))
+}
+
+/// The side port's socket: given, or bound from `AUTH_HTTP_ADDR` once the server is set up.
+enum SideSocket {
+    Given(Option<TcpListener>),
+    FromSettings,
+}
+
+/// Runs the server on the gRPC `listener` (and the side port on `AUTH_HTTP_ADDR`) until `shutdown`
+/// resolves, then reports NOT_SERVING, drains in-flight calls (at most `shutdown_grace`) and
+/// returns.
 pub async fn serve(
     settings: Settings,
     listener: TcpListener,
@@ -71,8 +115,37 @@ pub async fn serve_with_clock(
     shutdown: impl Future<Output = ()> + Send + 'static,
     clock: Arc<dyn Clock>,
 ) -> Result<(), ServeError> {
+    run(
+        settings,
+        listener,
+        SideSocket::FromSettings,
+        shutdown,
+        clock,
+    )
+    .await
+}
+
+/// [`serve_with_clock`] on sockets bound beforehand ([`Listeners::bind`]).
+pub async fn serve_on(
+    settings: Settings,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    clock: Arc<dyn Clock>,
+) -> Result<(), ServeError> {
+    let Listeners { grpc, http } = listeners;
+    run(settings, grpc, SideSocket::Given(http), shutdown, clock).await
+}
+
+async fn run(
+    settings: Settings,
+    listener: TcpListener,
+    side_socket: SideSocket,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    clock: Arc<dyn Clock>,
+) -> Result<(), ServeError> {
     let Settings {
         listen,
+        http,
         database,
         keys,
         tokens,
@@ -94,6 +167,10 @@ pub async fn serve_with_clock(
         );
     }
     let tls = listen.tls.as_ref().map(|t| t.load()).transpose()?;
+    let methods = methods::served(&DESCRIPTOR_SETS, &SERVED_SERVICES)
+        .map_err(|e| AuthError::Internal(e.to_string()))?;
+    let metrics = Metrics::new(http.grpc_metrics.then_some(methods.as_slice()));
+    let reload_interval = keys.reload_interval;
     let store = open_store(&database).await?;
     let key_check = keys.reload_interval;
     let state = build_state(
@@ -105,6 +182,7 @@ pub async fn serve_with_clock(
         },
         store,
         clock,
+        metrics.clone(),
     )
     .await?;
     if let Some(admin) = &operations.bootstrap_admin {
@@ -129,6 +207,30 @@ pub async fn serve_with_clock(
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let addr = listener.local_addr()?;
     let incoming = listen.limits.incoming(listener);
+    let side_listener = match side_socket {
+        SideSocket::Given(l) => l,
+        SideSocket::FromSettings => match http.addr {
+            Some(a) => Some(bind("AUTH_HTTP_ADDR", a).await?),
+            None => None,
+        },
+    };
+    let (side_stop, side_stopped) = tokio::sync::watch::channel(false);
+    let side_port = match side_listener {
+        Some(l) => {
+            let side_addr = l.local_addr()?;
+            let base = http
+                .public_url
+                .clone()
+                .unwrap_or_else(|| PublicUrl::of_addr(side_addr));
+            let side = SidePort::new(state.clone(), health.clone(), &base, reload_interval);
+            let router = crate::http::router(Arc::new(side));
+            tracing::info!(addr = %side_addr, public_url = base.as_str(),
+                "HTTP side port listening (plaintext: JWKS, discovery, metrics, probes)");
+            Some(tokio::spawn(crate::http::serve(l, router, side_stopped)))
+        }
+        None => None,
+    };
+    let grpc_metrics = metrics.grpc_layer();
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
@@ -153,6 +255,8 @@ pub async fn serve_with_clock(
         .limits
         .apply(builder)
         .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
+        // Outermost: every call is measured, including those the layers below refuse.
+        .layer(tower::util::option_layer(grpc_metrics))
         .layer(crate::codec_errors::CodecErrorLayer)
         .layer(RequireDatabaseLayer(state.database.clone()))
         .layer(auth_layer)
@@ -173,10 +277,23 @@ pub async fn serve_with_clock(
     for t in tasks {
         t.abort();
     }
+    // The side port outlives the drain (readiness says 503 meanwhile) and stops with the server.
+    let _ = side_stop.send(true);
+    if let Some(side) = side_port {
+        let _ = side.await;
+    }
     result?;
     tracing::info!("auth-server stopped");
     Ok(())
 }
+
+/// The descriptors of every served service (for their methods' metric labels).
+const DESCRIPTOR_SETS: [&[u8]; 4] = [
+    auth_proto::FILE_DESCRIPTOR_SET,
+    tonic_health::pb::FILE_DESCRIPTOR_SET,
+    tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+    tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+];
 
 /// Reflection over exactly the services this server registers (the descriptor set also holds the demo
 /// service of the examples, which is not served here).

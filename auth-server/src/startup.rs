@@ -13,6 +13,7 @@ use crate::config::{
     Signing, ThrottleSettings, TokenSettings,
 };
 use crate::error::AuthError;
+use crate::http::metrics::Metrics;
 use crate::keys::master::MasterKey;
 use crate::keys::{KeyManager, SigningMode};
 use crate::password::PasswordHasher;
@@ -118,16 +119,19 @@ pub(crate) async fn start_keys(
     .await?)
 }
 
-/// Builds the password hasher (which allocates its memory pool) off the async threads.
+/// Builds the password hasher (which computes its dummy hash) off the async threads, recording hash
+/// durations in `metrics` when given.
 pub(crate) async fn start_hasher(
     passwords: PasswordSettings,
+    metrics: Option<Metrics>,
 ) -> Result<PasswordHasher, ServeError> {
     let PasswordSettings { hash, policy } = passwords;
-    Ok(
-        tokio::task::spawn_blocking(move || PasswordHasher::new(hash, policy))
-            .await
-            .map_err(|e| AuthError::Internal(e.to_string()))??,
-    )
+    Ok(tokio::task::spawn_blocking(move || match metrics {
+        Some(m) => PasswordHasher::with_metrics(hash, policy, m),
+        None => PasswordHasher::new(hash, policy),
+    })
+    .await
+    .map_err(|e| AuthError::Internal(e.to_string()))??)
 }
 
 /// The parts of the configuration the shared state is made of.
@@ -148,6 +152,7 @@ pub(crate) async fn build_state(
     settings: StateSettings,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    metrics: Metrics,
 ) -> Result<Arc<AppState>, ServeError> {
     let StateSettings {
         keys,
@@ -168,7 +173,7 @@ pub(crate) async fn build_state(
         clock.clone(),
     )
     .map_err(|e| ServeError::Config(format!("access policy: {e}")))?;
-    let hasher = start_hasher(passwords).await?;
+    let hasher = start_hasher(passwords, Some(metrics.clone())).await?;
     Ok(Arc::new(AppState {
         store,
         hasher,
@@ -183,6 +188,7 @@ pub(crate) async fn build_state(
         proxy_header: throttle.proxy_header,
         database: crate::availability::DatabaseStatus::default(),
         admin_api_refused,
+        metrics,
     }))
 }
 

@@ -51,6 +51,8 @@ pub(crate) struct AppState {
     /// AdminService refuses every call (HS256 mode without `AUTH_HS256_ADMIN`: whoever holds the
     /// shared secret could mint an admin token).
     pub admin_api_refused: bool,
+    /// The server's metrics (exposed on the HTTP side port).
+    pub metrics: crate::http::metrics::Metrics,
 }
 
 impl std::fmt::Debug for AppState {

@@ -211,6 +211,8 @@ impl Options {
         let mut args: Vec<String> = [
             "--grpc-addr",
             "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
             "--database-url",
             db_url,
             "--bootstrap-admin-username",
@@ -286,6 +288,8 @@ enum Storage {
 pub struct TestServer {
     /// The address it listens on.
     pub addr: SocketAddr,
+    /// The address of its HTTP side port (`None` when started with `--http-addr ""`).
+    pub http_addr: Option<SocketAddr>,
     /// The server's clock; `advance` it to expire tokens and sessions.
     pub clock: ManualClock,
     /// The database URL the server uses.
@@ -347,9 +351,15 @@ impl TestServer {
         };
         let (args, master_key, hs256_secret) = opts.args(&db_url, data_dir, None);
         let clock = ManualClock::default();
-        let (addr, stop, handle) = spawn_server(&args, &clock).await;
+        let Spawned {
+            addr,
+            http_addr,
+            stop,
+            handle,
+        } = spawn_server(&args, &clock).await;
         let mut server = TestServer {
             addr,
+            http_addr,
             clock,
             db: Db::connect_lazy(backend, &db_url),
             db_url,
@@ -377,8 +387,14 @@ impl TestServer {
         };
         let reuse = (self.master_key.clone(), self.hs256_secret.clone());
         let (args, _, _) = opts.args(&self.db_url, data_dir.as_deref(), Some(reuse));
-        let (addr, stop, handle) = spawn_server(&args, &self.clock).await;
+        let Spawned {
+            addr,
+            http_addr,
+            stop,
+            handle,
+        } = spawn_server(&args, &self.clock).await;
         self.addr = addr;
+        self.http_addr = http_addr;
         self.channel = endpoint(addr).connect_lazy();
         self.stop = Some(stop);
         self.handle = Some(handle);
@@ -396,9 +412,15 @@ impl TestServer {
         let reuse = (self.master_key.clone(), self.hs256_secret.clone());
         let (args, master_key, hs256_secret) =
             opts.args(&self.db_url, data_dir.as_deref(), Some(reuse));
-        let (addr, stop, handle) = spawn_server(&args, &self.clock).await;
+        let Spawned {
+            addr,
+            http_addr,
+            stop,
+            handle,
+        } = spawn_server(&args, &self.clock).await;
         let mut server = TestServer {
             addr,
+            http_addr,
             clock: self.clock.clone(),
             db: Db::connect_lazy(self.backend, &self.db_url),
             db_url: self.db_url.clone(),
@@ -505,30 +527,41 @@ impl TestServer {
     }
 }
 
-/// A running server's parts: its address, its stop signal and its task.
-type Spawned = (
-    SocketAddr,
-    oneshot::Sender<()>,
-    JoinHandle<Result<(), auth_server::server::ServeError>>,
-);
+/// A running server's parts: its gRPC address, its side port's address, its stop signal and its
+/// task.
+struct Spawned {
+    addr: SocketAddr,
+    http_addr: Option<SocketAddr>,
+    stop: oneshot::Sender<()>,
+    handle: JoinHandle<Result<(), auth_server::server::ServeError>>,
+}
 
-/// Starts `serve` with `args` on `127.0.0.1:0` under `clock`.
+/// Starts `serve` with `args` (ports `127.0.0.1:0`) under `clock`.
 async fn spawn_server(args: &[String], clock: &ManualClock) -> Spawned {
     let settings = parse_config(args).validate().expect("valid test settings");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let listeners = auth_server::server::Listeners::bind(&settings)
         .await
-        .expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().expect("local addr");
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn(auth_server::server::serve_with_clock(
+        .expect("bind the test server's ports");
+    let addr = listeners.grpc.local_addr().expect("local addr");
+    let http_addr = listeners
+        .http
+        .as_ref()
+        .map(|l| l.local_addr().expect("side port address"));
+    let (stop, stop_rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(auth_server::server::serve_on(
         settings,
-        listener,
+        listeners,
         async move {
             let _ = stop_rx.await;
         },
         Arc::new(clock.clone()),
     ));
-    (addr, stop_tx, handle)
+    Spawned {
+        addr,
+        http_addr,
+        stop,
+        handle,
+    }
 }
 
 impl Drop for TestServer {

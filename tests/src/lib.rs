@@ -20,7 +20,9 @@
 //! - [`tokens`]: the server's signing key and the toolkit to sign and take apart any JWT;
 //! - [`forge`]: the catalogue's forged-token and forged-claim cases, built with [`tokens`];
 //! - [`assertions`]: statuses, messages, `Validate` refusals, public JWKS, still healthy;
-//! - [`greeter`]: a demo service behind the interceptor layer, trusting a [`TestServer`]'s keys.
+//! - [`greeter`]: a demo service behind the interceptor layer, trusting a [`TestServer`]'s keys;
+//! - [`side_port`]: HTTP/1.1 requests to a [`TestServer`]'s side port, well-formed and raw;
+//! - [`exposition`]: a strict parser of the `/metrics` text formats.
 
 // Test support code: a failed expectation is a failed test, and panicking with a message is the point.
 // Each test binary uses only part of it.
@@ -30,15 +32,17 @@ pub mod assertions;
 pub mod clients;
 pub mod cluster;
 pub mod database;
+pub mod exposition;
 pub mod forge;
 pub mod greeter;
 pub mod harness;
+pub mod side_port;
 pub mod tokens;
 
 // Re-exported for the scenarios; a test binary that uses none of a module's items would call these
 // imports unused.
 #[allow(unused_imports)]
 pub use {
-    assertions::*, clients::*, cluster::PgCluster, database::*, forge::*, greeter::*, harness::*,
-    tokens::*,
+    assertions::*, clients::*, cluster::PgCluster, database::*, exposition::*, forge::*,
+    greeter::*, harness::*, side_port::*, tokens::*,
 };

@@ -10,6 +10,7 @@ use clap::{Args, ValueEnum};
 
 mod check;
 mod database;
+mod http;
 mod keys;
 mod listen;
 mod operations;
@@ -19,6 +20,7 @@ mod tokens;
 
 pub use check::ConfigError;
 pub use database::{Backend, DatabaseArgs, DatabaseSettings};
+pub use http::{HttpArgs, HttpSettings, PublicUrl};
 pub use keys::{KeyArgs, KeySettings, MasterKeySource, Signing, SigningAlg};
 pub use listen::{ListenArgs, ListenSettings, TlsFiles};
 pub use operations::{BootstrapAdmin, OperationArgs, OperationSettings};
@@ -41,6 +43,9 @@ pub struct Config {
     /// Listener and TLS.
     #[command(flatten, next_help_heading = "Listener")]
     pub listen: ListenArgs,
+    /// HTTP side port.
+    #[command(flatten, next_help_heading = "HTTP side port")]
+    pub http: HttpArgs,
     /// Database.
     #[command(flatten, next_help_heading = "Database")]
     pub database: DatabaseArgs,
@@ -66,6 +71,8 @@ pub struct Config {
 pub struct Settings {
     /// Listener and TLS.
     pub listen: ListenSettings,
+    /// HTTP side port.
+    pub http: HttpSettings,
     /// Database.
     pub database: DatabaseSettings,
     /// Signing keys.
@@ -86,6 +93,7 @@ impl Config {
         let database = self.database.validate()?;
         Ok(Settings {
             listen: self.listen.validate()?,
+            http: self.http.validate()?,
             tokens: self.tokens.validate()?,
             passwords: self.passwords.validate()?,
             throttle: self.throttle.validate()?,

@@ -76,6 +76,28 @@ impl Rotation {
     }
 }
 
+/// How many published keys are in each state (for the metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyCounts {
+    /// Signing (1; the shared secret in HS256 mode).
+    pub current: usize,
+    /// Published ahead of use.
+    pub next: usize,
+    /// Still published after their rotation.
+    pub retired: usize,
+}
+
+impl KeyCounts {
+    fn of(records: &[SigningKeyRecord]) -> Self {
+        let count = |status| records.iter().filter(|r| r.status == status).count();
+        Self {
+            current: count(KeyStatus::Current),
+            next: count(KeyStatus::Next),
+            retired: count(KeyStatus::Retired),
+        }
+    }
+}
+
 /// Owns the signing keys of this replica and keeps them in step with the database.
 pub struct KeyManager {
     mode: SigningMode,
@@ -88,6 +110,7 @@ pub struct KeyManager {
     signer: ArcSwap<Signer>,
     published: SharedKeys,
     jwks_json: ArcSwap<String>,
+    counts: ArcSwap<KeyCounts>,
 }
 
 impl std::fmt::Debug for KeyManager {
@@ -116,13 +139,17 @@ impl KeyManager {
                 alg: Algorithm::HS256,
                 key: EncodingKey::from_secret(secret),
             };
+            let counts = KeyCounts {
+                current: 1,
+                ..KeyCounts::default()
+            };
             return Ok(Self::assemble(
                 mode,
                 store,
                 (retire_after, RotationPolicy::MANUAL),
                 signer,
                 published,
-                (r#"{"keys":[]}"#.into(), KeyTimes::default()),
+                (r#"{"keys":[]}"#.into(), KeyTimes::default(), counts),
             ));
         }
         if let SigningMode::Asymmetric { alg, master } = &mode {
@@ -135,14 +162,14 @@ impl KeyManager {
                 }
             }
         }
-        let (signer, published, jwks, times) = load(&mode, store.as_ref(), now).await?;
+        let (signer, published, jwks, times, counts) = load(&mode, store.as_ref(), now).await?;
         Ok(Self::assemble(
             mode,
             store,
             (retire_after, rotation),
             signer,
             published,
-            (jwks, times),
+            (jwks, times, counts),
         ))
     }
 
@@ -152,7 +179,7 @@ impl KeyManager {
         (retire_after, rotation): (i64, RotationPolicy),
         signer: Signer,
         published: KeySet,
-        (jwks, times): (String, KeyTimes),
+        (jwks, times, counts): (String, KeyTimes, KeyCounts),
     ) -> Self {
         Self {
             mode,
@@ -163,6 +190,7 @@ impl KeyManager {
             signer: ArcSwap::from_pointee(signer),
             published: SharedKeys::new(published),
             jwks_json: ArcSwap::from_pointee(jwks),
+            counts: ArcSwap::from_pointee(counts),
         }
     }
 
@@ -190,12 +218,18 @@ impl KeyManager {
         self.jwks_json.load_full()
     }
 
+    /// How many published keys are in each state.
+    pub fn counts(&self) -> KeyCounts {
+        **self.counts.load()
+    }
+
     /// Re-reads the keys from the database (another replica may have rotated).
     pub async fn reload(&self, now: i64) -> Result<(), AuthError> {
         if matches!(self.mode, SigningMode::SharedSecret { .. }) {
             return Ok(());
         }
-        let (signer, published, jwks, times) = load(&self.mode, self.store.as_ref(), now).await?;
+        let (signer, published, jwks, times, counts) =
+            load(&self.mode, self.store.as_ref(), now).await?;
         if signer.kid != self.signer.load().kid {
             tracing::info!(kid = %signer.kid, "signing key changed");
         }
@@ -203,6 +237,7 @@ impl KeyManager {
         self.signer.store(Arc::new(signer));
         self.published.store(published);
         self.jwks_json.store(Arc::new(jwks));
+        self.counts.store(Arc::new(counts));
         Ok(())
     }
 
@@ -292,7 +327,7 @@ async fn load(
     mode: &SigningMode,
     store: &dyn Store,
     now: i64,
-) -> Result<(Signer, KeySet, String, KeyTimes), AuthError> {
+) -> Result<(Signer, KeySet, String, KeyTimes, KeyCounts), AuthError> {
     let SigningMode::Asymmetric { master, .. } = mode else {
         return Err(AuthError::Internal(
             "load called in shared-secret mode".into(),
@@ -337,5 +372,5 @@ async fn load(
         .ok_or_else(|| AuthError::Internal("no current signing key in the database".into()))?;
     let jwks =
         serde_json::to_string(&jsonwebtoken::jwk::JwkSet { keys: jwks }).map_err(internal)?;
-    Ok((signer, published, jwks, times))
+    Ok((signer, published, jwks, times, KeyCounts::of(&records)))
 }

@@ -14,6 +14,7 @@ use unicode_normalization::UnicodeNormalization;
 use zeroize::Zeroizing;
 
 use crate::error::AuthError;
+use crate::http::metrics::{HashOp, Metrics};
 pub use policy::{Owner, PasswordPolicy, PasswordRefused, Score};
 pub(crate) use pool::HashSlot;
 
@@ -53,6 +54,8 @@ struct Inner {
     pool: pool::Pool,
     policy: PasswordPolicy,
     dummy_hash: String,
+    /// Where hash durations are recorded (none for the operator commands).
+    metrics: Option<Metrics>,
 }
 
 impl std::fmt::Debug for PasswordHasher {
@@ -73,13 +76,32 @@ impl PasswordHasher {
     /// hashes at startup, the first durations for [`pacing`]), and loads the strength estimator.
     /// Blocking: call it off the async threads.
     pub fn new(hash: HashParams, policy: PasswordPolicy) -> Result<Self, AuthError> {
-        Self::with_pause(hash, policy, Box::new(pacing::Sleep))
+        Self::build(hash, policy, Box::new(pacing::Sleep), None)
     }
 
+    /// [`PasswordHasher::new`] recording every hash's duration in `metrics`.
+    pub(crate) fn with_metrics(
+        hash: HashParams,
+        policy: PasswordPolicy,
+        metrics: Metrics,
+    ) -> Result<Self, AuthError> {
+        Self::build(hash, policy, Box::new(pacing::Sleep), Some(metrics))
+    }
+
+    #[cfg(test)]
     fn with_pause(
         hash: HashParams,
         policy: PasswordPolicy,
         pause: Box<dyn pacing::Pause>,
+    ) -> Result<Self, AuthError> {
+        Self::build(hash, policy, pause, None)
+    }
+
+    fn build(
+        hash: HashParams,
+        policy: PasswordPolicy,
+        pause: Box<dyn pacing::Pause>,
+        metrics: Option<Metrics>,
     ) -> Result<Self, AuthError> {
         let params = Params::new(hash.memory_kib, hash.iterations, hash.parallelism, Some(32))
             .map_err(|e| AuthError::Internal(format!("argon2 params: {e}")))?;
@@ -99,6 +121,7 @@ impl PasswordHasher {
                 pool: pool::Pool::new(hash.max_concurrent, hash.max_queued),
                 policy,
                 dummy_hash,
+                metrics,
             }),
         })
     }
@@ -142,7 +165,11 @@ impl PasswordHasher {
         let inner = self.inner.clone();
         self.inner
             .pool
-            .run(move || inner.pacer.hash(&inner.engine, password.as_bytes()))
+            .run(move || {
+                inner.timed(HashOp::Hash, || {
+                    inner.pacer.hash(&inner.engine, password.as_bytes())
+                })
+            })
             .await
     }
 
@@ -178,7 +205,10 @@ impl PasswordHasher {
             .run_in(slot, move || {
                 let real = phc.is_some();
                 let phc = phc.as_deref().unwrap_or(&inner.dummy_hash);
-                match inner.pacer.verify(&inner.engine, password.as_bytes(), phc) {
+                let checked = inner.timed(HashOp::Verify, || {
+                    inner.pacer.verify(&inner.engine, password.as_bytes(), phc)
+                });
+                match checked {
                     Ok(c) => Ok(Verified {
                         ok: c.ok && real,
                         needs_rehash: c.ok && real && !c.current_params,
@@ -193,6 +223,24 @@ impl PasswordHasher {
                 }
             })
             .await
+    }
+
+    /// Logins waiting for a hashing slot, slots taken, and slots in all (for the metrics).
+    pub(crate) fn occupancy(&self) -> (usize, usize, usize) {
+        self.inner.pool.occupancy()
+    }
+}
+
+impl Inner {
+    /// Runs `f` (on a hashing thread), recording how long it took — padding included: the time the
+    /// hashing slot was held.
+    fn timed<T>(&self, op: HashOp, f: impl FnOnce() -> T) -> T {
+        let started = std::time::Instant::now();
+        let result = f();
+        if let Some(m) = &self.metrics {
+            m.password_hashed(op, started.elapsed());
+        }
+        result
     }
 }
 

@@ -15,6 +15,8 @@ use crate::error::AuthError;
 /// Permits, the wait queue, and a count of the computations running.
 pub(super) struct Pool {
     permits: Arc<Semaphore>,
+    /// Permits in all.
+    total: usize,
     /// Computations running right now (on blocking threads).
     hashing: Arc<AtomicUsize>,
     waiting: AtomicUsize,
@@ -29,6 +31,7 @@ impl Pool {
     pub(super) fn new(max_concurrent: usize, max_queued: usize) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            total: max_concurrent.max(1),
             hashing: Arc::new(AtomicUsize::new(0)),
             waiting: AtomicUsize::new(0),
             max_queued,
@@ -84,6 +87,12 @@ impl Pool {
         })
         .await
         .map_err(|e| AuthError::Internal(format!("hashing task failed: {e}")))?
+    }
+
+    /// Callers waiting for a permit, permits taken, and permits in all.
+    pub(super) fn occupancy(&self) -> (usize, usize, usize) {
+        let in_use = self.total.saturating_sub(self.permits.available_permits());
+        (self.waiting.load(Ordering::SeqCst), in_use, self.total)
     }
 
     /// Computations running right now, whether or not their callers still wait for them.

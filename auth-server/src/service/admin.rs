@@ -12,6 +12,7 @@ use tonic::{Request, Response, Status};
 use super::{caller, require_live_session, source, timestamp};
 use crate::audit::{Entry, Outcome};
 use crate::error::AuthError;
+use crate::http::metrics::RevokeReason;
 use crate::input;
 use crate::password::Owner;
 use crate::state::AppState;
@@ -239,6 +240,9 @@ impl AdminService for AdminServiceImpl {
             .set_disabled(id, true, self.state.now())
             .await?
             .ok_or(AuthError::NotFound("user"))?;
+        self.state
+            .metrics
+            .sessions_revoked(RevokeReason::UserDisabled, revoked);
         self.audit(&admin, "user.disabled", &user.id).await;
         Ok(Response::new(DisableUserResponse {
             user: Some(user_pb(user)),
@@ -281,6 +285,8 @@ impl AdminService for AdminServiceImpl {
             .set_password_hash(id, &phc, st.now(), RevokeScope::All)
             .await?
             .ok_or(AuthError::NotFound("user"))?;
+        st.metrics
+            .sessions_revoked(RevokeReason::PasswordChanged, revoked);
         self.audit(&admin, "user.password_set", id).await;
         Ok(Response::new(SetUserPasswordResponse {
             revoked_sessions: revoked as i64,
@@ -326,6 +332,7 @@ impl AdminService for AdminServiceImpl {
             .revoke_session(id, self.state.now())
             .await?;
         if revoked {
+            self.state.metrics.sessions_revoked(RevokeReason::Admin, 1);
             self.audit(&admin, "session.revoked", id).await;
         }
         Ok(Response::new(RevokeSessionResponse { revoked }))
@@ -342,6 +349,9 @@ impl AdminService for AdminServiceImpl {
             .store
             .revoke_user_sessions(&user.id, None, self.state.now())
             .await?;
+        self.state
+            .metrics
+            .sessions_revoked(RevokeReason::Admin, revoked);
         self.audit(&admin, "user.sessions_revoked", &user.id).await;
         Ok(Response::new(RevokeUserSessionsResponse {
             revoked_sessions: revoked as i64,

@@ -14,6 +14,7 @@ use tonic::{Request, Response, Status};
 use super::{admit, caller, source, timestamp};
 use crate::audit::{Entry, Outcome};
 use crate::error::AuthError;
+use crate::http::metrics::{Grant, LoginResult, RevokeReason, ValidationReason, ValidationResult};
 use crate::password::Owner;
 use crate::state::AppState;
 use crate::store::{RevokeScope, RotateOutcome};
@@ -89,6 +90,7 @@ impl AuthServiceImpl {
             }
         }
         let pair = st.start_session(&user).await?;
+        st.metrics.token_pair_issued(Grant::Password);
         st.throttle.succeeded(st.store.as_ref(), &attempt).await?;
         st.audit(
             Entry::new("login.succeeded", Outcome::Success, peer)
@@ -124,6 +126,7 @@ impl AuthServiceImpl {
                 let access = st
                     .issuer
                     .issue(&st.keys.signer(), &user, &session.id, now)?;
+                st.metrics.token_pair_issued(Grant::RefreshToken);
                 st.audit(
                     Entry::new("refresh.succeeded", Outcome::Success, peer)
                         .actor(&user.id)
@@ -142,6 +145,8 @@ impl AuthServiceImpl {
                 session_id,
                 user_id,
             } => {
+                st.metrics.refresh_reuse_detected();
+                st.metrics.sessions_revoked(RevokeReason::RefreshReuse, 1);
                 let entry = Entry::new("refresh.reuse_detected", Outcome::Failure, peer)
                     .actor(&user_id)
                     .subject(&session_id)
@@ -203,6 +208,7 @@ impl AuthServiceImpl {
                 .revoke_session_by_refresh(&hash, self.state.now())
                 .await?
         {
+            self.state.metrics.sessions_revoked(RevokeReason::Logout, 1);
             let entry = Entry::new("logout", Outcome::Success, peer)
                 .actor(&user_id)
                 .subject(&session_id);
@@ -267,6 +273,8 @@ impl AuthServiceImpl {
             )
             .await?
             .ok_or(AuthError::InvalidToken("user gone"))?;
+        st.metrics
+            .sessions_revoked(RevokeReason::PasswordChanged, revoked);
         let entry = Entry::new("password.changed", Outcome::Success, peer)
             .actor(&user.id)
             .subject(&user.id)
@@ -310,7 +318,11 @@ impl AuthService for AuthServiceImpl {
         // that was counted is also checked and audited, so cancelling changes nothing. What runs is
         // bounded by the hashing slots and queue, taken first.
         let this = self.clone();
-        let login = tokio::spawn(async move { this.login(&peer, request.into_inner()).await });
+        let login = tokio::spawn(async move {
+            let answer = this.login(&peer, request.into_inner()).await;
+            this.state.metrics.login(LoginResult::of(&answer));
+            answer
+        });
         let answer = login
             .await
             .map_err(|e| AuthError::Internal(format!("login task failed: {e}")))?;
@@ -331,7 +343,17 @@ impl AuthService for AuthServiceImpl {
         &self,
         request: Request<ValidateRequest>,
     ) -> Result<Response<ValidateResponse>, Status> {
-        Ok(Response::new(self.validate(request.into_inner()).await?))
+        let answer = self.validate(request.into_inner()).await;
+        let (result, reason) = match &answer {
+            Ok(r) if r.valid => (ValidationResult::Valid, ValidationReason::None),
+            Ok(r) => (ValidationResult::Invalid, r.reason().into()),
+            Err(AuthError::KeysUnavailable) => {
+                (ValidationResult::Error, ValidationReason::KeysUnavailable)
+            }
+            Err(_) => (ValidationResult::Error, ValidationReason::Failure),
+        };
+        self.state.metrics.validation(result, reason);
+        Ok(Response::new(answer?))
     }
 
     async fn logout(

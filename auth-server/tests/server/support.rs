@@ -7,7 +7,8 @@ use std::process::{Command, Stdio};
 /// The binary under test, built by Cargo for this test target.
 const BIN: &str = env!("CARGO_BIN_EXE_auth-server");
 
-/// `auth-server` run in `dir`, with no inherited `AUTH_*` settings and no stdin.
+/// `auth-server` run in `dir`, with no inherited `AUTH_*` settings, the HTTP side port off and no
+/// stdin.
 pub fn auth_server_command(dir: &Path) -> Command {
     let mut c = Command::new(BIN);
     for (k, _) in std::env::vars() {
@@ -15,6 +16,8 @@ pub fn auth_server_command(dir: &Path) -> Command {
             c.env_remove(k);
         }
     }
+    // No side port unless a test asks for one: tests run in parallel, 127.0.0.1:8080 is shared.
+    c.env("AUTH_HTTP_ADDR", "");
     c.current_dir(dir).stdin(Stdio::null());
     c
 }

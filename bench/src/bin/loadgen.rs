@@ -405,7 +405,9 @@ async fn start_auth_server(args: &AuthArgs, password: &str) -> anyhow::Result<Au
         .env("AUTH_BOOTSTRAP_ADMIN_USERNAME", "bench")
         .env("AUTH_BOOTSTRAP_ADMIN_PASSWORD", password)
         .env("AUTH_SIGNING_ALG", &args.alg)
-        .env("AUTH_DATA_DIR", dir.join("data"));
+        .env("AUTH_DATA_DIR", dir.join("data"))
+        // No HTTP side port (a --server-env may set one): 127.0.0.1:8080 may be taken.
+        .env("AUTH_HTTP_ADDR", "");
     if args.alg == "HS256" {
         let mut s = [0u8; 32];
         aws_lc_rs::rand::fill(&mut s).map_err(|_| anyhow::anyhow!("rng"))?;
