@@ -190,10 +190,9 @@ impl Authorizer {
         headers: &HeaderMap,
     ) -> Result<Option<AuthContext>, AuthError> {
         let rule = self.policy.rule_for(path);
-        let Some(token) = self.token_for(rule, headers)? else {
+        let Some((token, claims)) = self.authenticate_token(rule, headers).await? else {
             return Ok(None);
         };
-        let claims = self.verify(token).await?;
         if rule.revalidate {
             // `layer` refuses revalidating rules without a checker; fail closed all the same.
             let checker = self.revocation.as_ref().ok_or(AuthError::Unavailable)?;
@@ -201,6 +200,33 @@ impl Authorizer {
         }
         check_access(&rule.access, &claims)?;
         Ok(Some(AuthContext::new(claims)))
+    }
+
+    /// The first half of [`Authorizer::authorize`] for `rule`, for a caller that adds checks of its
+    /// own before the rule's roles (the auth server's Envoy `Check` confirms the session first): reads
+    /// the bearer token of `headers` as the layer does (none for a public rule; none for an optional
+    /// rule's call without one) and verifies it through the cache and the key source. The roles are
+    /// not checked: [`Access::permits`] does that.
+    pub async fn authenticate(
+        &self,
+        rule: &Rule,
+        headers: &HeaderMap,
+    ) -> Result<Option<Arc<Claims>>, AuthError> {
+        Ok(self
+            .authenticate_token(rule, headers)
+            .await?
+            .map(|(_, claims)| claims))
+    }
+
+    async fn authenticate_token<'h>(
+        &self,
+        rule: &Rule,
+        headers: &'h HeaderMap,
+    ) -> Result<Option<(&'h str, Arc<Claims>)>, AuthError> {
+        let Some(token) = self.token_for(rule, headers)? else {
+            return Ok(None);
+        };
+        Ok(Some((token, self.verify(token).await?)))
     }
 
     /// Like [`Authorizer::authorize`] with `rule`, without waiting: an unknown `kid` only schedules a
@@ -238,13 +264,7 @@ impl Authorizer {
 }
 
 fn check_access(access: &Access, claims: &Claims) -> Result<(), AuthError> {
-    let ok = match access {
-        Access::Public | Access::Optional | Access::Required => true,
-        Access::AnyRole(roles) => roles.iter().any(|r| claims.has_role(r)),
-        Access::AllRoles(roles) => roles.iter().all(|r| claims.has_role(r)),
-        Access::Deny => false,
-    };
-    if ok {
+    if access.permits(claims) {
         Ok(())
     } else {
         Err(AuthError::Forbidden)
