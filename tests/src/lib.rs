@@ -20,7 +20,9 @@
 //! - [`tokens`]: the server's signing key and the toolkit to sign and take apart any JWT;
 //! - [`forge`]: the catalogue's forged-token and forged-claim cases, built with [`tokens`];
 //! - [`assertions`]: statuses, messages, `Validate` refusals, public JWKS, still healthy;
-//! - [`greeter`]: a demo service behind the interceptor layer, trusting a [`TestServer`]'s keys.
+//! - [`greeter`]: a demo service behind the interceptor layer, trusting a [`TestServer`]'s keys;
+//! - [`policy_cases`]: the shipped policy file's decision table, shared by the ext_authz and layer
+//!   scenarios, and the Envoy `Check` client.
 
 // Test support code: a failed expectation is a failed test, and panicking with a message is the point.
 // Each test binary uses only part of it.
@@ -33,6 +35,7 @@ pub mod database;
 pub mod forge;
 pub mod greeter;
 pub mod harness;
+pub mod policy_cases;
 pub mod tokens;
 
 // Re-exported for the scenarios; a test binary that uses none of a module's items would call these
@@ -40,5 +43,5 @@ pub mod tokens;
 #[allow(unused_imports)]
 pub use {
     assertions::*, clients::*, cluster::PgCluster, database::*, forge::*, greeter::*, harness::*,
-    tokens::*,
+    policy_cases::*, tokens::*,
 };

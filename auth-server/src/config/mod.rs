@@ -10,6 +10,7 @@ use clap::{Args, ValueEnum};
 
 mod check;
 mod database;
+mod extauthz;
 mod keys;
 mod listen;
 mod operations;
@@ -19,6 +20,7 @@ mod tokens;
 
 pub use check::ConfigError;
 pub use database::{Backend, DatabaseArgs, DatabaseSettings};
+pub use extauthz::{ExtAuthzArgs, ExtAuthzSettings};
 pub use keys::{KeyArgs, KeySettings, MasterKeySource, Signing, SigningAlg};
 pub use listen::{ListenArgs, ListenSettings, TlsFiles};
 pub use operations::{BootstrapAdmin, OperationArgs, OperationSettings};
@@ -59,6 +61,9 @@ pub struct Config {
     /// Audit, bootstrap and shutdown.
     #[command(flatten, next_help_heading = "Operations")]
     pub operations: OperationArgs,
+    /// Envoy external authorization.
+    #[command(flatten, next_help_heading = "Envoy external authorization")]
+    pub extauthz: ExtAuthzArgs,
 }
 
 /// Everything `serve` needs, validated.
@@ -78,6 +83,8 @@ pub struct Settings {
     pub throttle: ThrottleSettings,
     /// Audit retention, bootstrap admin, shutdown.
     pub operations: OperationSettings,
+    /// Envoy external authorization, when enabled.
+    pub extauthz: Option<ExtAuthzSettings>,
 }
 
 impl Config {
@@ -90,6 +97,7 @@ impl Config {
             passwords: self.passwords.validate()?,
             throttle: self.throttle.validate()?,
             operations: self.operations.validate()?,
+            extauthz: self.extauthz.validate()?,
             keys: self.keys.validate(&database)?,
             database,
         })
