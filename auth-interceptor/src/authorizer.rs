@@ -5,14 +5,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::HeaderMap;
+use http::header::AUTHORIZATION;
+use http::{HeaderMap, HeaderValue};
 
 use crate::cache::TokenCache;
 use crate::claims::Claims;
 use crate::clock::Clock;
 use crate::context::AuthContext;
 use crate::error::AuthError;
-use crate::extract::bearer_token;
+use crate::extract::bearer_token_in;
 use crate::policy::{Access, Policy, PolicyError, Rule};
 use crate::revoke::RevocationChecker;
 use crate::source::{KeySource, KidRefresh};
@@ -190,9 +191,10 @@ impl Authorizer {
         headers: &HeaderMap,
     ) -> Result<Option<AuthContext>, AuthError> {
         let rule = self.policy.rule_for(path);
-        let Some((token, claims)) = self.authenticate_token(rule, headers).await? else {
+        let Some(token) = self.token_for(rule, headers)? else {
             return Ok(None);
         };
+        let claims = self.verify(token).await?;
         if rule.revalidate {
             // `layer` refuses revalidating rules without a checker; fail closed all the same.
             let checker = self.revocation.as_ref().ok_or(AuthError::Unavailable)?;
@@ -204,29 +206,19 @@ impl Authorizer {
 
     /// The first half of [`Authorizer::authorize`] for `rule`, for a caller that adds checks of its
     /// own before the rule's roles (the auth server's Envoy `Check` confirms the session first): reads
-    /// the bearer token of `headers` as the layer does (none for a public rule; none for an optional
-    /// rule's call without one) and verifies it through the cache and the key source. The roles are
-    /// not checked: [`Access::permits`] does that.
-    pub async fn authenticate(
+    /// the bearer token from `authorization`, the raw values of the request's `authorization` headers,
+    /// as the layer does ([`bearer_token_in`](crate::bearer_token_in); none for a public rule, none
+    /// for an optional rule's call without one) and verifies it through the cache and the key source.
+    /// The roles are not checked: [`Access::permits`] does that.
+    pub async fn authenticate<'a>(
         &self,
         rule: &Rule,
-        headers: &HeaderMap,
+        authorization: impl IntoIterator<Item = &'a [u8]>,
     ) -> Result<Option<Arc<Claims>>, AuthError> {
-        Ok(self
-            .authenticate_token(rule, headers)
-            .await?
-            .map(|(_, claims)| claims))
-    }
-
-    async fn authenticate_token<'h>(
-        &self,
-        rule: &Rule,
-        headers: &'h HeaderMap,
-    ) -> Result<Option<(&'h str, Arc<Claims>)>, AuthError> {
-        let Some(token) = self.token_for(rule, headers)? else {
+        let Some(token) = self.token_in(rule, authorization)? else {
             return Ok(None);
         };
-        Ok(Some((token, self.verify(token).await?)))
+        Ok(Some(self.verify(token).await?))
     }
 
     /// Like [`Authorizer::authorize`] with `rule`, without waiting: an unknown `kid` only schedules a
@@ -252,10 +244,24 @@ impl Authorizer {
         rule: &Rule,
         headers: &'h HeaderMap,
     ) -> Result<Option<&'h str>, AuthError> {
+        self.token_in(
+            rule,
+            headers
+                .get_all(AUTHORIZATION)
+                .iter()
+                .map(HeaderValue::as_bytes),
+        )
+    }
+
+    fn token_in<'a>(
+        &self,
+        rule: &Rule,
+        authorization: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<Option<&'a str>, AuthError> {
         if rule.access == Access::Public {
             return Ok(None);
         }
-        match bearer_token(headers, self.verifier.config().max_token_len) {
+        match bearer_token_in(authorization, self.verifier.config().max_token_len) {
             Ok(t) => Ok(Some(t)),
             Err(AuthError::MissingToken) if rule.access == Access::Optional => Ok(None),
             Err(e) => Err(e),

@@ -121,7 +121,7 @@ pub use error::{
     AuthError, INSUFFICIENT_SCOPE_CHALLENGE, INVALID_TOKEN_CHALLENGE, INVALID_TOKEN_MESSAGE,
     MISSING_TOKEN_CHALLENGE, PERMISSION_DENIED_MESSAGE, UNAVAILABLE_MESSAGE,
 };
-pub use extract::bearer_token;
+pub use extract::{bearer_token, bearer_token_in};
 pub use interceptor::AuthInterceptor;
 pub use keys::{KeyError, KeySet, MIN_HMAC_SECRET_LEN, SharedKeys, VerificationKey, hs256_kid};
 pub use layer::{AuthLayer, AuthMiddleware};

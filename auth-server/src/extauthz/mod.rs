@@ -20,7 +20,7 @@ use envoy_types::ext_authz::v3::pb::{
     Authorization, AuthorizationServer, CheckRequest, CheckResponse,
 };
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
-use http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
+use http::header::AUTHORIZATION;
 use tonic::{Code, Request, Response, Status};
 
 use crate::config::ExtAuthzSettings;
@@ -91,9 +91,11 @@ impl ExtAuthz {
         if rule.access == Access::Public {
             return Ok(None);
         }
-        let headers = authorization_headers(http)?;
         let authorizer = self.state.auth.authorizer();
-        let Some(claims) = authorizer.authenticate(rule, &headers).await? else {
+        let Some(claims) = authorizer
+            .authenticate(rule, authorization_values(http))
+            .await?
+        else {
             return Ok(None);
         };
         let now = self.state.now();
@@ -105,7 +107,7 @@ impl ExtAuthz {
                 tracing::warn!(error = %e, "check: session state unavailable");
                 AuthError::Unavailable
             })?;
-        if !AppState::session_is_live(status.as_ref(), &claims, now) {
+        if !AppState::session_is_live(status.as_ref().as_ref(), &claims, now) {
             return Err(AuthError::Revoked);
         }
         if !rule.access.permits(&claims) {
@@ -115,26 +117,27 @@ impl ExtAuthz {
     }
 }
 
-/// The request's `authorization` values as the crate's parser reads them: from the `headers` map
-/// (Envoy joins repeated headers with a comma, which the parser refuses), or from `header_map` when
-/// Envoy sends raw headers instead.
-fn authorization_headers(http: &HttpRequest) -> Result<HeaderMap, AuthError> {
-    let mut headers = HeaderMap::new();
-    let bad = |_| AuthError::BadMetadata("not a header value");
-    if let Some(v) = http.headers.get(AUTHORIZATION.as_str()) {
-        headers.append(AUTHORIZATION, HeaderValue::from_str(v).map_err(bad)?);
-    }
-    for h in http.header_map.iter().flat_map(|m| &m.headers) {
-        if h.key.eq_ignore_ascii_case(AUTHORIZATION.as_str()) {
-            let value = if h.raw_value.is_empty() {
-                HeaderValue::from_str(&h.value)
+/// The raw values of the request's `authorization` headers, for the crate's parser: from the
+/// `headers` map (Envoy joins repeated headers with a comma, which the parser refuses), or from
+/// `header_map` when Envoy sends raw headers instead (each entry a value of its own).
+fn authorization_values(http: &HttpRequest) -> impl Iterator<Item = &[u8]> {
+    let raw = http
+        .header_map
+        .iter()
+        .flat_map(|m| &m.headers)
+        .filter(|h| h.key.eq_ignore_ascii_case(AUTHORIZATION.as_str()))
+        .map(|h| {
+            if h.raw_value.is_empty() {
+                h.value.as_bytes()
             } else {
-                HeaderValue::from_bytes(&h.raw_value)
-            };
-            headers.append(AUTHORIZATION, value.map_err(bad)?);
-        }
-    }
-    Ok(headers)
+                h.raw_value.as_slice()
+            }
+        });
+    http.headers
+        .get(AUTHORIZATION.as_str())
+        .map(String::as_bytes)
+        .into_iter()
+        .chain(raw)
 }
 
 /// Every `x-auth-*` header name the client sent, lower case.

@@ -6,20 +6,23 @@
 //! (`AppState::session_is_live`): only the row is reused. The revocation view of issue #12 replaces
 //! this cache.
 
+use std::sync::Arc;
+
 use crate::store::{SessionStatus, Store, StoreError};
 
 /// Most sessions kept.
 const CAPACITY: usize = 10_000;
 
-#[derive(Debug, Clone)]
+/// A session row (none: no such session) as read at `read_at`.
+#[derive(Debug)]
 struct Entry {
-    status: Option<SessionStatus>,
+    status: Arc<Option<SessionStatus>>,
     read_at: i64,
 }
 
 /// Session rows read by `Check`, each reused for at most `ttl` seconds.
 pub(crate) struct SessionCache {
-    entries: Option<quick_cache::sync::Cache<String, Entry>>,
+    entries: Option<quick_cache::sync::Cache<String, Arc<Entry>>>,
     ttl: i64,
 }
 
@@ -48,22 +51,22 @@ impl SessionCache {
         store: &dyn Store,
         sid: &str,
         now: i64,
-    ) -> Result<Option<SessionStatus>, StoreError> {
+    ) -> Result<Arc<Option<SessionStatus>>, StoreError> {
         if let Some(entries) = &self.entries
             && let Some(e) = entries.get(sid)
             && now.saturating_sub(e.read_at) < self.ttl
             && e.read_at <= now
         {
-            return Ok(e.status);
+            return Ok(e.status.clone());
         }
-        let status = store.session_status(sid).await?;
+        let status = Arc::new(store.session_status(sid).await?);
         if let Some(entries) = &self.entries {
             entries.insert(
                 sid.to_owned(),
-                Entry {
+                Arc::new(Entry {
                     status: status.clone(),
                     read_at: now,
-                },
+                }),
             );
         }
         Ok(status)
