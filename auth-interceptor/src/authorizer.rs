@@ -5,14 +5,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::HeaderMap;
+use http::header::AUTHORIZATION;
+use http::{HeaderMap, HeaderValue};
 
 use crate::cache::TokenCache;
 use crate::claims::Claims;
 use crate::clock::Clock;
 use crate::context::AuthContext;
 use crate::error::AuthError;
-use crate::extract::bearer_token;
+use crate::extract::bearer_token_in;
 use crate::policy::{Access, Policy, PolicyError, Rule};
 use crate::revoke::RevocationChecker;
 use crate::source::{KeySource, KidRefresh};
@@ -203,6 +204,23 @@ impl Authorizer {
         Ok(Some(AuthContext::new(claims)))
     }
 
+    /// The first half of [`Authorizer::authorize`] for `rule`, for a caller that adds checks of its
+    /// own before the rule's roles (the auth server's Envoy `Check` confirms the session first): reads
+    /// the bearer token from `authorization`, the raw values of the request's `authorization` headers,
+    /// as the layer does ([`bearer_token_in`](crate::bearer_token_in); none for a public rule, none
+    /// for an optional rule's call without one) and verifies it through the cache and the key source.
+    /// The roles are not checked: [`Access::permits`] does that.
+    pub async fn authenticate<'a>(
+        &self,
+        rule: &Rule,
+        authorization: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<Option<Arc<Claims>>, AuthError> {
+        let Some(token) = self.token_in(rule, authorization)? else {
+            return Ok(None);
+        };
+        Ok(Some(self.verify(token).await?))
+    }
+
     /// Like [`Authorizer::authorize`] with `rule`, without waiting: an unknown `kid` only schedules a
     /// background refetch, and revalidation is refused (`UNAVAILABLE`), since it needs I/O.
     pub fn authorize_sync(
@@ -226,10 +244,24 @@ impl Authorizer {
         rule: &Rule,
         headers: &'h HeaderMap,
     ) -> Result<Option<&'h str>, AuthError> {
+        self.token_in(
+            rule,
+            headers
+                .get_all(AUTHORIZATION)
+                .iter()
+                .map(HeaderValue::as_bytes),
+        )
+    }
+
+    fn token_in<'a>(
+        &self,
+        rule: &Rule,
+        authorization: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<Option<&'a str>, AuthError> {
         if rule.access == Access::Public {
             return Ok(None);
         }
-        match bearer_token(headers, self.verifier.config().max_token_len) {
+        match bearer_token_in(authorization, self.verifier.config().max_token_len) {
             Ok(t) => Ok(Some(t)),
             Err(AuthError::MissingToken) if rule.access == Access::Optional => Ok(None),
             Err(e) => Err(e),
@@ -238,13 +270,7 @@ impl Authorizer {
 }
 
 fn check_access(access: &Access, claims: &Claims) -> Result<(), AuthError> {
-    let ok = match access {
-        Access::Public | Access::Optional | Access::Required => true,
-        Access::AnyRole(roles) => roles.iter().any(|r| claims.has_role(r)),
-        Access::AllRoles(roles) => roles.iter().all(|r| claims.has_role(r)),
-        Access::Deny => false,
-    };
-    if ok {
+    if access.permits(claims) {
         Ok(())
     } else {
         Err(AuthError::Forbidden)

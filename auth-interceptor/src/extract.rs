@@ -4,8 +4,8 @@
 //! of base64url characters and dots. Anything else — tabs, trailing whitespace, a second credential,
 //! non-ASCII bytes — is refused without decoding anything. `-bin` keys are never consulted.
 
-use http::HeaderMap;
 use http::header::AUTHORIZATION;
+use http::{HeaderMap, HeaderValue};
 
 use crate::error::AuthError;
 
@@ -26,7 +26,30 @@ const SCHEME_ALLOWANCE: usize = 64;
 /// assert!(bearer_token(&h, 8192).is_err());
 /// ```
 pub fn bearer_token(headers: &HeaderMap, max_token_len: usize) -> Result<&str, AuthError> {
-    let mut values = headers.get_all(AUTHORIZATION).iter();
+    bearer_token_in(
+        headers
+            .get_all(AUTHORIZATION)
+            .iter()
+            .map(HeaderValue::as_bytes),
+        max_token_len,
+    )
+}
+
+/// [`bearer_token`] over the raw bytes of every `authorization` value of a request, for callers that
+/// hold its headers in another form (the auth server's Envoy `Check` reads them from the
+/// `CheckRequest`). Same rules, same errors; bytes a header value cannot hold are refused.
+///
+/// ```
+/// use auth_interceptor::bearer_token_in;
+/// assert_eq!(bearer_token_in([&b"Bearer a.b.c"[..]], 8192).unwrap(), "a.b.c");
+/// assert!(bearer_token_in([&b"Bearer a.b.c"[..], b"Bearer x.y.z"], 8192).is_err());
+/// assert!(bearer_token_in(std::iter::empty(), 8192).is_err());
+/// ```
+pub fn bearer_token_in<'a>(
+    values: impl IntoIterator<Item = &'a [u8]>,
+    max_token_len: usize,
+) -> Result<&'a str, AuthError> {
+    let mut values = values.into_iter();
     let value = values.next().ok_or(AuthError::MissingToken)?;
     if values.next().is_some() {
         return Err(AuthError::BadMetadata("duplicate authorization"));
@@ -34,9 +57,13 @@ pub fn bearer_token(headers: &HeaderMap, max_token_len: usize) -> Result<&str, A
     if value.len() > max_token_len.saturating_add(SCHEME_ALLOWANCE) {
         return Err(AuthError::BadMetadata("too large"));
     }
-    let value = value
-        .to_str()
-        .map_err(|_| AuthError::BadMetadata("not visible ascii"))?;
+    // What `HeaderValue::to_str` accepts: visible ASCII, spaces and tabs.
+    let visible = |b: &u8| *b == b'\t' || (b' '..=b'~').contains(b);
+    if !value.iter().all(visible) {
+        return Err(AuthError::BadMetadata("not visible ascii"));
+    }
+    let value =
+        std::str::from_utf8(value).map_err(|_| AuthError::BadMetadata("not visible ascii"))?;
     let (scheme, rest) = value
         .split_once(' ')
         .ok_or(AuthError::BadMetadata("scheme"))?;
@@ -68,7 +95,6 @@ pub(crate) fn mark_sensitive(headers: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
 
     // (A vertical tab cannot appear in a header value at all: `HeaderValue` refuses it.)
     fn one(v: &[u8]) -> HeaderMap {
@@ -132,6 +158,27 @@ mod tests {
         let h = one(b"Bearer a.\xff\x80.c");
         let r = bearer_token(&h, 100);
         assert!(matches!(r, Err(AuthError::BadMetadata(_))));
+    }
+
+    #[test]
+    fn raw_values_follow_the_same_rules() {
+        for v in ["Bearer a.b.c", "bearer  a.b.c"] {
+            assert_eq!(bearer_token_in([v.as_bytes()], 100), Ok("a.b.c"));
+        }
+        for v in [
+            &b"Bearer a.b.c\n"[..],
+            b"Bearer a.b.c\x7f",
+            b"Bearer a.\xc3\xa9.c",
+            b"Bearer\ta.b.c",
+            b"Basic dXNlcjpwYXNz",
+        ] {
+            let r = bearer_token_in([v], 100);
+            assert!(matches!(r, Err(AuthError::BadMetadata(_))), "{v:?}: {r:?}");
+        }
+        assert_eq!(
+            bearer_token_in(std::iter::empty(), 100),
+            Err(AuthError::MissingToken)
+        );
     }
 
     #[test]

@@ -47,7 +47,8 @@
 //! # Pieces
 //!
 //! - [`Policy`]: per-method rules (exact method, `pkg.Svc/*`, prefix), most specific wins, deny by
-//!   default; presets for health and reflection.
+//!   default; presets for health and reflection; also from a TOML file ([`Policy::load`],
+//!   [`Policy::from_toml`]) that the auth server's Envoy `ext_authz` enforces as well.
 //! - [`Authorizer`]: verifier + [`KeySource`] + policy (+ verified-token cache, + optional
 //!   [`RevocationChecker`]); turned into an [`AuthLayer`] (tower; sees the method) or an
 //!   [`AuthInterceptor`] (tonic; one rule for the whole service).
@@ -100,6 +101,7 @@ mod interceptor;
 mod keys;
 mod layer;
 mod policy;
+mod policy_file;
 mod revoke;
 mod server;
 mod source;
@@ -119,11 +121,12 @@ pub use error::{
     AuthError, INSUFFICIENT_SCOPE_CHALLENGE, INVALID_TOKEN_CHALLENGE, INVALID_TOKEN_MESSAGE,
     MISSING_TOKEN_CHALLENGE, PERMISSION_DENIED_MESSAGE, UNAVAILABLE_MESSAGE,
 };
-pub use extract::bearer_token;
+pub use extract::{bearer_token, bearer_token_in};
 pub use interceptor::AuthInterceptor;
 pub use keys::{KeyError, KeySet, MIN_HMAC_SECRET_LEN, SharedKeys, VerificationKey, hs256_kid};
 pub use layer::{AuthLayer, AuthMiddleware};
 pub use policy::{Access, Policy, PolicyBuilder, PolicyError, Rule};
+pub use policy_file::PolicyFileError;
 pub use revoke::RevocationChecker;
 pub use server::{DEFAULT_MAX_DECODING_MESSAGE_SIZE, LimitedConnection, ServerLimits};
 pub use source::{

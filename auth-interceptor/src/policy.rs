@@ -6,6 +6,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::claims::Claims;
+
 /// What a method requires of the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -23,6 +25,19 @@ pub enum Access {
     AllRoles(Vec<String>),
     /// Nobody: callers without a valid token get `UNAUTHENTICATED`, the others `PERMISSION_DENIED`.
     Deny,
+}
+
+impl Access {
+    /// True when verified `claims` satisfy this requirement (always for public, optional and
+    /// required; by role for the role rules; never for deny).
+    pub fn permits(&self, claims: &Claims) -> bool {
+        match self {
+            Access::Public | Access::Optional | Access::Required => true,
+            Access::AnyRole(roles) => roles.iter().any(|r| claims.has_role(r)),
+            Access::AllRoles(roles) => roles.iter().all(|r| claims.has_role(r)),
+            Access::Deny => false,
+        }
+    }
 }
 
 /// An [`Access`] requirement plus whether to confirm the token with the auth server's `Validate` RPC.
@@ -310,6 +325,10 @@ impl PolicyBuilder {
         self.default = Some(rule);
         self
     }
+    /// Rules added so far, presets included.
+    pub(crate) fn rule_count(&self) -> usize {
+        self.rules.len()
+    }
     fn preset(mut self, pattern: &str, rule: Rule) -> Self {
         self.rules.push((pattern.to_owned(), rule, true));
         self
@@ -330,16 +349,26 @@ impl PolicyBuilder {
 
     /// Validates the patterns and builds the policy.
     pub fn build(self) -> Result<Policy, PolicyError> {
+        self.build_indexed().map_err(|(_, e)| e)
+    }
+
+    /// Like [`PolicyBuilder::build`], also saying which rule (by the order rules were added, presets
+    /// included) is wrong; `None` for the default rule.
+    pub(crate) fn build_indexed(self) -> Result<Policy, (Option<usize>, PolicyError)> {
         let mut policy = Policy::deny_all();
         if let Some(d) = self.default {
+            if no_roles(&d) {
+                return Err((None, PolicyError::NoRoles("default".into())));
+            }
             policy.default = d;
         }
-        for (pattern, rule, preset) in self.rules {
-            if matches!(&rule.access, Access::AnyRole(r) | Access::AllRoles(r) if r.is_empty()) {
-                return Err(PolicyError::NoRoles(pattern));
+        for (index, (pattern, rule, preset)) in self.rules.into_iter().enumerate() {
+            let at = |e| (Some(index), e);
+            if no_roles(&rule) {
+                return Err(at(PolicyError::NoRoles(pattern)));
             }
             let entry = Entry { rule, preset };
-            let (map_key, clash) = match parse(&pattern)? {
+            let (map_key, clash) = match parse(&pattern).map_err(at)? {
                 Pattern::Exact(k) => {
                     let clash = policy.exact.insert(k.clone(), entry).is_some();
                     (k, clash)
@@ -355,7 +384,7 @@ impl PolicyBuilder {
                 }
             };
             if clash {
-                return Err(PolicyError::DuplicateRule(map_key));
+                return Err(at(PolicyError::DuplicateRule(map_key)));
             }
         }
         policy
@@ -363,4 +392,8 @@ impl PolicyBuilder {
             .sort_by_key(|p| std::cmp::Reverse(p.0.len()));
         Ok(policy)
     }
+}
+
+fn no_roles(rule: &Rule) -> bool {
+    matches!(&rule.access, Access::AnyRole(r) | Access::AllRoles(r) if r.is_empty())
 }

@@ -9,6 +9,7 @@ pub mod clock;
 pub(crate) mod codec_errors;
 pub mod config;
 pub(crate) mod error;
+pub(crate) mod extauthz;
 mod housekeeping;
 pub mod http;
 pub mod input;

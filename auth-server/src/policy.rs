@@ -1,7 +1,8 @@
 //! The access policy of the server's own RPCs, enforced by the `auth-interceptor` layer (the same policy
 //! engine downstream services use): Login, Refresh, Validate, Logout and GetJwks are public;
-//! ChangePassword needs a valid token; `AdminService/*` needs the role `admin`; health and reflection
-//! are public; anything else is denied.
+//! ChangePassword needs a valid token; `AdminService/*` needs the role `admin`; health, reflection and
+//! Envoy's ext_authz `Check` (which judges the token it is asked about itself) are public; anything
+//! else is denied.
 
 use std::sync::Arc;
 
@@ -11,22 +12,25 @@ use crate::clock::Clock;
 use crate::service::admin::ADMIN_ROLE;
 
 /// The fully-qualified names of the services this server registers.
-pub(crate) const REGISTERED_SERVICES: [&str; 5] = [
+pub(crate) const REGISTERED_SERVICES: [&str; 6] = [
     "auth.v1.AuthService",
     "auth.v1.AdminService",
     "grpc.health.v1.Health",
     "grpc.reflection.v1.ServerReflection",
     "grpc.reflection.v1alpha.ServerReflection",
+    crate::extauthz::SERVICE_NAME,
 ];
 
 /// The rules of this server's own RPCs: `Login`, `Refresh`, `Validate`, `Logout` and `GetJwks`
 /// public; `ChangePassword` requires a token; `auth.v1.AdminService/*` requires the role `admin`;
-/// health and reflection public; everything else denied.
+/// health, reflection and ext_authz `Check` public; everything else denied.
 fn server_policy() -> Result<Policy, PolicyError> {
     let mut b = Policy::builder().with_health().with_reflection();
     for m in ["Login", "Refresh", "Validate", "Logout", "GetJwks"] {
         b = b.public(&format!("auth.v1.AuthService/{m}"));
     }
+    // Envoy calls Check with no token of its own; the token Check is asked about is in the message.
+    b = b.public(&format!("{}/Check", crate::extauthz::SERVICE_NAME));
     b.required("auth.v1.AuthService/ChangePassword")
         .any_role("auth.v1.AdminService/*", [ADMIN_ROLE])
         .build()
@@ -79,8 +83,17 @@ mod tests {
                 .access,
             Access::Public
         );
-        p.check_services(&["auth.v1.AuthService", "auth.v1.AdminService"])
-            .unwrap();
+        assert_eq!(
+            p.rule_for("/envoy.service.auth.v3.Authorization/Check")
+                .access,
+            Access::Public
+        );
+        p.check_services(&[
+            "auth.v1.AuthService",
+            "auth.v1.AdminService",
+            crate::extauthz::SERVICE_NAME,
+        ])
+        .unwrap();
         assert!(p.check_services(&["auth.v1.AuthService"]).is_err());
     }
 

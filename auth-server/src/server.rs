@@ -152,6 +152,7 @@ async fn run(
         passwords,
         throttle,
         operations,
+        extauthz,
     } = settings;
     let retention = Retention {
         audit: operations.audit_retention,
@@ -191,8 +192,9 @@ async fn run(
 
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, ServingStatus::Serving).await;
-    let reflection_v1 = reflection().build_v1()?;
-    let reflection_v1alpha = reflection().build_v1alpha()?;
+    let serves_extauthz = extauthz.is_some();
+    let reflection_v1 = reflection(serves_extauthz).build_v1()?;
+    let reflection_v1alpha = reflection(serves_extauthz).build_v1alpha()?;
 
     let auth_layer = state.auth.clone();
     let mut tasks = spawn_background(state.clone(), health.clone(), retention);
@@ -205,6 +207,7 @@ async fn run(
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let admin = AdminServiceServer::new(AdminServiceImpl::new(state.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let extauthz = extauthz.map(|settings| crate::extauthz::service(state.clone(), settings));
     let addr = listener.local_addr()?;
     let incoming = listen.limits.incoming(listener);
     let side_listener = match side_socket {
@@ -265,6 +268,7 @@ async fn run(
         .add_service(reflection_v1alpha)
         .add_service(auth)
         .add_service(admin)
+        .add_optional_service(extauthz)
         .serve_with_incoming_shutdown(incoming, signal);
     tokio::pin!(server);
     let result = tokio::select! {
@@ -296,11 +300,16 @@ const DESCRIPTOR_SETS: [&[u8]; 4] = [
 ];
 
 /// Reflection over exactly the services this server registers (the descriptor set also holds the demo
-/// service of the examples, which is not served here).
-fn reflection() -> tonic_reflection::server::Builder<'static> {
+/// service of the examples, which is not served here), Envoy's `Authorization` when `extauthz`.
+fn reflection(extauthz: bool) -> tonic_reflection::server::Builder<'static> {
     let mut builder = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(auth_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+    if extauthz {
+        builder = builder
+            .register_encoded_file_descriptor_set(auth_proto::ENVOY_AUTH_V3_FILE_DESCRIPTOR_SET)
+            .with_service_name(crate::extauthz::SERVICE_NAME);
+    }
     for name in [
         "auth.v1.AuthService",
         "auth.v1.AdminService",

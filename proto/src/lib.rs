@@ -17,3 +17,9 @@ pub mod demo {
 
 /// Encoded `FileDescriptorSet` of `auth.v1` and `demo.v1` (with their imports), for `tonic-reflection`.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));
+
+/// Encoded `FileDescriptorSet` of Envoy's `envoy.service.auth.v3` external authorization API (with its
+/// imports), compiled from the files vendored in `proto/third_party/` — those the `envoy-types` crate's
+/// types were generated from — for `tonic-reflection`. No code is generated from it.
+pub const ENVOY_AUTH_V3_FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/envoy_auth_v3.bin"));

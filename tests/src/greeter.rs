@@ -59,6 +59,11 @@ pub fn verifier_config() -> VerifierConfig {
 impl GreeterServer {
     /// Starts a greeter trusting `auth`'s keys (fetched through its `GetJwks`), waiting for the keys.
     pub async fn start(auth: &TestServer) -> Self {
+        Self::start_enforcing(auth, Self::policy()).await
+    }
+
+    /// Like [`GreeterServer::start`], enforcing `policy` (e.g. `Policy::load` of a file).
+    pub async fn start_enforcing(auth: &TestServer, policy: Policy) -> Self {
         let keys = JwksSource::start(
             GrpcJwksFetcher::new(auth.channel()),
             JwksSourceConfig::default(),
@@ -66,12 +71,18 @@ impl GreeterServer {
         keys.wait_for_keys(Duration::from_secs(10))
             .await
             .expect("greeter got the auth server's keys");
-        Self::start_with_keys(keys).await
+        Self::start_with_policy(keys, policy).await
     }
 
     /// Starts a greeter trusting `keys` (e.g. `SharedKeys::new(KeySet::hs256(secret))` for a server in
     /// HS256 mode, which publishes no JWKS).
     pub async fn start_with_keys(keys: impl KeySource) -> Self {
+        Self::start_with_policy(keys, Self::policy()).await
+    }
+
+    /// The greeter's policy in code: SayHello public, WhoAmI and StreamHello need a token,
+    /// AdminHello the role `admin`, health public.
+    fn policy() -> Policy {
         let policy = Policy::builder()
             .with_health()
             .public("demo.v1.GreeterService/SayHello")
@@ -83,6 +94,11 @@ impl GreeterServer {
         policy
             .check_services(&["demo.v1.GreeterService"])
             .expect("policy names only served services");
+        policy
+    }
+
+    /// Starts a greeter trusting `keys` and enforcing `policy` (e.g. `Policy::load` of a file).
+    pub async fn start_with_policy(keys: impl KeySource, policy: Policy) -> Self {
         let auth_layer = Authorizer::new(Verifier::new(verifier_config()), keys)
             .layer(policy)
             .expect("layer");

@@ -23,6 +23,8 @@
 //! - [`greeter`]: a demo service behind the interceptor layer, trusting a [`TestServer`]'s keys;
 //! - [`side_port`]: HTTP/1.1 requests to a [`TestServer`]'s side port, well-formed and raw;
 //! - [`exposition`]: a strict parser of the `/metrics` text formats.
+//! - [`policy_cases`]: the shipped policy file's decision table, shared by the ext_authz and layer
+//!   scenarios, and the Envoy `Check` client.
 
 // Test support code: a failed expectation is a failed test, and panicking with a message is the point.
 // Each test binary uses only part of it.
@@ -36,6 +38,7 @@ pub mod exposition;
 pub mod forge;
 pub mod greeter;
 pub mod harness;
+pub mod policy_cases;
 pub mod side_port;
 pub mod tokens;
 
@@ -44,5 +47,5 @@ pub mod tokens;
 #[allow(unused_imports)]
 pub use {
     assertions::*, clients::*, cluster::PgCluster, database::*, exposition::*, forge::*,
-    greeter::*, harness::*, side_port::*, tokens::*,
+    greeter::*, harness::*, policy_cases::*, side_port::*, tokens::*,
 };

@@ -44,3 +44,186 @@ fn invalid_and_duplicate_patterns() {
     let none: [&str; 0] = [];
     assert!(Policy::builder().any_role("a.B/C", none).build().is_err());
 }
+
+/// Policy files: the same rules as the builder, and every mistake named by its line.
+mod file {
+    use crate::policy::*;
+    use crate::policy_file::PolicyFileError;
+
+    const EXAMPLE: &str = r#"# a comment
+default = "deny"
+presets = ["health", "reflection"]
+
+[methods]
+"demo.v1.GreeterService/SayHello" = "public"
+"demo.v1.GreeterService/*" = "required"
+"/demo.v1.GreeterService/AdminHello" = { any_role = ["admin", "ops"] }
+"demo.v1.GreeterService/Audit" = { all_roles = ["admin", "auditor"] }
+"demo.v1.GreeterService/Get*" = "optional"
+"demo.v1.Internal*" = "deny"
+"#;
+
+    #[test]
+    fn a_file_builds_the_same_policy_as_the_builder() {
+        let from_file = Policy::from_toml(EXAMPLE).unwrap();
+        let built = Policy::builder()
+            .with_health()
+            .with_reflection()
+            .public("demo.v1.GreeterService/SayHello")
+            .required("demo.v1.GreeterService/*")
+            .any_role("demo.v1.GreeterService/AdminHello", ["admin", "ops"])
+            .all_roles("demo.v1.GreeterService/Audit", ["admin", "auditor"])
+            .optional("demo.v1.GreeterService/Get*")
+            .deny("demo.v1.Internal*")
+            .build()
+            .unwrap();
+        for path in [
+            "/demo.v1.GreeterService/SayHello",
+            "/demo.v1.GreeterService/WhoAmI",
+            "/demo.v1.GreeterService/AdminHello",
+            "/demo.v1.GreeterService/Audit",
+            "/demo.v1.GreeterService/GetThing",
+            "/demo.v1.InternalService/X",
+            "/grpc.health.v1.Health/Check",
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            "/other.v1.Svc/M",
+            "",
+        ] {
+            assert_eq!(from_file.rule_for(path), built.rule_for(path), "{path}");
+        }
+        from_file
+            .check_services(&["demo.v1.GreeterService", "demo.v1.InternalService"])
+            .unwrap();
+        // Presets are not checked against the registered services; file rules are.
+        assert!(from_file.check_services(&["demo.v1.Other"]).is_err());
+    }
+
+    #[test]
+    fn defaults_and_empty_files() {
+        let p = Policy::from_toml("").unwrap();
+        assert_eq!(p.rule_for("/a.B/C").access, Access::Deny);
+        let p = Policy::from_toml("default = \"required\"\n").unwrap();
+        assert_eq!(p.rule_for("/a.B/C").access, Access::Required);
+        let p = Policy::from_toml("default = { any_role = [\"x\"] }\n").unwrap();
+        assert_eq!(
+            p.rule_for("/a.B/C").access,
+            Access::AnyRole(vec!["x".into()])
+        );
+        let p = Policy::from_toml("presets = [\"auth_public\"]\n").unwrap();
+        assert_eq!(
+            p.rule_for("/auth.v1.AuthService/Login").access,
+            Access::Public
+        );
+    }
+
+    fn line_of(text: &str) -> (usize, String) {
+        let e = Policy::from_toml(text).unwrap_err();
+        (e.line().unwrap(), e.to_string())
+    }
+
+    #[test]
+    fn every_mistake_names_its_line() {
+        for (text, line, needle) in [
+            // Unknown keys, at the top level and in a role rule.
+            (
+                "presets = []\nallow = \"all\"\n",
+                2,
+                "unknown field `allow`",
+            ),
+            (
+                "[methods]\n\"a.B/C\" = { any_roles = [\"x\"] }\n",
+                2,
+                "unknown key \"any_roles\"",
+            ),
+            (
+                "[methods]\n\"a.B/C\" = { any_role = [\"x\"], all_roles = [\"y\"] }\n",
+                2,
+                "exactly one key",
+            ),
+            // Unknown access, bad values.
+            (
+                "\n[methods]\n\"a.B/C\" = \"admin\"\n",
+                3,
+                "unknown access \"admin\"",
+            ),
+            ("[methods]\n\"a.B/C\" = 3\n", 2, "expected \"public\""),
+            (
+                "[methods]\n\"a.B/C\" = { any_role = \"admin\" }\n",
+                2,
+                "list of role names",
+            ),
+            ("default = \"allow\"\n", 1, "default: unknown access"),
+            (
+                "presets = [\"health\", \"grpc\"]\n",
+                1,
+                "unknown preset \"grpc\"",
+            ),
+            // Bad patterns, empty role lists, duplicates (also spelled differently).
+            (
+                "[methods]\n\"a.B/C\" = \"public\"\n\"a/b/c\" = \"public\"\n",
+                3,
+                "invalid method pattern \"a/b/c\"",
+            ),
+            (
+                "[methods]\n\"a.B/C\" = \"public\"\n\n\"a.B/D\" = { all_roles = [] }\n",
+                4,
+                "lists no roles",
+            ),
+            (
+                "[methods]\n\"a.B/C\" = \"public\"\n\"/a.B/C\" = \"required\"\n",
+                3,
+                "duplicate rule for \"a.B/C\"",
+            ),
+            (
+                "presets = [\"health\"]\n[methods]\n\"grpc.health.v1.Health/*\" = \"required\"\n",
+                3,
+                "duplicate rule",
+            ),
+            ("default = { any_role = [] }\n", 1, "lists no roles"),
+            // Not TOML at all, or a key given twice (TOML itself refuses it).
+            ("[methods]\n\"a.B/C\" = \n", 2, ""),
+            (
+                "[methods]\n\"a.B/C\" = \"public\"\n\"a.B/C\" = \"deny\"\n",
+                3,
+                "",
+            ),
+        ] {
+            let (got, message) = line_of(text);
+            assert_eq!(got, line, "{text:?}: {message}");
+            assert!(message.contains(needle), "{text:?}: {message}");
+            assert!(message.starts_with(&format!("line {line}: ")), "{message}");
+            assert!(!message.contains('\n'), "{message}");
+        }
+    }
+
+    #[test]
+    fn load_names_the_file() {
+        let dir = std::env::temp_dir().join(format!("policy-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("policy.toml");
+        std::fs::write(
+            &path,
+            "[methods]\n\"a.B/C\" = \"public\"\n\"x\" = \"public\"\n",
+        )
+        .unwrap();
+        let e = Policy::load(&path).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("{} line 3: invalid method pattern \"x\"", path.display())
+        );
+        assert!(matches!(
+            e,
+            PolicyFileError::Rule {
+                line: 3,
+                error: PolicyError::InvalidPattern(_),
+                ..
+            }
+        ));
+        std::fs::write(&path, EXAMPLE).unwrap();
+        assert!(Policy::load(&path).is_ok());
+        let missing = Policy::load(dir.join("missing.toml")).unwrap_err();
+        assert!(matches!(missing, PolicyFileError::Unreadable { .. }));
+        assert_eq!(missing.line(), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -10,6 +10,7 @@ use clap::{Args, ValueEnum};
 
 mod check;
 mod database;
+mod extauthz;
 mod http;
 mod keys;
 mod listen;
@@ -20,6 +21,7 @@ mod tokens;
 
 pub use check::ConfigError;
 pub use database::{Backend, DatabaseArgs, DatabaseSettings};
+pub use extauthz::{ExtAuthzArgs, ExtAuthzSettings};
 pub use http::{HttpArgs, HttpSettings, PublicUrl};
 pub use keys::{KeyArgs, KeySettings, MasterKeySource, Signing, SigningAlg};
 pub use listen::{ListenArgs, ListenSettings, TlsFiles};
@@ -64,6 +66,9 @@ pub struct Config {
     /// Audit, bootstrap and shutdown.
     #[command(flatten, next_help_heading = "Operations")]
     pub operations: OperationArgs,
+    /// Envoy external authorization.
+    #[command(flatten, next_help_heading = "Envoy external authorization")]
+    pub extauthz: ExtAuthzArgs,
 }
 
 /// Everything `serve` needs, validated.
@@ -85,6 +90,8 @@ pub struct Settings {
     pub throttle: ThrottleSettings,
     /// Audit retention, bootstrap admin, shutdown.
     pub operations: OperationSettings,
+    /// Envoy external authorization, when enabled.
+    pub extauthz: Option<ExtAuthzSettings>,
 }
 
 impl Config {
@@ -98,6 +105,7 @@ impl Config {
             passwords: self.passwords.validate()?,
             throttle: self.throttle.validate()?,
             operations: self.operations.validate()?,
+            extauthz: self.extauthz.validate()?,
             keys: self.keys.validate(&database)?,
             database,
         })

@@ -61,6 +61,17 @@ fn bad_configuration_exits_with_one_line_naming_the_setting() {
     let dir = tempfile::tempdir().expect("dir");
     let short_key = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [9u8; 16]);
     let pg = "postgres://postgres@127.0.0.1:5432/postgres";
+    // A policy file with a malformed rule on its third line.
+    let policy = dir.path().join("extauthz-policy.toml");
+    std::fs::write(
+        &policy,
+        "presets = [\"health\"]\n[methods]\n\"demo.v1.GreeterService\" = \"public\"\n",
+    )
+    .expect("write policy");
+    let policy = policy.display().to_string();
+    let policy_error = format!(
+        "AUTH_EXTAUTHZ_POLICY: {policy} line 3: invalid method pattern \"demo.v1.GreeterService\""
+    );
     let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
         (vec![("AUTH_DATABASE_URL", pg)], "AUTH_MASTER_KEY: "),
         (
@@ -99,6 +110,7 @@ fn bad_configuration_exits_with_one_line_naming_the_setting() {
             vec![("AUTH_DATA_DIR", "/proc/no-such-dir/data")],
             "AUTH_DATA_DIR: cannot create /proc/no-such-dir/data",
         ),
+        (vec![("AUTH_EXTAUTHZ_POLICY", &policy)], &policy_error),
     ];
     for (env, setting) in cases {
         let mut c = cmd(dir.path());

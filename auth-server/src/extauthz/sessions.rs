@@ -1,0 +1,74 @@
+//! A small, bounded, short-lived cache of session state for `Check`, so a token used for many calls
+//! does not cost one database read per call. An entry is reused for at most
+//! `AUTH_EXTAUTHZ_SESSION_CACHE_TTL` seconds of the server's clock, so a logout, disable, deletion or
+//! role change reaches `Check` at most that late (0 turns the cache off: every `Check` reads the
+//! database, as `Validate` does). Liveness itself is always judged afresh against the token
+//! (`AppState::session_is_live`): only the row is reused. The revocation view of issue #12 replaces
+//! this cache.
+
+use std::sync::Arc;
+
+use crate::store::{SessionStatus, Store, StoreError};
+
+/// Most sessions kept.
+const CAPACITY: usize = 10_000;
+
+/// A session row (none: no such session) as read at `read_at`.
+#[derive(Debug)]
+struct Entry {
+    status: Arc<Option<SessionStatus>>,
+    read_at: i64,
+}
+
+/// Session rows read by `Check`, each reused for at most `ttl` seconds.
+pub(crate) struct SessionCache {
+    entries: Option<quick_cache::sync::Cache<String, Arc<Entry>>>,
+    ttl: i64,
+}
+
+impl std::fmt::Debug for SessionCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionCache")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionCache {
+    /// Reuses rows for `ttl_secs` seconds (0: never).
+    pub(crate) fn new(ttl_secs: u64) -> Self {
+        Self {
+            entries: (ttl_secs > 0).then(|| quick_cache::sync::Cache::new(CAPACITY)),
+            // At most 10 (validated): fits.
+            ttl: i64::try_from(ttl_secs).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// The state of session `sid` at `now`: a reused row younger than the TTL, or one read from
+    /// `store` (and kept).
+    pub(crate) async fn status(
+        &self,
+        store: &dyn Store,
+        sid: &str,
+        now: i64,
+    ) -> Result<Arc<Option<SessionStatus>>, StoreError> {
+        if let Some(entries) = &self.entries
+            && let Some(e) = entries.get(sid)
+            && now.saturating_sub(e.read_at) < self.ttl
+            && e.read_at <= now
+        {
+            return Ok(e.status.clone());
+        }
+        let status = Arc::new(store.session_status(sid).await?);
+        if let Some(entries) = &self.entries {
+            entries.insert(
+                sid.to_owned(),
+                Arc::new(Entry {
+                    status: status.clone(),
+                    read_at: now,
+                }),
+            );
+        }
+        Ok(status)
+    }
+}
