@@ -15,7 +15,7 @@ mod sessions;
 
 use std::sync::Arc;
 
-use auth_interceptor::{Access, AuthError, Claims, Policy, Rule};
+use auth_interceptor::{AuthError, Claims, Policy, Rule};
 use envoy_types::ext_authz::v3::pb::{
     Authorization, AuthorizationServer, CheckRequest, CheckResponse,
 };
@@ -88,9 +88,7 @@ impl ExtAuthz {
         rule: &Rule,
         http: &HttpRequest,
     ) -> Result<Option<Arc<Claims>>, AuthError> {
-        if rule.access == Access::Public {
-            return Ok(None);
-        }
+        // None for a public rule (the header is not read) or an optional one called without a token.
         let authorizer = self.state.auth.authorizer();
         let Some(claims) = authorizer
             .authenticate(rule, authorization_values(http))
