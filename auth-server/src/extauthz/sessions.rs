@@ -72,3 +72,71 @@ impl SessionCache {
         Ok(status)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::{NewSession, UserRecord};
+
+    const T0: i64 = 1_800_000_000;
+
+    async fn store(dir: &tempfile::TempDir) -> SqliteStore {
+        let s = SqliteStore::open(&dir.path().join("auth.db"))
+            .await
+            .unwrap();
+        s.migrate().await.unwrap();
+        s.create_user(&UserRecord {
+            id: "u1".into(),
+            username: "ann".into(),
+            username_key: "ann".into(),
+            username_skeleton: Some(crate::username::skeleton("ann")),
+            password_hash: None,
+            roles: vec![],
+            disabled: false,
+            created_at: T0,
+            updated_at: T0,
+        })
+        .await
+        .unwrap();
+        s
+    }
+
+    async fn open_session(s: &SqliteStore, id: &str) {
+        let new = NewSession {
+            id: id.into(),
+            user_id: "u1".into(),
+            refresh_hash: format!("{id:0<32}").into_bytes(),
+            refresh_expires_at: T0 + 100,
+            absolute_expires_at: T0 + 1000,
+        };
+        s.create_session(&new, T0).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_row_is_reused_for_the_ttl_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir).await;
+        let cache = SessionCache::new(2);
+        // Read before the session exists: "no such session" is kept for the TTL too.
+        assert!(cache.status(&s, "s1", T0).await.unwrap().is_none());
+        open_session(&s, "s1").await;
+        assert!(cache.status(&s, "s1", T0 + 1).await.unwrap().is_none());
+        assert!(cache.status(&s, "s1", T0 + 2).await.unwrap().is_some());
+        let off = SessionCache::new(0);
+        assert!(off.status(&s, "s1", T0).await.unwrap().is_some());
+        assert!(off.entries.is_none(), "TTL 0 keeps nothing");
+    }
+
+    #[tokio::test]
+    async fn the_cache_holds_at_most_its_capacity() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir).await;
+        let cache = SessionCache::new(10);
+        for i in 0..(CAPACITY + 2_000) {
+            cache.status(&s, &format!("sid-{i}"), T0).await.unwrap();
+        }
+        let held = cache.entries.as_ref().unwrap().len();
+        assert!(held <= CAPACITY, "{held} entries held");
+    }
+}
