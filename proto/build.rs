@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "auth/v1/auth.proto",
         "auth/v1/admin.proto",
+        "auth/v1/service_accounts.proto",
         "demo/v1/greeter.proto",
     ];
     for f in &files {

@@ -92,6 +92,7 @@ impl RevocationChecker {
                 let mut client = self.client.clone();
                 let call = client.validate(ValidateRequest {
                     access_token: token.to_owned(),
+                    audience: String::new(),
                 });
                 match tokio::time::timeout(self.timeout, call).await {
                     Ok(Ok(resp)) => {

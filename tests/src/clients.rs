@@ -138,6 +138,7 @@ impl TestServer {
             "validate",
             self.auth_client().validate(ValidateRequest {
                 access_token: token.to_owned(),
+                ..Default::default()
             }),
         )
         .await

@@ -279,6 +279,22 @@ impl AuthService for TestAuth {
     ) -> Result<Response<ChangePasswordResponse>, Status> {
         Err(Status::unimplemented("not in the test server"))
     }
+
+    async fn issue_service_token(
+        &self,
+        _: Request<IssueServiceTokenRequest>,
+    ) -> Result<Response<IssueServiceTokenResponse>, Status> {
+        Err(Status::unimplemented("not in the test server"))
+    }
+
+    type WatchRevocationsStream = tonic::codegen::BoxStream<WatchRevocationsResponse>;
+
+    async fn watch_revocations(
+        &self,
+        _: Request<WatchRevocationsRequest>,
+    ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
+        Err(Status::unimplemented("not in the test server"))
+    }
 }
 
 /// Serves `state` as `auth.v1.AuthService` on 127.0.0.1:0.

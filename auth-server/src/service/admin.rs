@@ -434,4 +434,86 @@ impl AdminService for AdminServiceImpl {
             next_page_token,
         }))
     }
+
+    // TODO(issue 11): replaced by the service-account implementation.
+    async fn create_service_account(
+        &self,
+        _request: Request<CreateServiceAccountRequest>,
+    ) -> Rpc<CreateServiceAccountResponse> {
+        Err(Status::unimplemented(
+            "CreateServiceAccount is not implemented yet",
+        ))
+    }
+    async fn get_service_account(
+        &self,
+        _request: Request<GetServiceAccountRequest>,
+    ) -> Rpc<GetServiceAccountResponse> {
+        Err(Status::unimplemented(
+            "GetServiceAccount is not implemented yet",
+        ))
+    }
+    async fn list_service_accounts(
+        &self,
+        _request: Request<ListServiceAccountsRequest>,
+    ) -> Rpc<ListServiceAccountsResponse> {
+        Err(Status::unimplemented(
+            "ListServiceAccounts is not implemented yet",
+        ))
+    }
+    async fn update_service_account(
+        &self,
+        _request: Request<UpdateServiceAccountRequest>,
+    ) -> Rpc<UpdateServiceAccountResponse> {
+        Err(Status::unimplemented(
+            "UpdateServiceAccount is not implemented yet",
+        ))
+    }
+    async fn disable_service_account(
+        &self,
+        _request: Request<DisableServiceAccountRequest>,
+    ) -> Rpc<DisableServiceAccountResponse> {
+        Err(Status::unimplemented(
+            "DisableServiceAccount is not implemented yet",
+        ))
+    }
+    async fn enable_service_account(
+        &self,
+        _request: Request<EnableServiceAccountRequest>,
+    ) -> Rpc<EnableServiceAccountResponse> {
+        Err(Status::unimplemented(
+            "EnableServiceAccount is not implemented yet",
+        ))
+    }
+    async fn delete_service_account(
+        &self,
+        _request: Request<DeleteServiceAccountRequest>,
+    ) -> Rpc<DeleteServiceAccountResponse> {
+        Err(Status::unimplemented(
+            "DeleteServiceAccount is not implemented yet",
+        ))
+    }
+    async fn rotate_service_account_secret(
+        &self,
+        _request: Request<RotateServiceAccountSecretRequest>,
+    ) -> Rpc<RotateServiceAccountSecretResponse> {
+        Err(Status::unimplemented(
+            "RotateServiceAccountSecret is not implemented yet",
+        ))
+    }
+    async fn add_service_account_key(
+        &self,
+        _request: Request<AddServiceAccountKeyRequest>,
+    ) -> Rpc<AddServiceAccountKeyResponse> {
+        Err(Status::unimplemented(
+            "AddServiceAccountKey is not implemented yet",
+        ))
+    }
+    async fn remove_service_account_key(
+        &self,
+        _request: Request<RemoveServiceAccountKeyRequest>,
+    ) -> Rpc<RemoveServiceAccountKeyResponse> {
+        Err(Status::unimplemented(
+            "RemoveServiceAccountKey is not implemented yet",
+        ))
+    }
 }

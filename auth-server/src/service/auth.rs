@@ -6,8 +6,10 @@ use auth_interceptor::VerifyError;
 use auth_proto::v1::auth_service_server::AuthService;
 use auth_proto::v1::{
     AccessTokenClaims, ChangePasswordRequest, ChangePasswordResponse, GetJwksRequest,
-    GetJwksResponse, InvalidReason, LoginRequest, LoginResponse, LogoutRequest, LogoutResponse,
-    RefreshRequest, RefreshResponse, ValidateRequest, ValidateResponse,
+    GetJwksResponse, InvalidReason, IssueServiceTokenRequest, IssueServiceTokenResponse,
+    LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, RefreshRequest, RefreshResponse,
+    TokenKind, ValidateRequest, ValidateResponse, WatchRevocationsRequest,
+    WatchRevocationsResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -195,6 +197,8 @@ impl AuthServiceImpl {
                 audience: claims.aud.iter().map(str::to_owned).collect(),
                 issue_time: Some(timestamp(claims.iat as i64)),
                 expire_time: Some(timestamp(claims.exp as i64)),
+                client_id: claims.client_id.clone(),
+                kind: TokenKind::User.into(),
             }),
         })
     }
@@ -384,6 +388,28 @@ impl AuthService for AuthServiceImpl {
         Ok(Response::new(
             self.change_password(&peer, &claims, request.into_inner())
                 .await?,
+        ))
+    }
+
+    // TODO(issue 11): replaced by the service-account implementation.
+    async fn issue_service_token(
+        &self,
+        _request: Request<IssueServiceTokenRequest>,
+    ) -> Result<Response<IssueServiceTokenResponse>, Status> {
+        Err(Status::unimplemented(
+            "IssueServiceToken is not implemented yet",
+        ))
+    }
+
+    // TODO(issue 12): replaced by the revocation stream.
+    type WatchRevocationsStream = tonic::codegen::BoxStream<WatchRevocationsResponse>;
+
+    async fn watch_revocations(
+        &self,
+        _request: Request<WatchRevocationsRequest>,
+    ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
+        Err(Status::unimplemented(
+            "WatchRevocations is not implemented yet",
         ))
     }
 }

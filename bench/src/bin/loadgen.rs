@@ -562,6 +562,7 @@ async fn auth_load(
                 let mut client = clients[worker % clients.len()].clone();
                 let req = ValidateRequest {
                     access_token: token.clone(),
+                    ..Default::default()
                 };
                 Box::pin(async move {
                     match client.validate(req).await {

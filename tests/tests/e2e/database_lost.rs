@@ -75,6 +75,7 @@ async fn scenario() {
             .auth_client()
             .validate(ValidateRequest {
                 access_token: token.clone(),
+                ..Default::default()
             })
             .await
             .expect_err("refused");

@@ -50,6 +50,7 @@ async fn counters_move_by_exactly_the_calls_made(backend: Backend) {
         .auth_client()
         .validate(ValidateRequest {
             access_token: "not.a.jwt".into(),
+            ..Default::default()
         })
         .await
         .expect("validate")

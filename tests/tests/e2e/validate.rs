@@ -125,6 +125,7 @@ async fn forged_tokens_are_rejected(backend: Backend) {
             what,
             client.validate(ValidateRequest {
                 access_token: t.clone(),
+                ..Default::default()
             }),
         )
         .await
@@ -236,7 +237,10 @@ async fn oversized_tokens_are_rejected(backend: Backend) {
     let huge = "a".repeat(100 * 1024);
     match s
         .auth_client()
-        .validate(ValidateRequest { access_token: huge })
+        .validate(ValidateRequest {
+            access_token: huge,
+            ..Default::default()
+        })
         .await
     {
         Ok(r) => assert_invalid(
