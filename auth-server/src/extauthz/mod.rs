@@ -11,22 +11,23 @@
 //! Envoy answer.
 
 mod decision;
+mod grpc;
 mod sessions;
+mod wire;
 
 use std::sync::Arc;
 
 use auth_interceptor::{AuthError, Claims, Policy, Rule};
-use envoy_types::ext_authz::v3::pb::{
-    Authorization, AuthorizationServer, CheckRequest, CheckResponse,
-};
-use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
+use envoy_types::ext_authz::v3::pb::CheckResponse;
 use http::header::AUTHORIZATION;
-use tonic::{Code, Request, Response, Status};
+use tonic::Code;
 
 use crate::config::ExtAuthzSettings;
 use crate::state::AppState;
 use decision::{IDENTITY_PREFIX, Outcome};
+use grpc::AuthorizationService;
 use sessions::SessionCache;
+use wire::HttpRequest;
 
 /// The gRPC service name, for reflection and the server's own access policy.
 pub(crate) const SERVICE_NAME: &str = "envoy.service.auth.v3.Authorization";
@@ -48,26 +49,37 @@ impl std::fmt::Debug for ExtAuthz {
 }
 
 /// The tonic service for `settings`, over the server's state.
-pub(crate) fn service(
-    state: Arc<AppState>,
-    settings: ExtAuthzSettings,
-) -> AuthorizationServer<ExtAuthz> {
+pub(crate) fn service(state: Arc<AppState>, settings: ExtAuthzSettings) -> AuthorizationService {
     tracing::info!(policy = %settings.path.display(), session_cache_ttl = settings.session_cache_ttl,
         "serving Envoy external authorization");
-    AuthorizationServer::new(ExtAuthz {
+    let extauthz = ExtAuthz {
         state,
         policy: settings.policy,
         sessions: SessionCache::new(settings.session_cache_ttl),
-    })
-    .max_decoding_message_size(crate::server::MAX_MESSAGE_BYTES)
+    };
+    AuthorizationService::new(extauthz, crate::server::MAX_MESSAGE_BYTES)
 }
 
 impl ExtAuthz {
+    /// The answer to one `CheckRequest`.
+    async fn check(&self, request: wire::CheckRequest) -> CheckResponse {
+        let http = request
+            .attributes
+            .as_ref()
+            .and_then(|a| a.request.as_ref())
+            .and_then(|r| r.http.as_ref());
+        let Some(http) = http else {
+            tracing::info!("check refused: no HTTP attributes (network-level ext_authz)");
+            return decision::response(&Outcome::NotHttp, &[]);
+        };
+        let outcome = self.decide(http).await;
+        decision::response(&outcome, &client_identity_headers(http))
+    }
+
     async fn decide(&self, http: &HttpRequest) -> Outcome {
-        let path = http
-            .path
-            .split_once('?')
-            .map_or(http.path.as_str(), |(p, _)| p);
+        // A path that is not UTF-8 names no method: it falls to the default rule (deny by default).
+        let path = std::str::from_utf8(&http.path).unwrap_or_default();
+        let path = path.split_once('?').map_or(path, |(p, _)| p);
         match self.verify(self.policy.rule_for(path), http).await {
             Ok(identity) => Outcome::Allowed(identity),
             Err(error) => {
@@ -119,65 +131,21 @@ impl ExtAuthz {
 /// `headers` map (Envoy joins repeated headers with a comma, which the parser refuses), or from
 /// `header_map` when Envoy sends raw headers instead (each entry a value of its own).
 fn authorization_values(http: &HttpRequest) -> impl Iterator<Item = &[u8]> {
-    let raw = http
-        .header_map
-        .iter()
-        .flat_map(|m| &m.headers)
-        .filter(|h| h.key.eq_ignore_ascii_case(AUTHORIZATION.as_str()))
-        .map(|h| {
-            if h.raw_value.is_empty() {
-                h.value.as_bytes()
-            } else {
-                h.raw_value.as_slice()
-            }
-        });
-    http.headers
-        .get(AUTHORIZATION.as_str())
-        .map(String::as_bytes)
-        .into_iter()
-        .chain(raw)
+    http.header_pairs()
+        .filter(|(k, _)| k.eq_ignore_ascii_case(AUTHORIZATION.as_str().as_bytes()))
+        .map(|(_, v)| v)
 }
 
 /// Every `x-auth-*` header name the client sent, lower case.
 fn client_identity_headers(http: &HttpRequest) -> Vec<String> {
-    let names = http.headers.keys().map(String::as_str).chain(
-        http.header_map
-            .iter()
-            .flat_map(|m| m.headers.iter().map(|h| h.key.as_str())),
-    );
-    let mut out: Vec<String> = names
-        .filter(|k| {
-            k.len() >= IDENTITY_PREFIX.len()
-                && k.as_bytes()[..IDENTITY_PREFIX.len()]
-                    .eq_ignore_ascii_case(IDENTITY_PREFIX.as_bytes())
-        })
-        .map(str::to_ascii_lowercase)
+    let prefix = IDENTITY_PREFIX.as_bytes();
+    let mut out: Vec<String> = http
+        .header_pairs()
+        .map(|(k, _)| k)
+        .filter(|k| k.len() >= prefix.len() && k[..prefix.len()].eq_ignore_ascii_case(prefix))
+        .map(|k| String::from_utf8_lossy(k).to_ascii_lowercase())
         .collect();
     out.sort_unstable();
     out.dedup();
     out
-}
-
-#[tonic::async_trait]
-impl Authorization for ExtAuthz {
-    async fn check(
-        &self,
-        request: Request<CheckRequest>,
-    ) -> Result<Response<CheckResponse>, Status> {
-        let request = request.into_inner();
-        let http = request
-            .attributes
-            .as_ref()
-            .and_then(|a| a.request.as_ref())
-            .and_then(|r| r.http.as_ref());
-        let Some(http) = http else {
-            tracing::info!("check refused: no HTTP attributes (network-level ext_authz)");
-            return Ok(Response::new(decision::response(&Outcome::NotHttp, &[])));
-        };
-        let outcome = self.decide(http).await;
-        Ok(Response::new(decision::response(
-            &outcome,
-            &client_identity_headers(http),
-        )))
-    }
 }
