@@ -200,7 +200,7 @@ impl Authorizer {
             let checker = self.revocation.as_ref().ok_or(AuthError::Unavailable)?;
             checker.check(token).await?;
         }
-        check_access(&rule.access, &claims)?;
+        check_access(rule, &claims)?;
         Ok(Some(AuthContext::new(claims)))
     }
 
@@ -209,7 +209,7 @@ impl Authorizer {
     /// the bearer token from `authorization`, the raw values of the request's `authorization` headers,
     /// as the layer does ([`bearer_token_in`](crate::bearer_token_in); none for a public rule, none
     /// for an optional rule's call without one) and verifies it through the cache and the key source.
-    /// The roles are not checked: [`Access::permits`] does that.
+    /// The roles and clients are not checked: [`Rule::permits`] does that.
     pub async fn authenticate<'a>(
         &self,
         rule: &Rule,
@@ -235,7 +235,7 @@ impl Authorizer {
         if rule.revalidate {
             return Err(AuthError::Unavailable);
         }
-        check_access(&rule.access, &claims)?;
+        check_access(rule, &claims)?;
         Ok(Some(AuthContext::new(claims)))
     }
 
@@ -269,8 +269,8 @@ impl Authorizer {
     }
 }
 
-fn check_access(access: &Access, claims: &Claims) -> Result<(), AuthError> {
-    if access.permits(claims) {
+fn check_access(rule: &Rule, claims: &Claims) -> Result<(), AuthError> {
+    if rule.permits(claims) {
         Ok(())
     } else {
         Err(AuthError::Forbidden)

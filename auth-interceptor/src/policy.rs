@@ -3,6 +3,11 @@
 //! Rules are keyed by a full method (`/pkg.Svc/Method` or `pkg.Svc/Method`), a whole service
 //! (`pkg.Svc/*`) or a prefix (`pkg.*`, `pkg.Svc/Get*`). The most specific rule wins: exact method, then
 //! service, then the longest prefix, then the default (which denies unless changed).
+//!
+//! A rule that requires a token may also require a caller identity: [`Rule::clients`] (or
+//! [`Rule::with_clients`] on a role rule) admits only tokens whose `client_id` claim — a service
+//! account's name, for tokens from `IssueServiceToken` — is one of the listed clients. A caller that
+//! is authenticated but not listed gets `PERMISSION_DENIED`, as for a missing role.
 
 use std::collections::{HashMap, HashSet};
 
@@ -40,11 +45,15 @@ impl Access {
     }
 }
 
-/// An [`Access`] requirement plus whether to confirm the token with the auth server's `Validate` RPC.
+/// An [`Access`] requirement, the callers it is limited to, and whether to confirm the token with the
+/// auth server's `Validate` RPC.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     /// What the caller needs.
     pub access: Access,
+    /// When set, the token's `client_id` must also be one of these (see [`Rule::clients`]); `None`
+    /// admits any caller that satisfies [`Rule::access`].
+    pub clients: Option<Vec<String>>,
     /// Ask the auth server whether the token's session is still active (see
     /// [`Authorizer::with_revocation_check`](crate::Authorizer::with_revocation_check)).
     pub revalidate: bool,
@@ -75,10 +84,38 @@ impl Rule {
     pub fn deny() -> Self {
         Access::Deny.into()
     }
+    /// A valid token issued to one of `clients` (its `client_id` claim: a service account's name).
+    ///
+    /// ```
+    /// use auth_interceptor::Rule;
+    /// // Only the service account "payments" may refund, and only with the role "refunds".
+    /// let refund = Rule::any_role(["refunds"]).with_clients(["payments"]);
+    /// // Any token of "payments" or "billing".
+    /// let internal = Rule::clients(["payments", "billing"]);
+    /// # let _ = (refund, internal);
+    /// ```
+    pub fn clients<I: IntoIterator<Item = S>, S: Into<String>>(clients: I) -> Self {
+        Rule::required().with_clients(clients)
+    }
+    /// Also require the token's `client_id` to be one of `clients` (on a rule requiring a token:
+    /// [`Rule::required`] or a role rule; the policy refuses it on others).
+    pub fn with_clients<I: IntoIterator<Item = S>, S: Into<String>>(mut self, clients: I) -> Self {
+        self.clients = Some(clients.into_iter().map(Into::into).collect());
+        self
+    }
     /// Also confirm the token with the auth server's `Validate` RPC (revocation check).
     pub fn revalidate(mut self) -> Self {
         self.revalidate = true;
         self
+    }
+    /// True when verified `claims` satisfy this rule: its [`Access`] and, if it names clients, the
+    /// token's `client_id`.
+    pub fn permits(&self, claims: &Claims) -> bool {
+        self.access.permits(claims)
+            && self
+                .clients
+                .as_ref()
+                .is_none_or(|clients| clients.iter().any(|c| *c == claims.client_id))
     }
 }
 
@@ -86,6 +123,7 @@ impl From<Access> for Rule {
     fn from(access: Access) -> Self {
         Rule {
             access,
+            clients: None,
             revalidate: false,
         }
     }
@@ -106,6 +144,14 @@ pub enum PolicyError {
     /// A role rule lists no roles.
     #[error("rule {0:?} lists no roles")]
     NoRoles(String),
+    /// A rule limited to clients lists none.
+    #[error("rule {0:?} lists no clients")]
+    NoClients(String),
+    /// A rule names clients but does not require a token (public, optional or deny).
+    #[error(
+        "rule {0:?} names clients, which needs a rule requiring a token (required or a role rule)"
+    )]
+    ClientsNeedToken(String),
     /// A rule asks for revalidation, but the authorizer has no revocation checker
     /// ([`Authorizer::with_revocation_check`](crate::Authorizer::with_revocation_check)), or is
     /// turned into an interceptor, which cannot wait for one.
@@ -166,11 +212,14 @@ struct Entry {
 ///     .public("/demo.v1.GreeterService/SayHello")
 ///     .required("demo.v1.GreeterService/*")
 ///     .any_role("demo.v1.GreeterService/AdminHello", ["admin"])
+///     .clients("demo.v1.GreeterService/StreamHello", ["payments"])
 ///     .build()
 ///     .unwrap();
 /// assert_eq!(policy.rule_for("/demo.v1.GreeterService/AdminHello").access,
 ///            Access::AnyRole(vec!["admin".into()]));
 /// assert_eq!(policy.rule_for("/demo.v1.GreeterService/WhoAmI").access, Access::Required);
+/// assert_eq!(policy.rule_for("/demo.v1.GreeterService/StreamHello").clients,
+///            Some(vec!["payments".into()]));
 /// assert_eq!(policy.rule_for("/grpc.health.v1.Health/Check").access, Access::Public);
 /// assert_eq!(policy.rule_for("/other.Svc/M").access, Access::Deny);
 /// policy.check_services(&["demo.v1.GreeterService"]).unwrap();
@@ -316,6 +365,15 @@ impl PolicyBuilder {
     ) -> Self {
         self.rule(pattern, Rule::all_roles(roles))
     }
+    /// `pattern` requires a token issued to one of `clients` (see [`Rule::clients`]); combine with
+    /// roles through [`PolicyBuilder::rule`] and [`Rule::with_clients`].
+    pub fn clients<I: IntoIterator<Item = S>, S: Into<String>>(
+        self,
+        pattern: &str,
+        clients: I,
+    ) -> Self {
+        self.rule(pattern, Rule::clients(clients))
+    }
     /// `pattern` is denied to everyone (useful to carve a hole out of a broader rule).
     pub fn deny(self, pattern: &str) -> Self {
         self.rule(pattern, Rule::deny())
@@ -357,16 +415,12 @@ impl PolicyBuilder {
     pub(crate) fn build_indexed(self) -> Result<Policy, (Option<usize>, PolicyError)> {
         let mut policy = Policy::deny_all();
         if let Some(d) = self.default {
-            if no_roles(&d) {
-                return Err((None, PolicyError::NoRoles("default".into())));
-            }
+            check_rule(&d, "default").map_err(|e| (None, e))?;
             policy.default = d;
         }
         for (index, (pattern, rule, preset)) in self.rules.into_iter().enumerate() {
             let at = |e| (Some(index), e);
-            if no_roles(&rule) {
-                return Err(at(PolicyError::NoRoles(pattern)));
-            }
+            check_rule(&rule, &pattern).map_err(at)?;
             let entry = Entry { rule, preset };
             let (map_key, clash) = match parse(&pattern).map_err(at)? {
                 Pattern::Exact(k) => {
@@ -394,6 +448,17 @@ impl PolicyBuilder {
     }
 }
 
-fn no_roles(rule: &Rule) -> bool {
-    matches!(&rule.access, Access::AnyRole(r) | Access::AllRoles(r) if r.is_empty())
+/// The mistakes a rule can make on its own, whatever its pattern.
+fn check_rule(rule: &Rule, name: &str) -> Result<(), PolicyError> {
+    if matches!(&rule.access, Access::AnyRole(r) | Access::AllRoles(r) if r.is_empty()) {
+        return Err(PolicyError::NoRoles(name.to_owned()));
+    }
+    match (&rule.clients, &rule.access) {
+        (None, _) => Ok(()),
+        (Some(c), _) if c.is_empty() => Err(PolicyError::NoClients(name.to_owned())),
+        (Some(_), Access::Public | Access::Optional | Access::Deny) => {
+            Err(PolicyError::ClientsNeedToken(name.to_owned()))
+        }
+        (Some(_), _) => Ok(()),
+    }
 }
