@@ -128,6 +128,17 @@ impl Authorizer {
         Ok(crate::AuthInterceptor::new(self, rule))
     }
 
+    /// The audience to ask `Validate` about for verified `claims`: the first of the verifier's
+    /// audiences the token names (verification guarantees one).
+    fn audience_of(&self, claims: &Claims) -> &str {
+        let audiences = &self.verifier.config().audiences;
+        audiences
+            .iter()
+            .find(|a| claims.aud.contains(a))
+            .or(audiences.first())
+            .map_or("", String::as_str)
+    }
+
     /// Verifies through the cache; reports an unknown `kid` instead of failing on it.
     fn verify_cached(&self, token: &str) -> Result<Outcome, AuthError> {
         let keys = self.keys.current().map_err(|_| AuthError::Unavailable)?;
@@ -198,7 +209,7 @@ impl Authorizer {
         if rule.revalidate {
             // `layer` refuses revalidating rules without a checker; fail closed all the same.
             let checker = self.revocation.as_ref().ok_or(AuthError::Unavailable)?;
-            checker.check(token).await?;
+            checker.check(token, self.audience_of(&claims)).await?;
         }
         check_access(rule, &claims)?;
         Ok(Some(AuthContext::new(claims)))

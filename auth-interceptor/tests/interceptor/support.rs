@@ -125,6 +125,8 @@ pub struct AuthState {
     pub refresh_tokens: Mutex<HashMap<String, String>>,
     /// Tokens that Validate reports as revoked.
     pub revoked: Mutex<HashSet<String>>,
+    /// The `audience` of every Validate call, in order.
+    pub validate_audiences: Mutex<Vec<String>>,
     pub password: String,
 }
 
@@ -142,6 +144,7 @@ impl AuthState {
             validates: AtomicU64::new(0),
             refresh_tokens: Mutex::new(HashMap::new()),
             revoked: Mutex::new(HashSet::new()),
+            validate_audiences: Mutex::new(Vec::new()),
             password: "correct horse".into(),
         })
     }
@@ -243,7 +246,9 @@ impl AuthService for TestAuth {
         request: Request<ValidateRequest>,
     ) -> Result<Response<ValidateResponse>, Status> {
         self.0.validates.fetch_add(1, Ordering::SeqCst);
-        let token = request.into_inner().access_token;
+        let r = request.into_inner();
+        self.0.validate_audiences.lock().unwrap().push(r.audience);
+        let token = r.access_token;
         let valid = !self.0.revoked.lock().unwrap().contains(&token);
         Ok(Response::new(ValidateResponse {
             valid,
