@@ -17,7 +17,7 @@ use crate::extract::bearer_token_in;
 use crate::policy::{Access, Policy, PolicyError, Rule};
 use crate::revoke::RevocationChecker;
 use crate::source::{KeySource, KidRefresh};
-use crate::verify::{Verifier, VerifyError};
+use crate::verify::{AudienceCheck, Verifier, VerifyError};
 
 /// Decides whether a request may proceed, and with which identity.
 ///
@@ -139,14 +139,25 @@ impl Authorizer {
             .map_or("", String::as_str)
     }
 
-    /// Verifies through the cache; reports an unknown `kid` instead of failing on it.
-    fn verify_cached(&self, token: &str) -> Result<Outcome, AuthError> {
+    /// Verifies through the cache; reports an unknown `kid` instead of failing on it. The cache is
+    /// shared by every audience rule, so a cached token's audience is checked again on every hit.
+    fn verify_cached(
+        &self,
+        token: &str,
+        audience: AudienceCheck<'_>,
+    ) -> Result<Outcome, AuthError> {
         let keys = self.keys.current().map_err(|_| AuthError::Unavailable)?;
         let now = self.clock.unix_now();
         if let Some(claims) = self.cache.get(token, &keys, now) {
+            if !audience.accepts(self.verifier.config(), &claims.aud) {
+                return Err(AuthError::Invalid(VerifyError::WrongAudience));
+            }
             return Ok(Outcome::Verified(claims));
         }
-        match self.verifier.verify_with_kid(&keys, token, now) {
+        match self
+            .verifier
+            .verify_with_kid_for(&keys, token, now, audience)
+        {
             Ok(verified) => {
                 let claims = Arc::new(verified.claims);
                 self.cache
@@ -162,10 +173,18 @@ impl Authorizer {
     }
 
     async fn verify(&self, token: &str) -> Result<Arc<Claims>, AuthError> {
-        match self.verify_cached(token)? {
+        self.verify_for(token, AudienceCheck::Configured).await
+    }
+
+    async fn verify_for(
+        &self,
+        token: &str,
+        audience: AudienceCheck<'_>,
+    ) -> Result<Arc<Claims>, AuthError> {
+        match self.verify_cached(token, audience)? {
             Outcome::Verified(c) => Ok(c),
             Outcome::UnknownKid(kid) => match self.keys.refresh_for_kid(&kid).await {
-                KidRefresh::Found => match self.verify_cached(token)? {
+                KidRefresh::Found => match self.verify_cached(token, audience)? {
                     Outcome::Verified(c) => Ok(c),
                     Outcome::UnknownKid(_) => Err(AuthError::Invalid(VerifyError::UnknownKey)),
                 },
@@ -176,7 +195,7 @@ impl Authorizer {
     }
 
     fn verify_now(&self, token: &str) -> Result<Arc<Claims>, AuthError> {
-        match self.verify_cached(token)? {
+        match self.verify_cached(token, AudienceCheck::Configured)? {
             Outcome::Verified(c) => Ok(c),
             Outcome::UnknownKid(kid) => match self.keys.hint_unknown_kid(&kid) {
                 KidRefresh::Unavailable => Err(AuthError::Unavailable),
@@ -192,6 +211,17 @@ impl Authorizer {
     /// server's `Validate` uses it, so both judge a token the same way.
     pub async fn verify_token(&self, token: &str) -> Result<Arc<Claims>, AuthError> {
         self.verify(token).await
+    }
+
+    /// [`Authorizer::verify_token`] with the audience rule given by the caller (the auth server's
+    /// `Validate` when the calling service names its own audience). One signature verification per
+    /// token: the cache is shared with the configured rule.
+    pub async fn verify_token_for(
+        &self,
+        token: &str,
+        audience: AudienceCheck<'_>,
+    ) -> Result<Arc<Claims>, AuthError> {
+        self.verify_for(token, audience).await
     }
 
     /// Decides a call to `path` (`/pkg.Svc/Method`) carrying `headers`: `Ok(Some(_))` with the

@@ -114,7 +114,7 @@ mod tests;
 
 pub use authorizer::Authorizer;
 pub use cache::{DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, TokenCache};
-pub use claims::{Audience, Claims};
+pub use claims::{Audience, Claims, SERVICE_TOKEN_USE, TokenKind};
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use context::{AuthContext, RequestAuthExt};
 pub use error::{
@@ -135,8 +135,8 @@ pub use source::{
     load_jwks_file,
 };
 pub use verify::{
-    ACCESS_TOKEN_TYP, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_TOKEN_LEN, Verified, Verifier,
-    VerifierConfig, VerifyError, alg_name,
+    ACCESS_TOKEN_TYP, AudienceCheck, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_TOKEN_LEN, Verified,
+    Verifier, VerifierConfig, VerifyError, alg_name,
 };
 
 /// Re-export of the `jsonwebtoken` algorithm type used in this crate's API.

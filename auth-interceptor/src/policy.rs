@@ -5,9 +5,10 @@
 //! service, then the longest prefix, then the default (which denies unless changed).
 //!
 //! A rule that requires a token may also require a caller identity: [`Rule::clients`] (or
-//! [`Rule::with_clients`] on a role rule) admits only tokens whose `client_id` claim — a service
-//! account's name, for tokens from `IssueServiceToken` — is one of the listed clients. A caller that
-//! is authenticated but not listed gets `PERMISSION_DENIED`, as for a missing role.
+//! [`Rule::with_clients`] on a role rule) admits only service tokens (`"token_use": "service"`,
+//! from `IssueServiceToken`) whose `client_id` claim — the service account's name — is one of the
+//! listed clients; user tokens never match (their `client_id` is the issuer's own). A caller that is
+//! authenticated but not listed gets `PERMISSION_DENIED`, as for a missing role.
 
 use std::collections::{HashMap, HashSet};
 
@@ -51,8 +52,8 @@ impl Access {
 pub struct Rule {
     /// What the caller needs.
     pub access: Access,
-    /// When set, the token's `client_id` must also be one of these (see [`Rule::clients`]); `None`
-    /// admits any caller that satisfies [`Rule::access`].
+    /// When set, the token must also be a service token whose `client_id` is one of these (see
+    /// [`Rule::clients`]); `None` admits any caller that satisfies [`Rule::access`].
     pub clients: Option<Vec<String>>,
     /// Ask the auth server whether the token's session is still active (see
     /// [`Authorizer::with_revocation_check`](crate::Authorizer::with_revocation_check)).
@@ -84,7 +85,8 @@ impl Rule {
     pub fn deny() -> Self {
         Access::Deny.into()
     }
-    /// A valid token issued to one of `clients` (its `client_id` claim: a service account's name).
+    /// A valid service token issued to one of `clients` (its `client_id` claim: a service account's
+    /// name). User tokens never match, whatever their `client_id`.
     ///
     /// ```
     /// use auth_interceptor::Rule;
@@ -108,14 +110,13 @@ impl Rule {
         self.revalidate = true;
         self
     }
-    /// True when verified `claims` satisfy this rule: its [`Access`] and, if it names clients, the
-    /// token's `client_id`.
+    /// True when verified `claims` satisfy this rule: its [`Access`] and, if it names clients, a
+    /// service token of one of them.
     pub fn permits(&self, claims: &Claims) -> bool {
         self.access.permits(claims)
-            && self
-                .clients
-                .as_ref()
-                .is_none_or(|clients| clients.iter().any(|c| *c == claims.client_id))
+            && self.clients.as_ref().is_none_or(|clients| {
+                claims.is_service() && clients.iter().any(|c| *c == claims.client_id)
+            })
     }
 }
 

@@ -45,10 +45,9 @@ fn invalid_and_duplicate_patterns() {
     assert!(Policy::builder().any_role("a.B/C", none).build().is_err());
 }
 
-/// Verified claims of a token issued to `client_id` with `roles`.
+/// Verified claims of a service token issued to `client_id` with `roles`.
 fn claims_of(client_id: &str, roles: &[&str]) -> crate::Claims {
-    let mut v = crate::testing::claims_at("acct-1", roles, 1_700_000_000, 300);
-    v["client_id"] = client_id.into();
+    let v = crate::testing::service_claims("acct-1", client_id, "orders", roles);
     serde_json::from_value(v).unwrap()
 }
 
@@ -72,6 +71,11 @@ fn client_rules_admit_only_the_listed_callers() {
     assert_eq!(either.access, Access::Required);
     assert!(either.permits(&claims_of("billing", &[])));
     assert!(!either.permits(&claims_of("auth-server", &["admin"])));
+    // A user token never matches a client rule, even one naming its client_id.
+    let mut user = claims_of("auth-server", &["refunds"]);
+    user.kind = crate::TokenKind::User;
+    assert!(!Rule::clients(["auth-server"]).permits(&user));
+    assert!(Rule::any_role(["refunds"]).permits(&user));
     // No client list: any caller with the roles.
     assert!(Rule::any_role(["refunds"]).permits(&claims_of("anyone", &["refunds"])));
 
