@@ -46,8 +46,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(_) => {
             let username = std::env::var("GREETER_USERNAME")
                 .map_err(|_| "set GREETER_CLIENT_ID (a service account) or GREETER_USERNAME")?;
-            let password =
-                std::env::var("GREETER_PASSWORD").map_err(|_| "set GREETER_PASSWORD")?;
+            let password = std::env::var("GREETER_PASSWORD").map_err(|_| "set GREETER_PASSWORD")?;
             let config = LoginTokenSourceConfig::default();
             Arc::new(LoginTokenSource::new(auth, username, password, config))
         }
@@ -92,7 +91,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// The service account's proof: a key file, a secret file, or a secret in the environment.
-fn service_credentials(client_id: String) -> Result<ServiceCredentials, Box<dyn std::error::Error>> {
+fn service_credentials(
+    client_id: String,
+) -> Result<ServiceCredentials, Box<dyn std::error::Error>> {
     if let Ok(path) = std::env::var("GREETER_KEY_FILE") {
         let kid = std::env::var("GREETER_KEY_ID").map_err(|_| "set GREETER_KEY_ID")?;
         let key = AssertionKey::from_pem_file(kid, path)?;

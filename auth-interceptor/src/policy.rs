@@ -114,9 +114,10 @@ impl Rule {
     /// service token of one of them.
     pub fn permits(&self, claims: &Claims) -> bool {
         self.access.permits(claims)
-            && self.clients.as_ref().is_none_or(|clients| {
-                claims.is_service() && clients.iter().any(|c| *c == claims.client_id)
-            })
+            && self
+                .clients
+                .as_ref()
+                .is_none_or(|clients| claims.is_service() && clients.contains(&claims.client_id))
     }
 }
 
