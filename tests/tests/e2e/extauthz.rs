@@ -14,6 +14,7 @@ use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
 both_backends!(
     the_shipped_policy_decides_the_table,
+    a_clients_policy_decides_its_table,
     allowed_requests_carry_the_identity_and_never_a_forged_one,
     refusals_have_the_right_codes_and_challenges,
     revoked_tokens_are_refused,
@@ -31,6 +32,19 @@ async fn server(backend: Backend, ttl: &str) -> TestServer {
         ]),
     )
     .await
+}
+
+/// The client rules' table ([`CLIENTS_POLICY`]), decided by ext_authz from that file.
+async fn a_clients_policy_decides_its_table(backend: Backend) {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("clients-policy.toml");
+    std::fs::write(&path, CLIENTS_POLICY).expect("write");
+    let path = path.display().to_string();
+    let s =
+        TestServer::start_with(backend, Options::with_args(&["--extauthz-policy", &path])).await;
+    let callers = Callers::log_in(&s).await;
+    assert_extauthz_decides(&s, &callers, CLIENT_CASES).await;
+    s.shutdown().await;
 }
 
 fn ok_response(r: &envoy_types::ext_authz::v3::pb::CheckResponse) -> &OkHttpResponse {
@@ -57,14 +71,7 @@ fn set_headers(ok: &OkHttpResponse) -> Vec<(String, String)> {
 async fn the_shipped_policy_decides_the_table(backend: Backend) {
     let s = server(backend, "1").await;
     let callers = Callers::log_in(&s).await;
-    let client = extauthz_client(s.addr);
-    for (path, caller, expected) in CASES {
-        let auth = callers.authorization(*caller);
-        let headers: Vec<(&str, &str)> =
-            auth.iter().map(|a| ("authorization", a.as_str())).collect();
-        let r = check(&client, check_request(path, &headers)).await;
-        assert_eq!(check_code(&r), *expected, "{path} as {caller:?}: {r:?}");
-    }
+    assert_extauthz_decides(&s, &callers, CASES).await;
     // Reflection lists the service next to the server's own.
     let MessageResponse::ListServicesResponse(list) =
         reflect(&s, MessageRequest::ListServices(String::new())).await
