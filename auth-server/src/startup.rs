@@ -164,6 +164,7 @@ pub(crate) async fn build_state(
     let admin_api_refused = keys.admin_api_refused;
     let keys = Arc::new(start_keys(keys, &tokens, store.clone(), unix_seconds(&*clock)).await?);
     let labels = keys.name_labels()?;
+    let secrets = keys.secret_macs()?;
     let key_source = crate::keys::source::start(keys.clone(), clock.clone(), reload_interval)
         .await
         .map_err(|e| AuthError::Internal(e.to_string()))?;
@@ -181,6 +182,8 @@ pub(crate) async fn build_state(
         key_source,
         auth,
         issuer: tokens.issuer,
+        service_tokens: tokens.service,
+        secrets,
         sessions: tokens.sessions,
         clock,
         throttle: crate::throttle::Throttle::new(throttle.policy),

@@ -25,7 +25,8 @@
 //! - [`exposition`]: a strict parser of the `/metrics` text formats.
 //! - [`policy_cases`]: the shipped policy file's decision table, shared by the ext_authz and layer
 //!   scenarios, and the Envoy `Check` client.
-//! - [`service_accounts`]: creating service accounts and asking `IssueServiceToken` for tokens.
+//! - [`service_accounts`]: creating service accounts, their tokens (secret or signed assertion) and
+//!   `Validate` with an audience.
 
 // Test support code: a failed expectation is a failed test, and panicking with a message is the point.
 // Each test binary uses only part of it.

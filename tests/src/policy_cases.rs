@@ -67,10 +67,10 @@ impl Callers {
         let user = s.login("carol", "carol-password-0123").await.access_token;
         let mut service = Vec::new();
         for name in ["payments", "billing"] {
-            let account = s
+            let (_, secret) = s
                 .create_service_account(&admin, name, &["refunds"], &["internal"])
                 .await;
-            service.push(s.service_token(&account, "internal").await);
+            service.push(s.service_token(name, &secret, "internal").await);
         }
         let [payments, billing] = <[String; 2]>::try_from(service).expect("two tokens");
         Self {

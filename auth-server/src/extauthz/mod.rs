@@ -99,13 +99,13 @@ impl ExtAuthz {
         let now = self.state.now();
         let status = self
             .sessions
-            .status(&*self.state.store, &claims.sid, now)
+            .status(&*self.state.store, &claims, now)
             .await
             .map_err(|e| {
                 tracing::warn!(error = %e, "check: session state unavailable");
                 AuthError::Unavailable
             })?;
-        if !AppState::session_is_live(status.as_ref().as_ref(), &claims, now) {
+        if !status.is_live(&claims, now) {
             return Err(AuthError::Revoked);
         }
         if !rule.permits(&claims) {

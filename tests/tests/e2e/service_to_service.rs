@@ -15,7 +15,7 @@ use auth_interceptor::client::{
 use auth_interceptor::{Policy, Rule};
 use auth_proto::demo::greeter_service_client::GreeterServiceClient;
 use auth_proto::demo::{AdminHelloRequest, WhoAmIRequest};
-use auth_proto::v1::{AddServiceAccountKeyRequest, InvalidReason, ValidateRequest};
+use auth_proto::v1::{AddServiceAccountKeyRequest, InvalidReason};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair,
@@ -49,18 +49,18 @@ fn policy() -> Policy {
 async fn a_token_minted_for_one_service_is_refused_by_another(backend: Backend) {
     let s = TestServer::start(backend).await;
     let admin = s.admin_token().await;
-    let payments = s
+    let (payments, payments_secret) = s
         .create_service_account(&admin, "payments", &["refunds"], &[ORDERS])
         .await;
     let orders = GreeterServer::start_as(&s, ORDERS, policy()).await;
     let greeter = GreeterServer::start_as(&s, GREETER, policy()).await;
 
-    let token = s.service_token(&payments, ORDERS).await;
+    let token = s.service_token("payments", &payments_secret, ORDERS).await;
     let me = orders
         .who_am_i(&token)
         .await
         .expect("its audience accepts it");
-    assert_eq!(me.subject, payments.account.id);
+    assert_eq!(me.subject, payments.id);
     assert_eq!(me.roles, ["refunds"]);
     assert_eq!(me.username, "", "a service token names no user");
     let e = greeter
@@ -73,21 +73,12 @@ async fn a_token_minted_for_one_service_is_refused_by_another(backend: Backend) 
         (ORDERS, true, InvalidReason::Unspecified),
         (GREETER, false, InvalidReason::WrongAudience),
     ] {
-        let r = bounded(
-            "Validate",
-            s.auth_client().validate(ValidateRequest {
-                access_token: token.clone(),
-                audience: audience.to_owned(),
-            }),
-        )
-        .await
-        .expect("Validate")
-        .into_inner();
+        let r = s.validate_for(&token, audience).await;
         assert_eq!((r.valid, r.reason), (valid, reason as i32), "{audience}");
     }
     // The account may not ask for the other service's audience at all.
     let e = s
-        .issue_service_token("payments", &payments.secret, GREETER)
+        .issue_service_token("payments", &payments_secret, GREETER)
         .await
         .expect_err("not an allowed audience");
     assert_eq!(e.code(), Code::PermissionDenied);
@@ -104,16 +95,16 @@ async fn a_token_minted_for_one_service_is_refused_by_another(backend: Backend) 
 async fn a_clients_rule_admits_the_named_account_only(backend: Backend) {
     let s = TestServer::start(backend).await;
     let admin = s.admin_token().await;
-    let payments = s
+    let (_, payments_secret) = s
         .create_service_account(&admin, "payments", &[], &[ORDERS])
         .await;
-    let billing = s
+    let (_, billing_secret) = s
         .create_service_account(&admin, "billing", &[], &[ORDERS])
         .await;
     let orders = GreeterServer::start_as(&s, ORDERS, policy()).await;
     let (p, b) = (
-        s.service_token(&payments, ORDERS).await,
-        s.service_token(&billing, ORDERS).await,
+        s.service_token("payments", &payments_secret, ORDERS).await,
+        s.service_token("billing", &billing_secret, ORDERS).await,
     );
     orders.who_am_i(&p).await.expect("payments: any token");
     orders.who_am_i(&b).await.expect("billing: any token");
@@ -130,7 +121,7 @@ async fn a_clients_rule_admits_the_named_account_only(backend: Backend) {
 async fn a_revalidating_rule_asks_about_the_services_own_audience(backend: Backend) {
     let s = TestServer::start(backend).await;
     let admin = s.admin_token().await;
-    let payments = s
+    let (payments, payments_secret) = s
         .create_service_account(&admin, "payments", &[], &[ORDERS])
         .await;
     let policy = Policy::builder()
@@ -141,14 +132,14 @@ async fn a_revalidating_rule_asks_about_the_services_own_audience(backend: Backe
         .build()
         .expect("policy");
     let orders = GreeterServer::start_as(&s, ORDERS, policy).await;
-    let token = s.service_token(&payments, ORDERS).await;
+    let token = s.service_token("payments", &payments_secret, ORDERS).await;
     // Validate judges the token for ORDERS (for the default audience it would be refused).
     orders
         .who_am_i(&token)
         .await
         .expect("valid for the service's own audience");
     // Disabling the account ends its tokens at once for a revalidating rule.
-    s.disable_service_account(&admin, &payments).await;
+    s.disable_service_account(&admin, &payments.id).await;
     let e = orders.who_am_i(&token).await.expect_err("disabled");
     assert_eq!(e.code(), Code::Unauthenticated);
     orders.shutdown().await;
@@ -172,23 +163,23 @@ async fn the_token_source_renews_on_the_servers_clock_and_surfaces_a_disabled_ac
 ) {
     let s = TestServer::start(backend).await;
     let admin = s.admin_token().await;
-    let payments = s
+    let (payments, payments_secret) = s
         .create_service_account(&admin, "payments", &[], &[ORDERS])
         .await;
     let ttl = s
-        .issue_service_token("payments", &payments.secret, ORDERS)
+        .issue_service_token("payments", &payments_secret, ORDERS)
         .await
         .expect("issue")
         .expires_in;
     let orders = GreeterServer::start_as(&s, ORDERS, policy()).await;
-    let src = source(&s, "payments", &payments.secret, ORDERS);
+    let src = source(&s, "payments", &payments_secret, ORDERS);
     let mut client =
         GreeterServiceClient::new(ClientAuthLayer::new(src.clone()).layer(orders.channel()));
     let me = bounded("WhoAmI", client.who_am_i(WhoAmIRequest {}))
         .await
         .expect("through the source")
         .into_inner();
-    assert_eq!(me.subject, payments.account.id);
+    assert_eq!(me.subject, payments.id);
     bounded("AdminHello", client.admin_hello(AdminHelloRequest {}))
         .await
         .expect("payments is the client");
@@ -213,7 +204,7 @@ async fn the_token_source_renews_on_the_servers_clock_and_surfaces_a_disabled_ac
     assert_eq!(src.issue_count(), 3);
 
     // Disabled: at the next renewal the source surfaces UNAUTHENTICATED, and asks no more.
-    s.disable_service_account(&admin, &payments).await;
+    s.disable_service_account(&admin, &payments.id).await;
     s.clock.advance(ttl);
     let e = bounded("WhoAmI", client.who_am_i(WhoAmIRequest {}))
         .await
@@ -248,7 +239,7 @@ fn pem(der: &[u8]) -> SecretString {
 async fn the_token_source_signs_assertions_the_server_accepts(backend: Backend) {
     let s = TestServer::start(backend).await;
     let admin = s.admin_token().await;
-    let payments = s
+    let (payments, _) = s
         .create_service_account(&admin, "payments", &[], &[ORDERS])
         .await;
     let rng = SystemRandom::new();
@@ -282,7 +273,7 @@ async fn the_token_source_signs_assertions_the_server_accepts(backend: Backend) 
             "AddServiceAccountKey",
             s.admin_client_with(&admin)
                 .add_service_account_key(AddServiceAccountKeyRequest {
-                    service_account_id: payments.account.id.clone(),
+                    service_account_id: payments.id.clone(),
                     public_jwk: jwk.to_string(),
                 }),
         )
@@ -303,7 +294,7 @@ async fn the_token_source_signs_assertions_the_server_accepts(backend: Backend) 
         let second = src.token().await.expect("a fresh assertion accepted");
         assert_ne!(first, second);
         let me = orders.who_am_i(&second).await.expect("a token for ORDERS");
-        assert_eq!(me.subject, payments.account.id);
+        assert_eq!(me.subject, payments.id);
     }
     orders.shutdown().await;
     s.shutdown().await;
