@@ -95,8 +95,8 @@ struct Inner {
 /// Keeps a fresh service token for one audience.
 ///
 /// The hot path is a lock-free read of the cached token. Once `renew_at` of its lifetime has passed,
-/// the next caller asks for a new one while concurrent callers wait for that one call
-/// (single-flight). While the auth server is unavailable the current token is used until it
+/// the next caller asks for a new one (single-flight): concurrent callers meanwhile get the current
+/// token, or, when there is none (the first call, or after expiry), wait for that one call. While the auth server is unavailable the current token is used until it
 /// expires, and calls are spaced by a jittered exponential backoff (callers in between get the
 /// current token or the last error at once). A permanent refusal (`UNAUTHENTICATED`: the secret,
 /// key or account is no longer valid; `PERMISSION_DENIED`: an audience the account may not ask for)
@@ -235,18 +235,31 @@ impl Inner {
         Ok((r.access_token, u64::try_from(r.expires_in).unwrap_or(0)))
     }
 
+    /// The current token if it has not expired yet.
+    fn usable(&self, now: u64) -> Option<Arc<str>> {
+        let cur = self.current.load();
+        cur.as_ref()
+            .filter(|c| now < c.expires_at)
+            .map(|c| c.access.clone())
+    }
+
     async fn renew(&self) -> Result<Arc<str>, Status> {
-        let _guard = self.renew.lock().await;
+        let _guard = match self.renew.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => {
+                // Someone else is renewing: meanwhile the current token is good enough, if any.
+                if let Some(t) = self.usable(self.now()) {
+                    return Ok(t);
+                }
+                self.renew.lock().await
+            }
+        };
         let now = self.now();
         // Someone else renewed while we waited.
         if let Some(t) = self.fresh(now) {
             return Ok(t);
         }
-        let usable = self
-            .current
-            .load_full()
-            .filter(|c| now < c.expires_at)
-            .map(|c| c.access.clone());
+        let usable = self.usable(now);
         if let Some(f) = self.failure().as_ref()
             && now.saturating_mul(1000) < f.retry_at_ms
         {

@@ -100,12 +100,21 @@ async fn concurrent_callers_share_one_call_and_renewal_comes_ahead_of_expiry() {
     skip(Duration::from_secs(239)).await;
     assert_eq!(src.token().await.unwrap(), tokens[0]);
     assert_eq!(issues(&state), 1);
-    // Past it (still 59 s before expiry): one new call for 20 concurrent callers.
+    // Past it (still 59 s before expiry): one new call for 20 concurrent callers, who get the
+    // current token meanwhile rather than wait.
     skip(Duration::from_secs(2)).await;
-    let renewed = concurrently(&src, 20).await;
+    let during = concurrently(&src, 20).await;
     assert_eq!(issues(&state), 2);
-    assert!(renewed.windows(2).all(|w| w[0] == w[1]));
-    assert_ne!(renewed[0], tokens[0]);
+    let renewed = src.token().await.unwrap();
+    assert_ne!(renewed, tokens[0]);
+    assert!(during.iter().all(|t| *t == tokens[0] || *t == renewed));
+    assert_eq!(issues(&state), 2);
+    // Once the token has expired, concurrent callers wait for the one call (none has a token).
+    skip(Duration::from_secs(300)).await;
+    let after = concurrently(&src, 20).await;
+    assert_eq!(issues(&state), 3);
+    assert!(after.windows(2).all(|w| w[0] == w[1]));
+    assert_ne!(after[0], renewed);
 
     // Another audience of the same account: its own token and cache.
     let demo = src.for_audience("demo");
@@ -113,7 +122,7 @@ async fn concurrent_callers_share_one_call_and_renewal_comes_ahead_of_expiry() {
     assert_eq!(jwt_part(&t, 1)["aud"], "demo");
     assert_eq!(
         (demo.issue_count(), src.issue_count(), issues(&state)),
-        (1, 2, 3)
+        (1, 3, 4)
     );
 }
 
