@@ -209,7 +209,8 @@ async fn assertions_signed_with_ed25519_and_es256_keys_are_accepted_once(backend
 
 async fn assertions_with_wrong_claims_are_refused_alike(backend: Backend) {
     // More failures than the default throttle lets through in a row.
-    let s = TestServer::start_with(backend, Options::with_args(&["--login-max-failures", "50"])).await;
+    let s =
+        TestServer::start_with(backend, Options::with_args(&["--login-max-failures", "50"])).await;
     let root = s.admin_token().await;
     let (account, _) = payments(&s).await;
     let key = AssertionKey::generate(Algorithm::EdDSA);
