@@ -119,6 +119,27 @@ pub(crate) async fn start_keys(
     .await?)
 }
 
+/// The MAC key of service accounts' client secrets for `keys`, without starting the key manager
+/// (the operator commands): derived from the master key, or in HS256 mode from the shared secret,
+/// as the server derives it.
+pub(crate) fn secret_macs(
+    keys: KeySettings,
+) -> Result<crate::service_accounts::secret::SecretMacs, ServeError> {
+    let macs = match keys.signing {
+        Signing::SharedSecret(secret) => {
+            crate::service_accounts::secret::SecretMacs::derive(&secret)
+        }
+        Signing::Asymmetric { master, .. } => {
+            let master = match master {
+                MasterKeySource::Configured(master) => master,
+                MasterKeySource::File(path) => master_key_from_file(&path)?,
+            };
+            crate::service_accounts::secret::SecretMacs::derive(master.raw())
+        }
+    };
+    Ok(macs?)
+}
+
 /// Builds the password hasher (which computes its dummy hash) off the async threads, recording hash
 /// durations in `metrics` when given.
 pub(crate) async fn start_hasher(

@@ -28,6 +28,7 @@ mod refresh;
 mod security_login;
 mod security_tokens;
 mod server;
+mod service_account_admin;
 mod service_accounts;
 mod service_to_service;
 mod side_port;
