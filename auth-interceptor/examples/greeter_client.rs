@@ -69,10 +69,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     })
     .await?
     .into_inner();
-    println!(
-        "WhoAmI: {} ({}) roles={:?}",
-        me.username, me.subject, me.roles
-    );
+    // A service token names no user.
+    let who = if me.username.is_empty() {
+        "a service account"
+    } else {
+        &me.username
+    };
+    println!("WhoAmI: {who} ({}) roles={:?}", me.subject, me.roles);
 
     match client.clone().admin_hello(AdminHelloRequest {}).await {
         Ok(r) => println!("AdminHello: {}", r.into_inner().message),
