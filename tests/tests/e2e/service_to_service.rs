@@ -3,19 +3,22 @@
 //! on the auth server's clock. A token minted for one is refused by the other; a `.clients` rule
 //! admits the named account only; a revalidating rule asks `Validate` about the service's own
 //! audience; and `ServiceTokenSource` in a real client channel renews on the server's clock, signs
-//! assertions the server accepts, and surfaces a disabled account's refusal.
+//! assertions the server accepts, surfaces a disabled account's refusal, and picks up a secret
+//! rotated in its mounted file.
 
 use std::sync::Arc;
 
 use crate::support::*;
 use auth_interceptor::client::{
     AssertionKey, ClientAuthLayer, SecretString, ServiceCredentials, ServiceTokenSource,
-    ServiceTokenSourceConfig, TokenSource,
+    ServiceTokenSourceConfig, TokenSource, with_auth_retry,
 };
 use auth_interceptor::{Policy, Rule};
 use auth_proto::demo::greeter_service_client::GreeterServiceClient;
 use auth_proto::demo::{AdminHelloRequest, WhoAmIRequest};
-use auth_proto::v1::{AddServiceAccountKeyRequest, InvalidReason};
+use auth_proto::v1::{
+    AddServiceAccountKeyRequest, InvalidReason, RotateServiceAccountSecretRequest,
+};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair,
@@ -31,6 +34,7 @@ both_backends!(
     a_revalidating_rule_asks_about_the_services_own_audience,
     the_token_source_renews_on_the_servers_clock_and_surfaces_a_disabled_account,
     the_token_source_signs_assertions_the_server_accepts,
+    a_secret_rotated_in_its_file_is_picked_up_after_a_revocation,
 );
 
 const ORDERS: &str = "orders.v1.OrderService";
@@ -296,6 +300,72 @@ async fn the_token_source_signs_assertions_the_server_accepts(backend: Backend) 
         let me = orders.who_am_i(&second).await.expect("a token for ORDERS");
         assert_eq!(me.subject, payments.id);
     }
+    orders.shutdown().await;
+    s.shutdown().await;
+}
+
+async fn a_secret_rotated_in_its_file_is_picked_up_after_a_revocation(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let admin = s.admin_token().await;
+    let (payments, secret) = s
+        .create_service_account(&admin, "payments", &[], &[ORDERS])
+        .await;
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("client-secret");
+    std::fs::write(&file, format!("{secret}\n")).expect("write");
+    let src = ServiceTokenSource::new(
+        s.channel(),
+        ServiceCredentials::secret_file("payments", &file).expect("secret file"),
+        ORDERS,
+        ServiceTokenSourceConfig::default(),
+    )
+    .with_clock(Arc::new(s.clock.clone()));
+    // WhoAmI asks Validate on every call, so a revoked token is refused at once.
+    let policy = Policy::builder()
+        .rule(
+            "demo.v1.GreeterService/WhoAmI",
+            Rule::clients(["payments"]).revalidate(),
+        )
+        .build()
+        .expect("policy");
+    let orders = GreeterServer::start_as(&s, ORDERS, policy).await;
+    let client =
+        GreeterServiceClient::new(ClientAuthLayer::new(src.clone()).layer(orders.channel()));
+    let who = || {
+        let mut c = client.clone();
+        async move { bounded("WhoAmI", c.who_am_i(WhoAmIRequest {})).await }
+    };
+    who().await.expect("with the first secret");
+    // Tokens issued in the same second as a change survive it: let a second pass.
+    s.clock.advance(1);
+    // Rotated with no overlap: the old secret and its tokens end now. The operator writes the new
+    // secret in place (as a Kubernetes secret volume update does).
+    let new = bounded(
+        "RotateServiceAccountSecret",
+        s.admin_client_with(&admin).rotate_service_account_secret(
+            RotateServiceAccountSecretRequest {
+                service_account_id: payments.id.clone(),
+                overlap: Some(prost_types::Duration {
+                    seconds: 0,
+                    nanos: 0,
+                }),
+            },
+        ),
+    )
+    .await
+    .expect("rotated")
+    .into_inner()
+    .client_secret;
+    std::fs::write(&file, format!("{new}\n")).expect("write");
+    let e = who().await.expect_err("the cached token was revoked");
+    assert_eq!(e.code(), Code::Unauthenticated);
+    // The caller's retry invalidates the token; the source reads the new secret for the next one.
+    let me = with_auth_retry(&src, who)
+        .await
+        .expect("a token from the rotated secret")
+        .into_inner();
+    assert_eq!(me.subject, payments.id);
+    assert_eq!(src.issue_count(), 2);
     orders.shutdown().await;
     s.shutdown().await;
 }
