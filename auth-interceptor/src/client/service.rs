@@ -28,10 +28,11 @@ pub struct ServiceTokenSourceConfig {
     pub renew_at: f64,
     /// Bound on one `IssueServiceToken` call (default 10 s).
     pub call_timeout: Duration,
-    /// First wait after a failed call (default 1 s); doubles with each failure in a row, each wait
-    /// drawn at random between half and all of it (jitter), so replicas do not retry in step.
+    /// First wait after a failed call (default 1 s, at least 100 ms); doubles with each failure in a
+    /// row, each wait drawn at random between half and all of it (jitter), so replicas do not retry
+    /// in step.
     pub backoff_initial: Duration,
-    /// Longest wait between attempts (default 60 s). After a permanent refusal
+    /// Longest wait between attempts (default 60 s, at least `backoff_initial`). After a permanent refusal
     /// (`UNAUTHENTICATED`, `PERMISSION_DENIED`, `INVALID_ARGUMENT`) the source waits this long
     /// before asking again, answering the refusal meanwhile.
     pub backoff_max: Duration,
@@ -291,7 +292,9 @@ impl Inner {
                 let attempts = self.failure().as_ref().map_or(0, |f| f.attempts) + 1;
                 let config = &self.account.config;
                 let wait = if permanent {
-                    config.backoff_max
+                    config
+                        .backoff_max
+                        .max(config.backoff_initial.max(MIN_BACKOFF))
                 } else {
                     backoff(
                         config.backoff_initial,
@@ -323,11 +326,16 @@ impl Inner {
     }
 }
 
-/// The wait after the `attempts`-th failure in a row: `initial` doubled for each earlier failure,
-/// capped at `max`, then scaled to between half and all of it by `jitter` (0.0 to 1.0).
+/// The shortest first wait, whatever the configuration says: a source never retries in a loop.
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The wait after the `attempts`-th failure in a row: `initial` (at least [`MIN_BACKOFF`]) doubled
+/// for each earlier failure, capped at `max` (at least `initial`), then scaled to between half and all
+/// of it by `jitter` (0.0 to 1.0).
 pub(crate) fn backoff(initial: Duration, max: Duration, attempts: u32, jitter: f64) -> Duration {
+    let initial = initial.max(MIN_BACKOFF);
     let factor = 2u32.saturating_pow(attempts.saturating_sub(1).min(30));
-    let full = initial.saturating_mul(factor).min(max);
+    let full = initial.saturating_mul(factor).min(max.max(initial));
     full.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
 }
 
@@ -372,6 +380,8 @@ mod tests {
         assert_eq!(backoff(one, max, 7, 1.0), max);
         assert_eq!(backoff(one, max, 7, 0.0), Duration::from_secs(30));
         assert_eq!(backoff(one, max, u32::MAX, 1.0), max, "no overflow");
+        // A zero configuration still waits.
+        assert_eq!(backoff(Duration::ZERO, Duration::ZERO, 1, 1.0), MIN_BACKOFF);
         // The draws spread: no two replicas are likely to retry in step.
         let waits: std::collections::HashSet<_> =
             (0..64).map(|_| backoff(one, max, 3, random())).collect();
