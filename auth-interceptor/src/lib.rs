@@ -108,6 +108,7 @@ mod layer;
 mod policy;
 mod policy_file;
 mod revoke;
+mod rule;
 mod server;
 mod source;
 mod verify;
