@@ -133,3 +133,33 @@ fn claims_serialize_as_they_are_issued() {
     assert!(json.get("token_use").is_none());
     assert_eq!(json["sid"], "session-1");
 }
+
+#[tokio::test]
+async fn the_cache_never_carries_an_audience_to_another_rule() {
+    let k = TestKey::ed25519("k1");
+    let auth = crate::Authorizer::new(verifier(), crate::SharedKeys::new(k.key_set()));
+    let token = k.sign(&service_claims("acct-1", "payments", "orders", &[]));
+    // Verified (and cached) for the audience a caller named...
+    let claims = auth
+        .verify_token_for(&token, AudienceCheck::Only("orders"))
+        .await
+        .unwrap();
+    assert!(claims.is_service());
+    assert_eq!(auth.cache().len(), 1);
+    // ...the same token is still refused under the configured audience, and for another one.
+    for refused in [
+        auth.verify_token(&token).await,
+        auth.verify_token_for(&token, AudienceCheck::Only("billing"))
+            .await,
+    ] {
+        assert!(matches!(
+            refused,
+            Err(crate::AuthError::Invalid(VerifyError::WrongAudience))
+        ));
+    }
+    assert!(
+        auth.verify_token_for(&token, AudienceCheck::Only("orders"))
+            .await
+            .is_ok()
+    );
+}

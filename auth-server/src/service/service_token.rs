@@ -94,7 +94,7 @@ pub(crate) async fn issue(
             return Err(AuthError::InvalidClientCredentials);
         }
     };
-    if !account.audiences.iter().any(|a| *a == audience) {
+    if !account.audiences.contains(&audience) {
         let entry = Entry::new("service_token.failed", Outcome::Refused, peer)
             .subject(&account.id)
             .detail("audience not allowed");

@@ -186,9 +186,9 @@ pub trait Store: Send + Sync + 'static {
         rotation: &KeyRotation,
     ) -> StoreResult<Option<(String, String)>>;
 
-    /// Housekeeping: deletes retired keys past `publish_until` and sessions past their absolute lifetime
-    /// (with their refresh tokens, which until then serve as reuse-detection tombstones). Returns the
-    /// number of rows deleted.
+    /// Housekeeping: deletes retired keys past `publish_until`, sessions past their absolute lifetime
+    /// (with their refresh tokens, which until then serve as reuse-detection tombstones) and spent
+    /// client-assertion `jti`s past their expiry. Returns the number of rows deleted.
     async fn purge_expired(&self, now: i64) -> StoreResult<u64>;
 
     /// The one of `keys` locked at `now` with the latest end, and that end; `None` when none is.

@@ -2,7 +2,7 @@
 //! shipped policy file's decision table; identity headers set and forged `x-auth-*` removed; missing,
 //! invalid, role-less and revoked (logged out, demoted, disabled) tokens refused with the right codes
 //! and challenges; requests without HTTP attributes refused; reflection lists the service; a broken
-//! policy file stops `serve` with the line named.
+//! policy file stops `serve` with the line named; service tokens judged on their account.
 
 use crate::support::*;
 use auth_proto::v1::{DisableUserRequest, LogoutRequest, SetUserRolesRequest};
@@ -18,6 +18,7 @@ both_backends!(
     allowed_requests_carry_the_identity_and_never_a_forged_one,
     refusals_have_the_right_codes_and_challenges,
     revoked_tokens_are_refused,
+    service_tokens_are_judged_on_their_account,
 );
 
 /// A server serving ext_authz with the shipped policy; `ttl` is the session-cache TTL, seconds.
@@ -387,4 +388,65 @@ fn a_broken_policy_file_is_refused_naming_the_line() {
         .expect("flags parse")
         .validate()
         .expect("the shipped policy is valid");
+}
+
+/// A service token for the deployment's audience is judged on its account's current state, as
+/// `Validate` judges it: allowed while the account is enabled, refused once it is disabled (after the
+/// session cache's TTL), and not allowed again by enabling it.
+async fn service_tokens_are_judged_on_their_account(backend: Backend) {
+    let s = server(backend, "1").await;
+    let root = s.admin_token().await;
+    let client = extauthz_client(s.addr);
+    let (account, secret) = s
+        .create_service_account(&root, "greeter-caller", &[], &["internal"])
+        .await;
+    let token = s
+        .issue_service_token("greeter-caller", &secret, "internal")
+        .await
+        .expect("issued")
+        .access_token;
+    let bearer = format!("Bearer {token}");
+    let who = || {
+        check_request(
+            "/demo.v1.GreeterService/WhoAmI",
+            &[("authorization", &bearer)],
+        )
+    };
+    let r = check(&client, who()).await;
+    let headers = set_headers(ok_response(&r));
+    assert!(
+        headers.iter().any(|(_, v)| *v == account.id),
+        "the account is the identity: {headers:?}"
+    );
+    s.clock.advance(1);
+    bounded(
+        "disable",
+        s.admin_client_with(&root).disable_service_account(
+            auth_proto::v1::DisableServiceAccountRequest {
+                service_account_id: account.id.clone(),
+            },
+        ),
+    )
+    .await
+    .expect("disabled");
+    s.clock.advance(1);
+    assert_eq!(
+        check_code(&check(&client, who()).await),
+        Code::Unauthenticated
+    );
+    bounded(
+        "enable",
+        s.admin_client_with(&root).enable_service_account(
+            auth_proto::v1::EnableServiceAccountRequest {
+                service_account_id: account.id.clone(),
+            },
+        ),
+    )
+    .await
+    .expect("enabled");
+    s.clock.advance(1);
+    assert_eq!(
+        check_code(&check(&client, who()).await),
+        Code::Unauthenticated
+    );
 }

@@ -100,10 +100,10 @@ async fn a_rotated_secret_keeps_working_for_the_overlap_only(backend: Backend) {
         }),
     )
     .await
-    .unwrap()
+    .expect("the call succeeds")
     .into_inner()
     .service_account
-    .unwrap();
+    .expect("the account");
     let until = got
         .previous_secret_expire_time
         .expect("overlap shown")
@@ -170,9 +170,9 @@ async fn disable_revokes_and_enable_does_not_resurrect(backend: Backend) {
             }),
     )
     .await
-    .unwrap()
+    .expect("the call succeeds")
     .into_inner();
-    assert!(disabled.service_account.unwrap().disabled);
+    assert!(disabled.service_account.expect("the account").disabled);
     f.assert_revoked(&before, "token of a disabled account")
         .await;
     assert!(
@@ -188,7 +188,7 @@ async fn disable_revokes_and_enable_does_not_resurrect(backend: Backend) {
             }),
     )
     .await
-    .unwrap();
+    .expect("the call succeeds");
     f.assert_revoked(&before, "enabling does not resurrect")
         .await;
     let after = f.token(&f.secret).await;
@@ -208,7 +208,7 @@ async fn delete_revokes_and_forgets_the_account(backend: Backend) {
             }),
     )
     .await
-    .unwrap();
+    .expect("the call succeeds");
     let token = f.token(&f.secret).await;
     bounded(
         "delete",
@@ -252,7 +252,7 @@ async fn removing_a_key_or_narrowing_grants_ends_tokens(backend: Backend) {
             }),
     )
     .await
-    .unwrap();
+    .expect("the call succeeds");
     let update = |roles: &[&str], audiences: &[&str]| UpdateServiceAccountRequest {
         service_account_id: id.clone(),
         roles: roles.iter().map(|r| (*r).to_owned()).collect(),
@@ -270,10 +270,10 @@ async fn removing_a_key_or_narrowing_grants_ends_tokens(backend: Backend) {
         )),
     )
     .await
-    .unwrap()
+    .expect("the call succeeds")
     .into_inner()
     .service_account
-    .unwrap();
+    .expect("the account");
     assert_eq!(widened.description, "payments team");
     assert!(f.s.validate_for(&token, ORDERS).await.valid);
     // Taking an audience away does.
@@ -283,7 +283,7 @@ async fn removing_a_key_or_narrowing_grants_ends_tokens(backend: Backend) {
             .update_service_account(update(&["orders:refund", "orders:read"], &[ORDERS])),
     )
     .await
-    .unwrap();
+    .expect("the call succeeds");
     f.assert_revoked(&token, "token older than a narrowing")
         .await;
     let token = f.token(&f.secret).await;
@@ -297,7 +297,7 @@ async fn removing_a_key_or_narrowing_grants_ends_tokens(backend: Backend) {
             }),
     )
     .await
-    .unwrap();
+    .expect("the call succeeds");
     f.assert_revoked(&token, "token older than a key removal")
         .await;
     let e =
@@ -340,7 +340,7 @@ async fn refused_admin_input_changes_nothing(backend: Backend) {
         public_jwk: jwk,
     };
     let key = AssertionKey::generate(Algorithm::EdDSA);
-    let mut private: serde_json::Value = serde_json::from_str(&key.public_jwk).unwrap();
+    let mut private: serde_json::Value = serde_json::from_str(&key.public_jwk).expect("JWK");
     private["d"] = "nV7rIlMCnGPzdzOl6Qbm7DyA3dhuM-rE9iiudvR6OEA".into();
     let e = bounded(
         "add private",
@@ -389,7 +389,7 @@ async fn service_tokens_cannot_administer(backend: Backend) {
     let token = s
         .issue_service_token("ops-bot", &secret, "internal")
         .await
-        .unwrap()
+        .expect("the call succeeds")
         .access_token;
     let e = bounded(
         "ListUsers",
@@ -436,7 +436,7 @@ async fn accounts_are_listed_by_name_a_page_at_a_time(backend: Backend) {
             }),
         )
         .await
-        .unwrap()
+        .expect("the call succeeds")
         .into_inner();
         assert!(page.service_accounts.len() <= 3);
         names.extend(page.service_accounts.into_iter().map(|a| a.name));
@@ -465,7 +465,7 @@ async fn the_audit_trail_names_every_call_and_holds_no_secret(backend: Backend) 
             }),
     )
     .await
-    .unwrap();
+    .expect("the call succeeds");
     let assertion = key.assertion(&f.s, "payments");
     f.s.issue_service_token_with(
         "payments",
@@ -474,7 +474,7 @@ async fn the_audit_trail_names_every_call_and_holds_no_secret(backend: Backend) 
         &[],
     )
     .await
-    .unwrap();
+    .expect("the call succeeds");
     let new = f.rotate(Some(60)).await;
     let events = f.s.audit_events().await;
     let has = |event: &str, subject: &str| {

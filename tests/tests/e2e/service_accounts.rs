@@ -68,7 +68,10 @@ async fn the_secret_flow_issues_a_token_for_one_allowed_audience(backend: Backen
     assert_eq!(c["roles"], json!(["orders:refund", "orders:read"]));
     assert_eq!(c["token_use"], "service");
     assert_eq!(c["iss"], "auth-server");
-    assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 300);
+    assert_eq!(
+        c["exp"].as_i64().expect("exp") - c["iat"].as_i64().expect("iat"),
+        300
+    );
     assert!(c.get("sid").is_none() && c.get("username").is_none(), "{c}");
     assert_eq!(header_of(&r.access_token)["typ"], "at+jwt");
     // Down-scoped to a subset of the account's roles.
@@ -109,7 +112,7 @@ async fn validate_judges_the_audience_the_caller_names(backend: Backend) {
     let token = s
         .issue_service_token("payments", &secret, ORDERS)
         .await
-        .unwrap()
+        .expect("the call succeeds")
         .access_token;
     let v = s.validate_for(&token, ORDERS).await;
     assert!(v.valid, "{v:?}");
@@ -143,7 +146,7 @@ async fn validate_judges_the_audience_the_caller_names(backend: Backend) {
     let user = s.admin_token().await;
     let v = s.validate(&user).await;
     assert!(v.valid);
-    assert_eq!(v.claims.unwrap().kind(), TokenKind::User);
+    assert_eq!(v.claims.expect("claims").kind(), TokenKind::User);
     assert_invalid(
         &s.validate_for(&user, ORDERS).await,
         Some(InvalidReason::WrongAudience),
@@ -232,7 +235,7 @@ async fn assertions_with_wrong_claims_are_refused_alike(backend: Backend) {
         ("expired", key.sign(&with("exp", json!(now - 120)))),
         ("no jti", {
             let mut c = base.clone();
-            c.as_object_mut().unwrap().remove("jti");
+            c.as_object_mut().expect("object").remove("jti");
             key.sign(&c)
         }),
         ("unknown key", stranger.sign(&with("jti", json!("x")))),
