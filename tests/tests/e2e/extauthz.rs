@@ -383,6 +383,23 @@ fn a_broken_policy_file_is_refused_naming_the_line() {
             "AUTH_EXTAUTHZ_POLICY: {path} line 4: rule \"demo.v1.GreeterService/AdminHello\" lists no roles"
         )
     );
+    // A client rule naming no clients, likewise.
+    std::fs::write(
+        dir.path().join("policy.toml"),
+        "[methods]\n\"demo.v1.GreeterService/*\" = \"required\"\n\
+         \"demo.v1.GreeterService/AdminHello\" = { any_role = [\"admin\"], clients = [] }\n",
+    )
+    .expect("write");
+    let e = try_parse_config(&["--extauthz-policy", &path])
+        .expect("flags parse")
+        .validate()
+        .expect_err("refused");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "AUTH_EXTAUTHZ_POLICY: {path} line 3: rule \"demo.v1.GreeterService/AdminHello\" lists no clients"
+        )
+    );
     // The shipped example is valid.
     try_parse_config(&["--extauthz-policy", POLICY_FILE])
         .expect("flags parse")
