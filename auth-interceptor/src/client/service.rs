@@ -5,7 +5,7 @@
 //! injected [`Clock`] (the system clock unless [`ServiceTokenSource::with_clock`] says otherwise), so
 //! tests move it instead of sleeping.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -63,8 +63,11 @@ struct Account {
 struct Current {
     access: Arc<str>,
     /// Seconds since the Unix epoch.
+    issued_at: u64,
     renew_after: u64,
     expires_at: u64,
+    /// A service refused it ([`TokenSource::invalidate`]).
+    refused: bool,
 }
 
 /// The last failure of a run of failures.
@@ -91,6 +94,8 @@ struct Inner {
     failure: Mutex<Option<Failure>>,
     renew: tokio::sync::Mutex<()>,
     issues: AtomicU64,
+    /// Tokens in a row replaced because a service refused them (spaces the replacements).
+    refusals: AtomicU32,
 }
 
 /// Keeps a fresh service token for one audience.
@@ -101,7 +106,10 @@ struct Inner {
 /// expires, and calls are spaced by a jittered exponential backoff (callers in between get the
 /// current token or the last error at once). A permanent refusal (`UNAUTHENTICATED`: the secret,
 /// key or account is no longer valid; `PERMISSION_DENIED`: an audience the account may not ask for)
-/// is surfaced at once, drops the cached token, and is not retried before `backoff_max`.
+/// is surfaced at once, drops the cached token, and is not retried before `backoff_max`. A token a
+/// service refused ([`TokenSource::invalidate`], e.g. through
+/// [`with_auth_retry`](super::with_auth_retry)) is replaced at once the first time; replacements
+/// in a row are spaced like failed calls (1 s, 2 s, … up to `backoff_max` after the last one).
 ///
 /// A source is for one audience; [`ServiceTokenSource::for_audience`] makes another sharing the
 /// channel and credentials, which costs one small allocation.
@@ -164,6 +172,7 @@ impl ServiceTokenSource {
                 failure: Mutex::new(None),
                 renew: tokio::sync::Mutex::new(()),
                 issues: AtomicU64::new(0),
+                refusals: AtomicU32::new(0),
             }),
         }
     }
@@ -261,6 +270,22 @@ impl Inner {
             return Ok(t);
         }
         let usable = self.usable(now);
+        let current = self.current.load_full();
+        let replacing_refused = current
+            .as_ref()
+            .is_some_and(|c| c.refused && now < c.expires_at);
+        if let Some(c) = current.as_ref().filter(|_| replacing_refused) {
+            // A token a service refused is replaced at once the first time, then no more often than
+            // the backoff allows: a service that refuses every token (a wrong audience, say) must
+            // not turn each of its calls into an IssueServiceToken.
+            let config = &self.account.config;
+            let refusals = self.refusals.load(Ordering::Relaxed);
+            let wait = backoff(config.backoff_initial, config.backoff_max, refusals, 1.0);
+            let since = now.saturating_sub(c.issued_at).saturating_mul(1000);
+            if refusals > 0 && u128::from(since) < wait.as_millis() {
+                return Ok(c.access.clone());
+            }
+        }
         if let Some(f) = self.failure().as_ref()
             && now.saturating_mul(1000) < f.retry_at_ms
         {
@@ -278,9 +303,16 @@ impl Inner {
                 let now = self.now();
                 self.current.store(Some(Arc::new(Current {
                     access: access.clone(),
+                    issued_at: now,
                     renew_after: now.saturating_add(renew_in),
                     expires_at: now.saturating_add(lifetime),
+                    refused: false,
                 })));
+                if replacing_refused {
+                    self.refusals.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    self.refusals.store(0, Ordering::Relaxed);
+                }
                 *self.failure() = None;
                 Ok(access)
             }
@@ -360,9 +392,18 @@ impl TokenSource for ServiceTokenSource {
     }
 
     fn invalidate(&self) {
-        // The token was refused: the next caller asks for a new one (still subject to backoff, so
-        // a service refusing every token cannot make this source hammer the auth server).
-        self.inner.current.store(None);
+        // The token was refused: the next caller asks for a new one, subject to the backoff of
+        // failed calls and to the spacing of replacements (see `renew`), so a service refusing
+        // every token cannot make this source hammer the auth server.
+        if let Some(cur) = self.inner.current.load_full() {
+            self.inner.current.store(Some(Arc::new(Current {
+                access: cur.access.clone(),
+                issued_at: cur.issued_at,
+                renew_after: 0,
+                expires_at: cur.expires_at,
+                refused: true,
+            })));
+        }
     }
 }
 

@@ -394,3 +394,40 @@ async fn a_client_channel_reaches_a_service_of_its_audience_only() {
     let e = wrong.who_am_i(WhoAmIRequest {}).await.unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated);
 }
+
+#[tokio::test]
+async fn refused_tokens_are_replaced_but_not_in_a_loop() {
+    let (state, addr) = auth(300).await;
+    let src = source(addr, secret(&state), "orders");
+    let first = src.token().await.unwrap();
+    // The first refusal: a new token at once.
+    src.invalidate();
+    let second = src.token().await.unwrap();
+    assert_ne!(second, first);
+    assert_eq!(issues(&state), 2);
+    // A service refusing every token: no call per refusal, the replacements are spaced.
+    for _ in 0..10 {
+        src.invalidate();
+        assert_eq!(src.token().await.unwrap(), second);
+    }
+    assert_eq!(issues(&state), 2);
+    skip(Duration::from_secs(1)).await;
+    src.invalidate();
+    let third = src.token().await.unwrap();
+    assert_ne!(third, second);
+    assert_eq!(issues(&state), 3);
+    // Then 2 s, 4 s, ...
+    src.invalidate();
+    skip(Duration::from_secs(1)).await;
+    assert_eq!(src.token().await.unwrap(), third);
+    skip(Duration::from_secs(1)).await;
+    assert_ne!(src.token().await.unwrap(), third);
+    assert_eq!(issues(&state), 4);
+    // A renewal that was not caused by a refusal resets the spacing.
+    skip(Duration::from_secs(241)).await;
+    let renewed = src.token().await.unwrap();
+    assert_eq!(issues(&state), 5);
+    src.invalidate();
+    assert_ne!(src.token().await.unwrap(), renewed);
+    assert_eq!(issues(&state), 6);
+}
