@@ -22,6 +22,7 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use tonic::{Code, Status};
 
+mod backoff;
 mod credentials;
 mod layer;
 mod login;
