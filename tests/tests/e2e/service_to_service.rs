@@ -3,8 +3,8 @@
 //! on the auth server's clock. A token minted for one is refused by the other; a `.clients` rule
 //! admits the named account only; a revalidating rule asks `Validate` about the service's own
 //! audience; and `ServiceTokenSource` in a real client channel renews on the server's clock, signs
-//! assertions the server accepts, surfaces a disabled account's refusal, and picks up a secret
-//! rotated in its mounted file.
+//! assertions the server accepts, surfaces a disabled account's refusal, picks up a secret rotated
+//! in its mounted file, and rides out an outage of the auth server it talks to.
 
 use std::sync::Arc;
 
@@ -35,6 +35,7 @@ both_backends!(
     the_token_source_renews_on_the_servers_clock_and_surfaces_a_disabled_account,
     the_token_source_signs_assertions_the_server_accepts,
     a_secret_rotated_in_its_file_is_picked_up_after_a_revocation,
+    the_token_source_rides_out_an_auth_server_outage,
 );
 
 const ORDERS: &str = "orders.v1.OrderService";
@@ -366,6 +367,50 @@ async fn a_secret_rotated_in_its_file_is_picked_up_after_a_revocation(backend: B
         .into_inner();
     assert_eq!(me.subject, payments.id);
     assert_eq!(src.issue_count(), 2);
+    orders.shutdown().await;
+    s.shutdown().await;
+}
+
+async fn the_token_source_rides_out_an_auth_server_outage(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let admin = s.admin_token().await;
+    let (_, secret) = s
+        .create_service_account(&admin, "payments", &[], &[ORDERS])
+        .await;
+    // The source talks to a replica (same database, keys and clock), which then goes away.
+    let replica = s.start_replica(Options::default()).await;
+    let src = source(&replica, "payments", &secret, ORDERS);
+    let orders = GreeterServer::start_as(&s, ORDERS, policy()).await;
+    let client =
+        GreeterServiceClient::new(ClientAuthLayer::new(src.clone()).layer(orders.channel()));
+    let who = || {
+        let mut c = client.clone();
+        async move { bounded("WhoAmI", c.who_am_i(WhoAmIRequest {})).await }
+    };
+    who().await.expect("a token from the replica");
+    let ttl = s
+        .issue_service_token("payments", &secret, ORDERS)
+        .await
+        .expect("issue")
+        .expires_in;
+    replica.shutdown().await;
+    // Renewal fails: the current token carries on until it expires, one attempt per backoff wait.
+    s.clock.advance(ttl * 8 / 10 + 1);
+    who().await.expect("the current token, renewal failed");
+    assert_eq!(src.issue_count(), 2);
+    for _ in 0..5 {
+        who().await.expect("the current token");
+    }
+    assert_eq!(src.issue_count(), 2, "no attempt before the backoff wait");
+    s.clock.advance(1);
+    who()
+        .await
+        .expect("the current token, second attempt failed");
+    assert_eq!(src.issue_count(), 3);
+    // Expired and still no auth server: UNAVAILABLE, retryable, without sending the call.
+    s.clock.advance(ttl);
+    let e = who().await.expect_err("no token");
+    assert_eq!(e.code(), Code::Unavailable);
     orders.shutdown().await;
     s.shutdown().await;
 }
