@@ -29,6 +29,7 @@ mod security_login;
 mod security_tokens;
 mod server;
 mod service_account_admin;
+mod service_account_cli;
 mod service_accounts;
 mod service_to_service;
 mod side_port;
