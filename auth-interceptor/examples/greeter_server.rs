@@ -72,7 +72,7 @@ impl GreeterService for Greeter {
     ) -> Result<Response<AdminHelloResponse>, Status> {
         let claims = request.auth()?;
         Ok(Response::new(AdminHelloResponse {
-            message: format!("Hello, administrator {}!", claims.username),
+            message: format!("Hello, administrator {}!", caller_name(claims)),
         }))
     }
 
@@ -82,7 +82,7 @@ impl GreeterService for Greeter {
         &self,
         request: Request<StreamHelloRequest>,
     ) -> Result<Response<HelloStream>, Status> {
-        let username = request.auth()?.username.clone();
+        let username = caller_name(request.auth()?).to_owned();
         let count = request.get_ref().count.clamp(0, 10);
         let items = (1..=count).map(move |i| {
             Ok(StreamHelloResponse {
@@ -90,6 +90,15 @@ impl GreeterService for Greeter {
             })
         });
         Ok(Response::new(Box::pin(futures_util::stream::iter(items))))
+    }
+}
+
+/// Whom to greet: the user's name, or a service account's (its client id).
+fn caller_name(claims: &auth_interceptor::Claims) -> &str {
+    if claims.is_service() {
+        &claims.client_id
+    } else {
+        &claims.username
     }
 }
 

@@ -17,7 +17,7 @@ use crate::extract::bearer_token_in;
 use crate::policy::{Access, Policy, PolicyError, Rule};
 use crate::revoke::RevocationChecker;
 use crate::source::{KeySource, KidRefresh};
-use crate::verify::{Verifier, VerifyError};
+use crate::verify::{AudienceCheck, Verifier, VerifyError};
 
 /// Decides whether a request may proceed, and with which identity.
 ///
@@ -128,14 +128,36 @@ impl Authorizer {
         Ok(crate::AuthInterceptor::new(self, rule))
     }
 
-    /// Verifies through the cache; reports an unknown `kid` instead of failing on it.
-    fn verify_cached(&self, token: &str) -> Result<Outcome, AuthError> {
+    /// The audience to ask `Validate` about for verified `claims`: the first of the verifier's
+    /// audiences the token names (verification guarantees one).
+    fn audience_of(&self, claims: &Claims) -> &str {
+        let audiences = &self.verifier.config().audiences;
+        audiences
+            .iter()
+            .find(|a| claims.aud.contains(a))
+            .or(audiences.first())
+            .map_or("", String::as_str)
+    }
+
+    /// Verifies through the cache; reports an unknown `kid` instead of failing on it. The cache is
+    /// shared by every audience rule, so a cached token's audience is checked again on every hit.
+    fn verify_cached(
+        &self,
+        token: &str,
+        audience: AudienceCheck<'_>,
+    ) -> Result<Outcome, AuthError> {
         let keys = self.keys.current().map_err(|_| AuthError::Unavailable)?;
         let now = self.clock.unix_now();
         if let Some(claims) = self.cache.get(token, &keys, now) {
+            if !audience.accepts(self.verifier.config(), &claims.aud) {
+                return Err(AuthError::Invalid(VerifyError::WrongAudience));
+            }
             return Ok(Outcome::Verified(claims));
         }
-        match self.verifier.verify_with_kid(&keys, token, now) {
+        match self
+            .verifier
+            .verify_with_kid_for(&keys, token, now, audience)
+        {
             Ok(verified) => {
                 let claims = Arc::new(verified.claims);
                 self.cache
@@ -151,10 +173,18 @@ impl Authorizer {
     }
 
     async fn verify(&self, token: &str) -> Result<Arc<Claims>, AuthError> {
-        match self.verify_cached(token)? {
+        self.verify_for(token, AudienceCheck::Configured).await
+    }
+
+    async fn verify_for(
+        &self,
+        token: &str,
+        audience: AudienceCheck<'_>,
+    ) -> Result<Arc<Claims>, AuthError> {
+        match self.verify_cached(token, audience)? {
             Outcome::Verified(c) => Ok(c),
             Outcome::UnknownKid(kid) => match self.keys.refresh_for_kid(&kid).await {
-                KidRefresh::Found => match self.verify_cached(token)? {
+                KidRefresh::Found => match self.verify_cached(token, audience)? {
                     Outcome::Verified(c) => Ok(c),
                     Outcome::UnknownKid(_) => Err(AuthError::Invalid(VerifyError::UnknownKey)),
                 },
@@ -165,7 +195,7 @@ impl Authorizer {
     }
 
     fn verify_now(&self, token: &str) -> Result<Arc<Claims>, AuthError> {
-        match self.verify_cached(token)? {
+        match self.verify_cached(token, AudienceCheck::Configured)? {
             Outcome::Verified(c) => Ok(c),
             Outcome::UnknownKid(kid) => match self.keys.hint_unknown_kid(&kid) {
                 KidRefresh::Unavailable => Err(AuthError::Unavailable),
@@ -183,6 +213,17 @@ impl Authorizer {
         self.verify(token).await
     }
 
+    /// [`Authorizer::verify_token`] with the audience rule given by the caller (the auth server's
+    /// `Validate` when the calling service names its own audience). One signature verification per
+    /// token: the cache is shared with the configured rule.
+    pub async fn verify_token_for(
+        &self,
+        token: &str,
+        audience: AudienceCheck<'_>,
+    ) -> Result<Arc<Claims>, AuthError> {
+        self.verify_for(token, audience).await
+    }
+
     /// Decides a call to `path` (`/pkg.Svc/Method`) carrying `headers`: `Ok(Some(_))` with the
     /// caller's identity, `Ok(None)` for an anonymous call that is allowed, or the reason to refuse.
     pub async fn authorize(
@@ -198,9 +239,9 @@ impl Authorizer {
         if rule.revalidate {
             // `layer` refuses revalidating rules without a checker; fail closed all the same.
             let checker = self.revocation.as_ref().ok_or(AuthError::Unavailable)?;
-            checker.check(token).await?;
+            checker.check(token, self.audience_of(&claims)).await?;
         }
-        check_access(&rule.access, &claims)?;
+        check_access(rule, &claims)?;
         Ok(Some(AuthContext::new(claims)))
     }
 
@@ -209,7 +250,7 @@ impl Authorizer {
     /// the bearer token from `authorization`, the raw values of the request's `authorization` headers,
     /// as the layer does ([`bearer_token_in`](crate::bearer_token_in); none for a public rule, none
     /// for an optional rule's call without one) and verifies it through the cache and the key source.
-    /// The roles are not checked: [`Access::permits`] does that.
+    /// The roles and clients are not checked: [`Rule::permits`] does that.
     pub async fn authenticate<'a>(
         &self,
         rule: &Rule,
@@ -235,7 +276,7 @@ impl Authorizer {
         if rule.revalidate {
             return Err(AuthError::Unavailable);
         }
-        check_access(&rule.access, &claims)?;
+        check_access(rule, &claims)?;
         Ok(Some(AuthContext::new(claims)))
     }
 
@@ -269,8 +310,8 @@ impl Authorizer {
     }
 }
 
-fn check_access(access: &Access, claims: &Claims) -> Result<(), AuthError> {
-    if access.permits(claims) {
+fn check_access(rule: &Rule, claims: &Claims) -> Result<(), AuthError> {
+    if rule.permits(claims) {
         Ok(())
     } else {
         Err(AuthError::Forbidden)

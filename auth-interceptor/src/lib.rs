@@ -47,7 +47,8 @@
 //! # Pieces
 //!
 //! - [`Policy`]: per-method rules (exact method, `pkg.Svc/*`, prefix), most specific wins, deny by
-//!   default; presets for health and reflection; also from a TOML file ([`Policy::load`],
+//!   default; roles and calling service accounts ([`Rule::clients`]); presets for health and
+//!   reflection; also from a TOML file ([`Policy::load`],
 //!   [`Policy::from_toml`]) that the auth server's Envoy `ext_authz` enforces as well.
 //! - [`Authorizer`]: verifier + [`KeySource`] + policy (+ verified-token cache, + optional
 //!   [`RevocationChecker`]); turned into an [`AuthLayer`] (tower; sees the method) or an
@@ -61,8 +62,10 @@
 //!   Tokio's clock) governs token lifetimes, cache ages and call expiry.
 //! - [`ServerLimits`]: transport limits for the server itself (stream limit, request timeout,
 //!   keepalive, connection lifetime, header and message sizes); tonic's defaults set none of them.
-//! - [`client`]: [`client::ClientAuthLayer`] with a [`client::TokenSource`] (static, or logging in and
-//!   refreshing a service account).
+//! - [`client`]: [`client::ClientAuthLayer`] with a [`client::TokenSource`]: static, a service
+//!   account's tokens for one audience ([`client::ServiceTokenSource`]: client secret or signed
+//!   assertion, renewed ahead of expiry, backoff while the auth server is away), or a user logging
+//!   in and refreshing.
 //!
 //! # Behaviour worth knowing
 //!
@@ -72,7 +75,9 @@
 //!   `PERMISSION_DENIED` with `error="insufficient_scope"`; `UNAVAILABLE` when no usable key set exists
 //!   (retryable). The precise reason is logged through `tracing` (`UNAUTHENTICATED` at debug,
 //!   `PERMISSION_DENIED` at info, `UNAVAILABLE` at warn), never the token.
-//! - A token's `aud` may list several audiences; it is accepted when any is one of ours.
+//! - A token's `aud` may list several audiences; it is accepted when any is one of ours. Give each
+//!   service its own audience (`VerifierConfig::new(issuer, "orders.v1.OrderService")`) so that a
+//!   token issued for one service is refused by every other.
 //! - Verification is local: a disabled user's or logged-out session's tokens keep working here until
 //!   they expire (at most the access-token TTL, 10 min by default) unless the method's rule asks for
 //!   revalidation ([`Rule::revalidate`]), which consults `Validate` (answers cached for a few seconds).
@@ -103,6 +108,7 @@ mod layer;
 mod policy;
 mod policy_file;
 mod revoke;
+mod rule;
 mod server;
 mod source;
 mod verify;
@@ -114,7 +120,7 @@ mod tests;
 
 pub use authorizer::Authorizer;
 pub use cache::{DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, TokenCache};
-pub use claims::{Audience, Claims};
+pub use claims::{Audience, Claims, SERVICE_TOKEN_USE, TokenKind};
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use context::{AuthContext, RequestAuthExt};
 pub use error::{
@@ -135,8 +141,8 @@ pub use source::{
     load_jwks_file,
 };
 pub use verify::{
-    ACCESS_TOKEN_TYP, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_TOKEN_LEN, Verified, Verifier,
-    VerifierConfig, VerifyError, alg_name,
+    ACCESS_TOKEN_TYP, AudienceCheck, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_TOKEN_LEN, Verified,
+    Verifier, VerifierConfig, VerifyError, alg_name,
 };
 
 /// Re-export of the `jsonwebtoken` algorithm type used in this crate's API.

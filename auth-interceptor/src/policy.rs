@@ -2,94 +2,12 @@
 //!
 //! Rules are keyed by a full method (`/pkg.Svc/Method` or `pkg.Svc/Method`), a whole service
 //! (`pkg.Svc/*`) or a prefix (`pkg.*`, `pkg.Svc/Get*`). The most specific rule wins: exact method, then
-//! service, then the longest prefix, then the default (which denies unless changed).
+//! service, then the longest prefix, then the default (which denies unless changed). What each rule
+//! asks of the caller is a [`Rule`] (`crate::rule`).
 
 use std::collections::{HashMap, HashSet};
 
-use crate::claims::Claims;
-
-/// What a method requires of the caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Access {
-    /// Anyone; the `authorization` metadata is not even read.
-    Public,
-    /// A token is verified if present (an invalid one is refused); calls without one get through with
-    /// no [`AuthContext`](crate::AuthContext).
-    Optional,
-    /// A valid token.
-    Required,
-    /// A valid token carrying at least one of these roles.
-    AnyRole(Vec<String>),
-    /// A valid token carrying all of these roles.
-    AllRoles(Vec<String>),
-    /// Nobody: callers without a valid token get `UNAUTHENTICATED`, the others `PERMISSION_DENIED`.
-    Deny,
-}
-
-impl Access {
-    /// True when verified `claims` satisfy this requirement (always for public, optional and
-    /// required; by role for the role rules; never for deny).
-    pub fn permits(&self, claims: &Claims) -> bool {
-        match self {
-            Access::Public | Access::Optional | Access::Required => true,
-            Access::AnyRole(roles) => roles.iter().any(|r| claims.has_role(r)),
-            Access::AllRoles(roles) => roles.iter().all(|r| claims.has_role(r)),
-            Access::Deny => false,
-        }
-    }
-}
-
-/// An [`Access`] requirement plus whether to confirm the token with the auth server's `Validate` RPC.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rule {
-    /// What the caller needs.
-    pub access: Access,
-    /// Ask the auth server whether the token's session is still active (see
-    /// [`Authorizer::with_revocation_check`](crate::Authorizer::with_revocation_check)).
-    pub revalidate: bool,
-}
-
-impl Rule {
-    /// Anyone may call.
-    pub fn public() -> Self {
-        Access::Public.into()
-    }
-    /// A token is verified if present.
-    pub fn optional() -> Self {
-        Access::Optional.into()
-    }
-    /// A valid token is required.
-    pub fn required() -> Self {
-        Access::Required.into()
-    }
-    /// A valid token with any of `roles`.
-    pub fn any_role<I: IntoIterator<Item = S>, S: Into<String>>(roles: I) -> Self {
-        Access::AnyRole(roles.into_iter().map(Into::into).collect()).into()
-    }
-    /// A valid token with all of `roles`.
-    pub fn all_roles<I: IntoIterator<Item = S>, S: Into<String>>(roles: I) -> Self {
-        Access::AllRoles(roles.into_iter().map(Into::into).collect()).into()
-    }
-    /// Nobody may call.
-    pub fn deny() -> Self {
-        Access::Deny.into()
-    }
-    /// Also confirm the token with the auth server's `Validate` RPC (revocation check).
-    pub fn revalidate(mut self) -> Self {
-        self.revalidate = true;
-        self
-    }
-}
-
-impl From<Access> for Rule {
-    fn from(access: Access) -> Self {
-        Rule {
-            access,
-            revalidate: false,
-        }
-    }
-}
+pub use crate::rule::{Access, Rule};
 
 /// A policy that could not be built or does not fit the server it protects.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -106,6 +24,14 @@ pub enum PolicyError {
     /// A role rule lists no roles.
     #[error("rule {0:?} lists no roles")]
     NoRoles(String),
+    /// A rule limited to clients lists none.
+    #[error("rule {0:?} lists no clients")]
+    NoClients(String),
+    /// A rule names clients but does not require a token (public, optional or deny).
+    #[error(
+        "rule {0:?} names clients, which needs a rule requiring a token (required or a role rule)"
+    )]
+    ClientsNeedToken(String),
     /// A rule asks for revalidation, but the authorizer has no revocation checker
     /// ([`Authorizer::with_revocation_check`](crate::Authorizer::with_revocation_check)), or is
     /// turned into an interceptor, which cannot wait for one.
@@ -166,11 +92,14 @@ struct Entry {
 ///     .public("/demo.v1.GreeterService/SayHello")
 ///     .required("demo.v1.GreeterService/*")
 ///     .any_role("demo.v1.GreeterService/AdminHello", ["admin"])
+///     .clients("demo.v1.GreeterService/StreamHello", ["payments"])
 ///     .build()
 ///     .unwrap();
 /// assert_eq!(policy.rule_for("/demo.v1.GreeterService/AdminHello").access,
 ///            Access::AnyRole(vec!["admin".into()]));
 /// assert_eq!(policy.rule_for("/demo.v1.GreeterService/WhoAmI").access, Access::Required);
+/// assert_eq!(policy.rule_for("/demo.v1.GreeterService/StreamHello").clients,
+///            Some(vec!["payments".into()]));
 /// assert_eq!(policy.rule_for("/grpc.health.v1.Health/Check").access, Access::Public);
 /// assert_eq!(policy.rule_for("/other.Svc/M").access, Access::Deny);
 /// policy.check_services(&["demo.v1.GreeterService"]).unwrap();
@@ -316,6 +245,15 @@ impl PolicyBuilder {
     ) -> Self {
         self.rule(pattern, Rule::all_roles(roles))
     }
+    /// `pattern` requires a token issued to one of `clients` (see [`Rule::clients`]); combine with
+    /// roles through [`PolicyBuilder::rule`] and [`Rule::with_clients`].
+    pub fn clients<I: IntoIterator<Item = S>, S: Into<String>>(
+        self,
+        pattern: &str,
+        clients: I,
+    ) -> Self {
+        self.rule(pattern, Rule::clients(clients))
+    }
     /// `pattern` is denied to everyone (useful to carve a hole out of a broader rule).
     pub fn deny(self, pattern: &str) -> Self {
         self.rule(pattern, Rule::deny())
@@ -357,16 +295,12 @@ impl PolicyBuilder {
     pub(crate) fn build_indexed(self) -> Result<Policy, (Option<usize>, PolicyError)> {
         let mut policy = Policy::deny_all();
         if let Some(d) = self.default {
-            if no_roles(&d) {
-                return Err((None, PolicyError::NoRoles("default".into())));
-            }
+            d.check("default").map_err(|e| (None, e))?;
             policy.default = d;
         }
         for (index, (pattern, rule, preset)) in self.rules.into_iter().enumerate() {
             let at = |e| (Some(index), e);
-            if no_roles(&rule) {
-                return Err(at(PolicyError::NoRoles(pattern)));
-            }
+            rule.check(&pattern).map_err(at)?;
             let entry = Entry { rule, preset };
             let (map_key, clash) = match parse(&pattern).map_err(at)? {
                 Pattern::Exact(k) => {
@@ -392,8 +326,4 @@ impl PolicyBuilder {
             .sort_by_key(|p| std::cmp::Reverse(p.0.len()));
         Ok(policy)
     }
-}
-
-fn no_roles(rule: &Rule) -> bool {
-    matches!(&rule.access, Access::AnyRole(r) | Access::AllRoles(r) if r.is_empty())
 }

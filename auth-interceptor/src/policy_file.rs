@@ -12,12 +12,17 @@
 //! "demo.v1.GreeterService/*" = "required"
 //! "demo.v1.GreeterService/AdminHello" = { any_role = ["admin"] }
 //! "demo.v1.GreeterService/Audit" = { all_roles = ["admin", "auditor"] }
+//! "demo.v1.GreeterService/Refund" = { any_role = ["refunds"], clients = ["payments"] }
+//! "demo.v1.GreeterService/Sync" = { clients = ["billing"] }
 //! "demo.v1.Internal*" = "deny"
 //! ```
 //!
 //! Keys of `[methods]` are patterns as in [`PolicyBuilder::rule`](crate::PolicyBuilder::rule)
 //! (`pkg.Svc/Method`, `pkg.Svc/*`, `prefix*`; a leading `/` is allowed); accesses are `"public"`,
-//! `"optional"`, `"required"`, `"deny"`, `{ any_role = [..] }` or `{ all_roles = [..] }`.
+//! `"optional"`, `"required"`, `"deny"`, or a table with at most one of `any_role = [..]` /
+//! `all_roles = [..]` and an optional `clients = [..]` (the token's `client_id` must be one of them,
+//! see [`Rule::clients`](crate::Rule::clients); `{ clients = [..] }` alone means a valid token of one
+//! of those clients).
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -206,7 +211,8 @@ impl Policy {
 }
 
 const ACCESSES: &str = "expected \"public\", \"optional\", \"required\", \"deny\", \
-                        { any_role = [...] } or { all_roles = [...] }";
+                        { any_role = [...] } or { all_roles = [...] }, each table optionally with \
+                        clients = [...], or { clients = [...] }";
 
 /// One access value → a rule.
 fn rule_from(value: &toml::Value) -> Result<Rule, String> {
@@ -219,23 +225,39 @@ fn rule_from(value: &toml::Value) -> Result<Rule, String> {
             other => Err(format!("unknown access {other:?} ({ACCESSES})")),
         },
         toml::Value::Table(t) => {
-            let mut entries = t.iter();
-            let (Some((key, roles)), None) = (entries.next(), entries.next()) else {
-                return Err(format!("a role rule has exactly one key ({ACCESSES})"));
-            };
-            let roles =
-                roles_from(roles).ok_or_else(|| format!("{key} must be a list of role names"))?;
-            match key.as_str() {
-                "any_role" => Ok(Rule::any_role(roles)),
-                "all_roles" => Ok(Rule::all_roles(roles)),
-                other => Err(format!("unknown key {other:?} ({ACCESSES})")),
+            let mut roles: Option<Rule> = None;
+            let mut clients: Option<Vec<String>> = None;
+            for (key, value) in t {
+                let names =
+                    || names_from(value).ok_or_else(|| format!("{key} must be a list of names"));
+                let role_rule = match key.as_str() {
+                    "any_role" => Rule::any_role(names()?),
+                    "all_roles" => Rule::all_roles(names()?),
+                    "clients" => {
+                        clients = Some(names()?);
+                        continue;
+                    }
+                    other => return Err(format!("unknown key {other:?} ({ACCESSES})")),
+                };
+                if roles.replace(role_rule).is_some() {
+                    return Err(format!(
+                        "any_role and all_roles exclude each other ({ACCESSES})"
+                    ));
+                }
+            }
+            match (roles, clients) {
+                (Some(rule), None) => Ok(rule),
+                (Some(rule), Some(clients)) => Ok(rule.with_clients(clients)),
+                (None, Some(clients)) => Ok(Rule::clients(clients)),
+                (None, None) => Err(format!("an empty table is no access ({ACCESSES})")),
             }
         }
         _ => Err(ACCESSES.to_owned()),
     }
 }
 
-fn roles_from(value: &toml::Value) -> Option<Vec<String>> {
+/// A list of role or client names.
+fn names_from(value: &toml::Value) -> Option<Vec<String>> {
     value
         .as_array()?
         .iter()

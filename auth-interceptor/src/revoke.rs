@@ -1,7 +1,11 @@
 //! Optional revocation check: asks the auth server's `Validate` RPC whether a token's session and user
 //! are still active, for methods whose rule says [`Rule::revalidate`](crate::Rule::revalidate).
 //!
-//! Answers are cached briefly (default 5 s, bounded) by token hash. If the auth server cannot be
+//! Each question names the audience the service verified the token for (`ValidateRequest.audience`,
+//! the first of the verifier's audiences that the token's `aud` contains), so the auth server judges
+//! the token for this service and not for the deployment's default audience.
+//!
+//! Answers are cached briefly (default 5 s, bounded) by the hash of the token and that audience. If the auth server cannot be
 //! reached the request fails closed with `UNAVAILABLE`.
 //!
 //! The answers live in a `quick_cache` sharded cache, like the verified-token cache; their age is
@@ -11,7 +15,7 @@ use std::time::Duration;
 
 use auth_proto::v1::ValidateRequest;
 use auth_proto::v1::auth_service_client::AuthServiceClient;
-use aws_lc_rs::digest::{SHA256, digest};
+use aws_lc_rs::digest::SHA256;
 use tokio::time::Instant;
 use tonic::transport::Channel;
 
@@ -82,17 +86,17 @@ impl RevocationChecker {
         }
     }
 
-    /// Ok when the auth server says the (already locally verified) token is still valid.
-    pub async fn check(&self, token: &str) -> Result<(), AuthError> {
-        let mut key: TokenHash = [0u8; 32];
-        key.copy_from_slice(digest(&SHA256, token.as_bytes()).as_ref());
+    /// Ok when the auth server says the (already locally verified) token is still valid for
+    /// `audience` (the calling service's own; empty: the auth server's default audience).
+    pub async fn check(&self, token: &str, audience: &str) -> Result<(), AuthError> {
+        let key = answer_key(token, audience);
         let valid = match self.cached(&key) {
             Some(v) => v,
             None => {
                 let mut client = self.client.clone();
                 let call = client.validate(ValidateRequest {
                     access_token: token.to_owned(),
-                    audience: String::new(),
+                    audience: audience.to_owned(),
                 });
                 match tokio::time::timeout(self.timeout, call).await {
                     Ok(Ok(resp)) => {
@@ -117,6 +121,18 @@ impl RevocationChecker {
             Err(AuthError::Revoked)
         }
     }
+}
+
+/// The cache key of an answer: SHA-256 over the audience, a separator no audience contains, and the
+/// token, so the same token asked for two audiences gets two answers.
+fn answer_key(token: &str, audience: &str) -> TokenHash {
+    let mut ctx = aws_lc_rs::digest::Context::new(&SHA256);
+    ctx.update(audience.as_bytes());
+    ctx.update(&[0]);
+    ctx.update(token.as_bytes());
+    let mut key: TokenHash = [0u8; 32];
+    key.copy_from_slice(ctx.finish().as_ref());
+    key
 }
 
 #[cfg(test)]
@@ -151,5 +167,15 @@ mod tests {
         let off = checker(Duration::ZERO);
         off.remember(key, true);
         assert_eq!(off.cached(&key), None);
+    }
+
+    #[test]
+    fn answers_are_kept_per_audience() {
+        let t = "header.payload.signature";
+        assert_ne!(answer_key(t, "orders"), answer_key(t, "payments"));
+        assert_ne!(answer_key(t, ""), answer_key(t, "orders"));
+        // The separator keeps (audience, token) pairs apart.
+        assert_ne!(answer_key("b.c", "a"), answer_key("c", "a\0b."));
+        assert_eq!(answer_key(t, "orders"), answer_key(t, "orders"));
     }
 }

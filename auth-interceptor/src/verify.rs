@@ -5,8 +5,9 @@
 //! exactly three non-empty segments, each strict base64url; no `crit`, `jku`, `jwk`, `x5u` or `x5c`
 //! header; `typ: at+jwt`; a `kid` that names a known key; the header `alg` equal to that key's one
 //! algorithm; the signature; then the claims, strictly typed (`exp`, `nbf`, `iat` integers; `iss`, `sub`,
-//! `jti`, `sid` non-empty strings; no duplicate members): `iss` equal to ours, `aud` containing one of
-//! ours, `nbf`/`iat` not in the future, `exp` not past (with leeway), a bounded lifetime. Claims are only
+//! `jti` non-empty strings, and `sid`, `username` non-empty on user tokens; `token_use` absent or
+//! `"service"`; no duplicate members): `iss` equal to ours, `aud` containing one of ours (or the one
+//! audience a caller asks for, [`Verifier::verify_with_kid_for`]), `nbf`/`iat` not in the future, `exp` not past (with leeway), a bounded lifetime. Claims are only
 //! parsed after the signature verified.
 
 use std::borrow::Cow;
@@ -17,7 +18,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 
-use crate::claims::{Audience, Claims};
+use crate::claims::{Audience, Claims, TokenKind};
 use crate::keys::KeySet;
 
 /// Default cap on the size of an access token, in bytes. Ours are well under 1 KiB.
@@ -125,16 +126,43 @@ struct WireClaims {
     iat: u64,
     nbf: u64,
     jti: String,
+    #[serde(default)]
     sid: String,
     #[serde(default)]
     roles: Vec<String>,
+    #[serde(default)]
     username: String,
     client_id: String,
+    #[serde(default, rename = "token_use")]
+    kind: TokenKind,
+}
+
+/// The audiences a token must name one of.
+#[derive(Debug, Clone, Copy)]
+pub enum AudienceCheck<'a> {
+    /// The configured [`VerifierConfig::audiences`].
+    Configured,
+    /// Exactly this one (a caller that says which service it is, e.g. `Validate` with an audience).
+    Only(&'a str),
+}
+
+impl AudienceCheck<'_> {
+    /// True when `aud` names an accepted audience.
+    pub fn accepts(&self, config: &VerifierConfig, aud: &Audience) -> bool {
+        match self {
+            AudienceCheck::Configured => config.audiences.iter().any(|ours| aud.contains(ours)),
+            AudienceCheck::Only(one) => aud.contains(one),
+        }
+    }
 }
 
 impl WireClaims {
     /// Checks `iss` and `aud` against the configuration and converts.
-    fn into_claims(self, config: &VerifierConfig) -> Result<Claims, VerifyError> {
+    fn into_claims(
+        self,
+        config: &VerifierConfig,
+        audience: AudienceCheck<'_>,
+    ) -> Result<Claims, VerifyError> {
         let iss = match self.iss {
             Some(serde_json::Value::String(iss)) if iss == config.issuer => iss,
             _ => return Err(VerifyError::WrongIssuer),
@@ -151,7 +179,7 @@ impl WireClaims {
             ),
             _ => return Err(VerifyError::WrongAudience),
         };
-        if !config.audiences.iter().any(|ours| aud.contains(ours)) {
+        if !audience.accepts(config, &aud) {
             return Err(VerifyError::WrongAudience);
         }
         Ok(Claims {
@@ -166,6 +194,7 @@ impl WireClaims {
             roles: self.roles,
             username: self.username,
             client_id: self.client_id,
+            kind: self.kind,
         })
     }
 }
@@ -260,6 +289,18 @@ impl Verifier {
         token: &str,
         now: u64,
     ) -> Result<Verified, VerifyError> {
+        self.verify_with_kid_for(keys, token, now, AudienceCheck::Configured)
+    }
+
+    /// [`Verifier::verify_with_kid`] with the audience rule given by the caller: the configured
+    /// audiences, or exactly one audience (every other rule is the configuration's).
+    pub fn verify_with_kid_for(
+        &self,
+        keys: &KeySet,
+        token: &str,
+        now: u64,
+        audience: AudienceCheck<'_>,
+    ) -> Result<Verified, VerifyError> {
         let (raw, segments) = self.split(token)?;
         let (kid, alg) = check_header(&raw)?;
         let key = keys.get(&kid).ok_or(VerifyError::UnknownKey)?;
@@ -282,8 +323,14 @@ impl Verifier {
             .map_err(|_| VerifyError::Malformed("encoding"))?;
         let wire: WireClaims =
             serde_json::from_slice(&payload).map_err(|_| VerifyError::Malformed("claims"))?;
-        let claims = wire.into_claims(&self.config)?;
-        if claims.sub.is_empty() || claims.jti.is_empty() || claims.sid.is_empty() {
+        let claims = wire.into_claims(&self.config, audience)?;
+        // A user token names its session and user; a service token has neither (its `sub` is the
+        // account and `client_id` its name).
+        let holder_named = match claims.kind {
+            TokenKind::User => !claims.sid.is_empty() && !claims.username.is_empty(),
+            TokenKind::Service => !claims.client_id.is_empty(),
+        };
+        if claims.sub.is_empty() || claims.jti.is_empty() || !holder_named {
             return Err(VerifyError::Malformed("claims"));
         }
         let leeway = self.config.leeway.as_secs();

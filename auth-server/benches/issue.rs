@@ -70,6 +70,7 @@ fn bench_issue(c: &mut Criterion) {
             roles: user.roles.clone(),
             username: user.username.clone(),
             client_id: "auth-server".into(),
+            kind: auth_interceptor::TokenKind::User,
         };
         let mut header = Header::new(alg);
         header.typ = Some("at+jwt".into());

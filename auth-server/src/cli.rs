@@ -1,4 +1,5 @@
-//! The operator command line: `serve` (the default), `migrate`, `user create` and `keys rotate`.
+//! The operator command line: `serve` (the default), `migrate`, `user create`, `service-account
+//! create` and `keys rotate`.
 
 use std::io::BufRead;
 
@@ -58,6 +59,12 @@ pub enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Manage service accounts (machine identities of IssueServiceToken).
+    ServiceAccount {
+        /// What to do.
+        #[command(subcommand)]
+        command: ServiceAccountCommand,
+    },
     /// Manage signing keys.
     Keys {
         /// What to do.
@@ -86,6 +93,79 @@ pub enum UserCommand {
         #[command(flatten)]
         passwords: PasswordArgs,
     },
+}
+
+/// `auth-server service-account …`
+#[derive(Debug, Subcommand)]
+pub enum ServiceAccountCommand {
+    /// Create a service account; prints its id and its client secret, once.
+    Create(ServiceAccountCreate),
+}
+
+/// `auth-server service-account create NAME --role R --audience A [--description D]`.
+#[derive(Debug, clap::Args)]
+pub struct ServiceAccountCreate {
+    /// The name: the client id it presents to IssueServiceToken.
+    pub name: String,
+    /// Role its tokens carry (repeatable).
+    #[arg(long = "role")]
+    pub roles: Vec<String>,
+    /// Audience it may ask tokens for (repeatable; at least one).
+    #[arg(long = "audience", required = true)]
+    pub audiences: Vec<String>,
+    /// Free text for operators.
+    #[arg(long, default_value = "")]
+    pub description: String,
+    /// Database settings.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Signing keys (the client secret's MAC key is derived from the master key or HS256 secret).
+    #[command(flatten)]
+    pub keys: KeyArgs,
+}
+
+/// A service account created on the command line.
+#[derive(Debug)]
+pub struct CreatedServiceAccount {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its client secret, shown once.
+    pub client_secret: secrecy::SecretString,
+}
+
+/// Creates the service account `cmd` describes, audited as done by `cli`.
+pub async fn create_service_account(
+    cmd: ServiceAccountCreate,
+) -> anyhow::Result<CreatedServiceAccount> {
+    let database = cmd.database.validate().context("invalid configuration")?;
+    let keys = cmd
+        .keys
+        .validate(&database)
+        .context("invalid configuration")?;
+    let secrets = crate::startup::secret_macs(keys)?;
+    let store = open_store(&database).await?;
+    let now = unix_seconds(&SystemClock);
+    let new = crate::service_accounts::NewAccount {
+        name: &cmd.name,
+        roles: &cmd.roles,
+        audiences: &cmd.audiences,
+        description: &cmd.description,
+    };
+    let (account, client_secret) = crate::service_accounts::create(&*store, &secrets, now, new)
+        .await
+        .map_err(describe)?;
+    let entry = Entry::new("service_account.created", Outcome::Success, "local")
+        .actor("cli")
+        .subject(&account.id)
+        .detail(format!("name {}", account.name));
+    crate::audit::record(&*store, now, entry).await;
+    Ok(CreatedServiceAccount {
+        id: account.id,
+        name: account.name,
+        client_secret,
+    })
 }
 
 /// `auth-server keys …`
@@ -167,6 +247,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 user.username,
                 user.id,
                 user.roles.join(", ")
+            );
+            Ok(())
+        }
+        Some(Command::ServiceAccount {
+            command: ServiceAccountCommand::Create(cmd),
+        }) => {
+            let created = create_service_account(cmd).await?;
+            println!(
+                "created service account {} ({})\nclient secret (shown once): {}",
+                created.name,
+                created.id,
+                secrecy::ExposeSecret::expose_secret(&created.client_secret)
             );
             Ok(())
         }

@@ -10,6 +10,9 @@ use crate::store::StoreError;
 
 /// Message for every failed login, whatever the cause (unknown user, wrong password, disabled user).
 pub(crate) const INVALID_CREDENTIALS: &str = "invalid credentials";
+/// Message for every failed `IssueServiceToken`, whatever the cause (unknown client, wrong or expired
+/// secret, disabled account, bad or replayed assertion).
+pub(crate) const INVALID_CLIENT_CREDENTIALS: &str = "invalid client credentials";
 /// Message for every rejected refresh token or bearer token.
 pub(crate) const INVALID_TOKEN: &str = "invalid token";
 
@@ -25,6 +28,15 @@ pub enum AuthError {
     /// Login failed (identical for every cause).
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// A service account failed to authenticate (identical for every cause).
+    #[error("invalid client credentials")]
+    InvalidClientCredentials,
+    /// The service account may not ask tokens for this audience.
+    #[error("audience not allowed")]
+    AudienceNotAllowed,
+    /// The call needs a user's token and was made with a service token; the message names the call.
+    #[error("{0}")]
+    UserTokenRequired(&'static str),
     /// A refresh or bearer token was rejected; the reason is for logs only.
     #[error("invalid token: {0}")]
     InvalidToken(&'static str),
@@ -74,6 +86,13 @@ impl From<AuthError> for Status {
             AuthError::InvalidArgument(msg) => Status::invalid_argument(msg),
             AuthError::Password(refused) => Status::invalid_argument(refused.to_string()),
             AuthError::InvalidCredentials => Status::unauthenticated(INVALID_CREDENTIALS),
+            AuthError::InvalidClientCredentials => {
+                Status::unauthenticated(INVALID_CLIENT_CREDENTIALS)
+            }
+            AuthError::AudienceNotAllowed => {
+                Status::permission_denied("this service account may not ask for this audience")
+            }
+            AuthError::UserTokenRequired(msg) => Status::permission_denied(msg),
             AuthError::InvalidToken(reason) => {
                 tracing::debug!(reason, "token rejected");
                 Status::unauthenticated(INVALID_TOKEN)

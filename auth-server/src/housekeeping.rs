@@ -1,6 +1,7 @@
 //! Background work of a running server: the database health probe, and purging expired sessions,
-//! keys, throttle rows and old audit events. (Signing keys are re-read by the key source itself,
-//! `keys::source`, and rotated on schedule by `keys::rotation`.)
+//! keys, spent client-assertion `jti`s past their `exp`, throttle rows and old audit events. (Signing
+//! keys are re-read by the key source itself, `keys::source`, and rotated on schedule by
+//! `keys::rotation`.)
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -35,12 +35,8 @@ impl std::fmt::Debug for NameLabels {
 impl NameLabels {
     /// Derives the label key from the deployment's secret key material.
     pub(crate) fn derive(secret: &[u8]) -> Result<Self, AuthError> {
-        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, SALT).extract(secret);
-        let okm = prk
-            .expand(&[INFO], hmac::HMAC_SHA256)
-            .map_err(|_| AuthError::Internal("label key derivation failed".into()))?;
         Ok(Self {
-            key: hmac::Key::from(okm),
+            key: derive_hmac_key(secret, INFO)?,
         })
     }
 
@@ -57,6 +53,17 @@ impl NameLabels {
     pub(crate) fn unknown(&self, username_key: &str) -> String {
         format!("{UNKNOWN_PREFIX}{}", self.digest(username_key))
     }
+}
+
+/// An HMAC-SHA-256 key for one purpose (`info`, with its version), derived with HKDF-SHA-256 from the
+/// deployment's secret key material: keys of different purposes are independent.
+pub(crate) fn derive_hmac_key(material: &[u8], info: &[u8]) -> Result<hmac::Key, AuthError> {
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, SALT).extract(material);
+    let info = [info];
+    let okm = prk
+        .expand(&info, hmac::HMAC_SHA256)
+        .map_err(|_| AuthError::Internal("key derivation failed".into()))?;
+    Ok(hmac::Key::from(okm))
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The access policy of the server's own RPCs, enforced by the `auth-interceptor` layer (the same policy
-//! engine downstream services use): Login, Refresh, Validate, Logout and GetJwks are public;
+//! engine downstream services use): Login, Refresh, Validate, Logout, GetJwks and IssueServiceToken
+//! are public;
 //! ChangePassword needs a valid token; `AdminService/*` needs the role `admin`; health, reflection and
 //! Envoy's ext_authz `Check` (which judges the token it is asked about itself) are public; anything
 //! else is denied.
@@ -21,12 +22,20 @@ pub(crate) const REGISTERED_SERVICES: [&str; 6] = [
     crate::extauthz::SERVICE_NAME,
 ];
 
-/// The rules of this server's own RPCs: `Login`, `Refresh`, `Validate`, `Logout` and `GetJwks`
-/// public; `ChangePassword` requires a token; `auth.v1.AdminService/*` requires the role `admin`;
+/// The rules of this server's own RPCs: `Login`, `Refresh`, `Validate`, `Logout`, `GetJwks` and
+/// `IssueServiceToken` public; `ChangePassword` requires a token; `auth.v1.AdminService/*` requires the role `admin`;
 /// health, reflection and ext_authz `Check` public; everything else denied.
 fn server_policy() -> Result<Policy, PolicyError> {
     let mut b = Policy::builder().with_health().with_reflection();
-    for m in ["Login", "Refresh", "Validate", "Logout", "GetJwks"] {
+    // IssueServiceToken authenticates its caller itself (a client secret or assertion, no token).
+    for m in [
+        "Login",
+        "Refresh",
+        "Validate",
+        "Logout",
+        "GetJwks",
+        "IssueServiceToken",
+    ] {
         b = b.public(&format!("auth.v1.AuthService/{m}"));
     }
     // Envoy calls Check with no token of its own; the token Check is asked about is in the message.
@@ -60,7 +69,14 @@ mod tests {
     #[test]
     fn server_policy_rules() {
         let p = server_policy().unwrap();
-        for m in ["Login", "Refresh", "Validate", "Logout", "GetJwks"] {
+        for m in [
+            "Login",
+            "Refresh",
+            "Validate",
+            "Logout",
+            "GetJwks",
+            "IssueServiceToken",
+        ] {
             assert_eq!(
                 p.rule_for(&format!("/auth.v1.AuthService/{m}")).access,
                 Access::Public

@@ -119,6 +119,27 @@ pub(crate) async fn start_keys(
     .await?)
 }
 
+/// The MAC key of service accounts' client secrets for `keys`, without starting the key manager
+/// (the operator commands): derived from the master key, or in HS256 mode from the shared secret,
+/// as the server derives it.
+pub(crate) fn secret_macs(
+    keys: KeySettings,
+) -> Result<crate::service_accounts::secret::SecretMacs, ServeError> {
+    let macs = match keys.signing {
+        Signing::SharedSecret(secret) => {
+            crate::service_accounts::secret::SecretMacs::derive(&secret)
+        }
+        Signing::Asymmetric { master, .. } => {
+            let master = match master {
+                MasterKeySource::Configured(master) => master,
+                MasterKeySource::File(path) => master_key_from_file(&path)?,
+            };
+            crate::service_accounts::secret::SecretMacs::derive(master.raw())
+        }
+    };
+    Ok(macs?)
+}
+
 /// Builds the password hasher (which computes its dummy hash) off the async threads, recording hash
 /// durations in `metrics` when given.
 pub(crate) async fn start_hasher(
@@ -164,6 +185,7 @@ pub(crate) async fn build_state(
     let admin_api_refused = keys.admin_api_refused;
     let keys = Arc::new(start_keys(keys, &tokens, store.clone(), unix_seconds(&*clock)).await?);
     let labels = keys.name_labels()?;
+    let secrets = keys.secret_macs()?;
     let key_source = crate::keys::source::start(keys.clone(), clock.clone(), reload_interval)
         .await
         .map_err(|e| AuthError::Internal(e.to_string()))?;
@@ -181,6 +203,8 @@ pub(crate) async fn build_state(
         key_source,
         auth,
         issuer: tokens.issuer,
+        service_tokens: tokens.service,
+        secrets,
         sessions: tokens.sessions,
         clock,
         throttle: crate::throttle::Throttle::new(throttle.policy),

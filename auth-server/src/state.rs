@@ -36,6 +36,10 @@ pub(crate) struct AppState {
     pub auth: AuthLayer,
     /// Access-token issuing.
     pub issuer: AccessTokenIssuer,
+    /// Service-token issuing.
+    pub service_tokens: crate::token::service::ServiceTokenIssuer,
+    /// MACs of service accounts' client secrets.
+    pub secrets: crate::service_accounts::secret::SecretMacs,
     /// Session lifetimes.
     pub sessions: SessionPolicy,
     /// Time.
@@ -115,12 +119,24 @@ impl AppState {
         })
     }
 
-    /// Verifies an access token as the server's layer does (cache, key source with refetch, clock).
-    pub(crate) async fn verify_access_token(
+    /// The clock-skew leeway of verification, seconds (also for client assertions).
+    pub(crate) fn leeway(&self) -> i64 {
+        let leeway = self.auth.authorizer().verifier().config().leeway.as_secs();
+        i64::try_from(leeway).unwrap_or(i64::MAX)
+    }
+
+    /// Verifies an access token as the server's layer does (cache, key source with refetch, clock),
+    /// with the audience rule of the call: the deployment's, or the calling service's own
+    /// (`Validate` with an audience). One cache and one key source for every rule.
+    pub(crate) async fn verify_access_token_for(
         &self,
         token: &str,
+        audience: auth_interceptor::AudienceCheck<'_>,
     ) -> Result<Arc<Claims>, auth_interceptor::AuthError> {
-        self.auth.authorizer().verify_token(token).await
+        self.auth
+            .authorizer()
+            .verify_token_for(token, audience)
+            .await
     }
 
     /// Creates a user with a password and roles (see [`create_user`]).

@@ -60,6 +60,20 @@ impl AttemptKeys {
     }
 }
 
+impl AttemptKeys {
+    /// Keys for a service account's client id (by its label) and the source address, in buckets of
+    /// their own: a client id never shares a bucket with a username (the source bucket is shared, so
+    /// spraying from one address is slowed whatever it targets).
+    pub(crate) fn for_client(labels: &NameLabels, client_id: &str, source_ip: &str) -> Self {
+        let name = labels.digest(client_id);
+        Self {
+            pair: format!("client-pair:{name}|{source_ip}"),
+            account: format!("client:{name}"),
+            source: format!("source:{source_ip}"),
+        }
+    }
+}
+
 /// Why an attempt was refused without checking the password.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Refusal {
@@ -110,39 +124,57 @@ impl Throttle {
         keys: &AttemptKeys,
         now: i64,
     ) -> Result<Result<(), Refusal>, AuthError> {
-        let p = &self.policy;
-        if !p.enabled {
+        if let Err(refusal) = self.check(store, keys, now).await? {
+            return Ok(Err(refusal));
+        }
+        self.count(store, keys, now).await
+    }
+
+    /// Refuses an attempt while one of its keys is locked, counting nothing else (one read when no
+    /// key is locked).
+    pub(crate) async fn check(
+        &self,
+        store: &dyn Store,
+        keys: &AttemptKeys,
+        now: i64,
+    ) -> Result<Result<(), Refusal>, AuthError> {
+        if !self.policy.enabled {
             return Ok(Ok(()));
         }
-        let named = [
-            ("source", &keys.source, p.source_free_failures, p.max_delay),
-            (
-                "account",
-                &keys.account,
-                p.account_free_failures,
-                p.account_max_delay,
-            ),
-            ("pair", &keys.pair, p.pair_free_failures, p.max_delay),
-        ];
         let all = [
             keys.source.as_str(),
             keys.account.as_str(),
             keys.pair.as_str(),
         ];
-        if let Some((key, until)) = store.login_lock(all, now).await? {
-            let refused = store.note_login_refused(&key).await?;
-            let lock = named
-                .iter()
-                .find(|(_, k, _, _)| **k == key)
-                .map_or("source", |(name, ..)| *name);
-            return Ok(Err(Refusal {
-                retry_after: until - now,
-                lock,
-                audit_count: worth_auditing(refused).then_some(refused),
-            }));
+        let Some((key, until)) = store.login_lock(all, now).await? else {
+            return Ok(Ok(()));
+        };
+        let refused = store.note_login_refused(&key).await?;
+        let lock = self
+            .named(keys)
+            .iter()
+            .find(|(_, k, _, _)| **k == key)
+            .map_or("source", |(name, ..)| *name);
+        Ok(Err(Refusal {
+            retry_after: until - now,
+            lock,
+            audit_count: worth_auditing(refused).then_some(refused),
+        }))
+    }
+
+    /// Counts one failure (or reserved attempt) against every key of `keys`, locking a key that
+    /// reaches its threshold. A refusal means a concurrent attempt locked a key first.
+    pub(crate) async fn count(
+        &self,
+        store: &dyn Store,
+        keys: &AttemptKeys,
+        now: i64,
+    ) -> Result<Result<(), Refusal>, AuthError> {
+        if !self.policy.enabled {
+            return Ok(Ok(()));
         }
-        let window_start = now.saturating_sub(p.window);
-        for (lock, key, free, max_delay) in named {
+        let window_start = now.saturating_sub(self.policy.window);
+        for (lock, key, free, max_delay) in self.named(keys) {
             let rule = AttemptRule {
                 free,
                 max_delay,
@@ -159,6 +191,21 @@ impl Throttle {
             }
         }
         Ok(Ok(()))
+    }
+
+    /// The keys of an attempt with their names and rules.
+    fn named<'k>(&self, keys: &'k AttemptKeys) -> [(&'static str, &'k String, i64, i64); 3] {
+        let p = &self.policy;
+        [
+            ("source", &keys.source, p.source_free_failures, p.max_delay),
+            (
+                "account",
+                &keys.account,
+                p.account_free_failures,
+                p.account_max_delay,
+            ),
+            ("pair", &keys.pair, p.pair_free_failures, p.max_delay),
+        ]
     }
 
     /// A successful login forgets the pair's and the account's failures, and takes back the one it

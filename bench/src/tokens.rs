@@ -112,6 +112,7 @@ impl BenchKey {
             roles: vec!["orders:read".into()],
             username: format!("user-{sub}"),
             client_id: "auth-server".into(),
+            kind: auth_interceptor::TokenKind::User,
         };
         let mut header = Header::new(self.alg);
         header.typ = Some(auth_interceptor::ACCESS_TOKEN_TYP.into());

@@ -1,15 +1,18 @@
 //! The intercepted service of the suite: a `demo.v1.GreeterService` served on `127.0.0.1:0` behind
 //! `auth_interceptor::Authorizer::layer()`, its keys fetched from a running [`TestServer`]'s `GetJwks`
-//! or given ([`GreeterServer::start_with_keys`]).
+//! or given ([`GreeterServer::start_with_keys`]); [`GreeterServer::start_as`] starts one verifying
+//! with its own audience on the auth server's clock, for service-to-service scenarios.
 //! Policy: SayHello public, WhoAmI and StreamHello need a token, AdminHello needs the role `admin`,
 //! health public, everything else denied.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use auth_interceptor::GrpcJwksFetcher;
 use auth_interceptor::{
-    Authorizer, JwksSource, JwksSourceConfig, KeySource, Policy, Verifier, VerifierConfig,
+    Authorizer, JwksSource, JwksSourceConfig, KeySource, Policy, RevocationChecker, Verifier,
+    VerifierConfig,
 };
 use auth_proto::demo::greeter_service_client::GreeterServiceClient;
 use auth_proto::demo::greeter_service_server::GreeterServiceServer;
@@ -99,9 +102,40 @@ impl GreeterServer {
 
     /// Starts a greeter trusting `keys` and enforcing `policy` (e.g. `Policy::load` of a file).
     pub async fn start_with_policy(keys: impl KeySource, policy: Policy) -> Self {
-        let auth_layer = Authorizer::new(Verifier::new(verifier_config()), keys)
-            .layer(policy)
-            .expect("layer");
+        Self::serve(
+            Authorizer::new(Verifier::new(verifier_config()), keys),
+            policy,
+        )
+        .await
+    }
+
+    /// Starts a greeter that is the service `audience` (its verifier accepts only tokens for that
+    /// audience, as `VerifierConfig::new(issuer, audience)` in a downstream service), trusting `auth`'s
+    /// keys, reading `auth`'s clock (so tokens issued after the test advanced it are not from the
+    /// future), and enforcing `policy`; rules marked `revalidate` ask `auth`'s `Validate` on every
+    /// call (answers not cached).
+    pub async fn start_as(auth: &TestServer, audience: &str, policy: Policy) -> Self {
+        let keys = JwksSource::start(
+            GrpcJwksFetcher::new(auth.channel()),
+            JwksSourceConfig::default(),
+        );
+        keys.wait_for_keys(Duration::from_secs(10))
+            .await
+            .expect("greeter got the auth server's keys");
+        let mut vc = verifier_config();
+        vc.audiences = vec![audience.to_owned()];
+        let mut authorizer =
+            Authorizer::new(Verifier::new(vc), keys).with_clock(Arc::new(auth.clock.clone()));
+        if policy.uses_revalidation() {
+            authorizer = authorizer.with_revocation_check(
+                RevocationChecker::new(auth.channel()).with_ttl(Duration::ZERO),
+            );
+        }
+        Self::serve(authorizer, policy).await
+    }
+
+    async fn serve(authorizer: Authorizer, policy: Policy) -> Self {
+        let auth_layer = authorizer.layer(policy).expect("layer");
         let (reporter, health) = tonic_health::server::health_reporter();
         reporter
             .set_serving::<GreeterServiceServer<Greeter>>()

@@ -25,6 +25,8 @@
 //! - [`exposition`]: a strict parser of the `/metrics` text formats.
 //! - [`policy_cases`]: the shipped policy file's decision table, shared by the ext_authz and layer
 //!   scenarios, and the Envoy `Check` client.
+//! - [`service_accounts`]: creating service accounts, their tokens (secret or signed assertion) and
+//!   `Validate` with an audience.
 
 // Test support code: a failed expectation is a failed test, and panicking with a message is the point.
 // Each test binary uses only part of it.
@@ -39,6 +41,7 @@ pub mod forge;
 pub mod greeter;
 pub mod harness;
 pub mod policy_cases;
+pub mod service_accounts;
 pub mod side_port;
 pub mod tokens;
 
@@ -47,5 +50,5 @@ pub mod tokens;
 #[allow(unused_imports)]
 pub use {
     assertions::*, clients::*, cluster::PgCluster, database::*, exposition::*, forge::*,
-    greeter::*, harness::*, policy_cases::*, side_port::*, tokens::*,
+    greeter::*, harness::*, policy_cases::*, service_accounts::*, side_port::*, tokens::*,
 };

@@ -1,7 +1,9 @@
 //! One policy file, two enforcers: the decisions the shipped `deploy/extauthz-policy.toml` must give
 //! for a table of (method, caller) cases, checked once through the auth server's Envoy ext_authz
 //! `Check` and once through an `auth_interceptor` layer that loaded the same file — so both answer
-//! alike — plus the Envoy `CheckRequest` builder and client of the ext_authz scenarios.
+//! alike — plus the Envoy `CheckRequest` builder and client of the ext_authz scenarios. A second
+//! file, [`CLIENTS_POLICY`], and its table [`CLIENT_CASES`] do the same for rules that name the
+//! calling service accounts (`clients = [..]`).
 
 use std::net::SocketAddr;
 
@@ -12,6 +14,8 @@ use envoy_types::pb::envoy::service::auth::v3::authorization_client::Authorizati
 use tonic::Code;
 use tonic::transport::Channel;
 
+use super::clients::raw_unary;
+use super::greeter::GreeterServer;
 use super::harness::{TestServer, bounded};
 
 /// The example policy shipped for the demo greeter.
@@ -33,6 +37,10 @@ pub enum Caller {
     User,
     /// The bootstrap admin (role `admin`).
     Admin,
+    /// The service account `payments` (role `refunds`), with a token for the deployment's audience.
+    Payments,
+    /// The service account `billing` (role `refunds` too), with a token for the same audience.
+    Billing,
 }
 
 /// The tokens of a [`Caller`]'s calls against one server.
@@ -42,16 +50,35 @@ pub struct Callers {
     pub user: String,
     /// The admin.
     pub admin: String,
+    /// A service token of `payments`.
+    pub payments: String,
+    /// A service token of `billing`.
+    pub billing: String,
 }
 
 impl Callers {
-    /// Logs in the admin and a role-less user `carol` (created here) on `s`.
+    /// Logs in the admin and a role-less user `carol` (created here) on `s`, and gets tokens for the
+    /// service accounts `payments` and `billing` (created here, role `refunds`, audience
+    /// `internal`: the server's default, which the greeter and ext_authz verify).
     pub async fn log_in(s: &TestServer) -> Self {
         let admin = s.admin_token().await;
         s.create_user(&admin, "carol", "carol-password-0123", &[])
             .await;
         let user = s.login("carol", "carol-password-0123").await.access_token;
-        Self { user, admin }
+        let mut service = Vec::new();
+        for name in ["payments", "billing"] {
+            let (_, secret) = s
+                .create_service_account(&admin, name, &["refunds"], &["internal"])
+                .await;
+            service.push(s.service_token(name, &secret, "internal").await);
+        }
+        let [payments, billing] = <[String; 2]>::try_from(service).expect("two tokens");
+        Self {
+            user,
+            admin,
+            payments,
+            billing,
+        }
     }
 
     /// The `authorization` value `caller` sends, if any.
@@ -62,6 +89,8 @@ impl Callers {
             Caller::Basic => Some("Basic Y2Fyb2w6cGFzc3dvcmQ=".into()),
             Caller::User => Some(format!("Bearer {}", self.user)),
             Caller::Admin => Some(format!("Bearer {}", self.admin)),
+            Caller::Payments => Some(format!("Bearer {}", self.payments)),
+            Caller::Billing => Some(format!("Bearer {}", self.billing)),
         }
     }
 }
@@ -97,6 +126,8 @@ pub const CASES: &[(&str, Caller, Code)] = &[
     ),
     ("/demo.v1.GreeterService/WhoAmI", Caller::User, Code::Ok),
     ("/demo.v1.GreeterService/WhoAmI", Caller::Admin, Code::Ok),
+    // A service token is a valid token too; its roles are checked like a user's.
+    ("/demo.v1.GreeterService/WhoAmI", Caller::Payments, Code::Ok),
     (
         "/demo.v1.GreeterService/AdminHello",
         Caller::Anonymous,
@@ -116,6 +147,11 @@ pub const CASES: &[(&str, Caller, Code)] = &[
         "/demo.v1.GreeterService/AdminHello",
         Caller::Admin,
         Code::Ok,
+    ),
+    (
+        "/demo.v1.GreeterService/AdminHello",
+        Caller::Payments,
+        Code::PermissionDenied,
     ),
     // A method the greeter does not have: still the service rule.
     (
@@ -147,7 +183,129 @@ pub const CASES: &[(&str, Caller, Code)] = &[
         Caller::Admin,
         Code::PermissionDenied,
     ),
+    (
+        "/demo.v1.OtherService/Call",
+        Caller::Payments,
+        Code::PermissionDenied,
+    ),
 ];
+
+/// A policy whose rules name the calling service accounts: WhoAmI for `payments` and `billing`,
+/// AdminHello for `payments` with the role `refunds`, StreamHello for `payments` with the role
+/// `admin` (which it lacks). A user's token never matches a client rule.
+pub const CLIENTS_POLICY: &str = r#"presets = ["health"]
+
+[methods]
+"demo.v1.GreeterService/SayHello" = "public"
+"demo.v1.GreeterService/WhoAmI" = { clients = ["payments", "billing"] }
+"demo.v1.GreeterService/AdminHello" = { any_role = ["refunds"], clients = ["payments"] }
+"demo.v1.GreeterService/StreamHello" = { all_roles = ["admin"], clients = ["payments"] }
+"#;
+
+/// (gRPC path, caller, the code [`CLIENTS_POLICY`] gives).
+pub const CLIENT_CASES: &[(&str, Caller, Code)] = &[
+    (
+        "/demo.v1.GreeterService/SayHello",
+        Caller::Billing,
+        Code::Ok,
+    ),
+    (
+        "/demo.v1.GreeterService/WhoAmI",
+        Caller::Anonymous,
+        Code::Unauthenticated,
+    ),
+    (
+        "/demo.v1.GreeterService/WhoAmI",
+        Caller::Garbage,
+        Code::Unauthenticated,
+    ),
+    ("/demo.v1.GreeterService/WhoAmI", Caller::Payments, Code::Ok),
+    ("/demo.v1.GreeterService/WhoAmI", Caller::Billing, Code::Ok),
+    // Users are not clients, not even the admin.
+    (
+        "/demo.v1.GreeterService/WhoAmI",
+        Caller::User,
+        Code::PermissionDenied,
+    ),
+    (
+        "/demo.v1.GreeterService/WhoAmI",
+        Caller::Admin,
+        Code::PermissionDenied,
+    ),
+    (
+        "/demo.v1.GreeterService/AdminHello",
+        Caller::Payments,
+        Code::Ok,
+    ),
+    // The role is there, the client is not.
+    (
+        "/demo.v1.GreeterService/AdminHello",
+        Caller::Billing,
+        Code::PermissionDenied,
+    ),
+    (
+        "/demo.v1.GreeterService/AdminHello",
+        Caller::Anonymous,
+        Code::Unauthenticated,
+    ),
+    // The client is there, the role is not.
+    (
+        "/demo.v1.GreeterService/StreamHello",
+        Caller::Payments,
+        Code::PermissionDenied,
+    ),
+    (
+        "/demo.v1.GreeterService/StreamHello",
+        Caller::Admin,
+        Code::PermissionDenied,
+    ),
+    // No rule: denied to every caller.
+    (
+        "/demo.v1.GreeterService/Nope",
+        Caller::Payments,
+        Code::PermissionDenied,
+    ),
+];
+
+/// Asserts that `greeter`'s layer decides every case of `cases` as listed (calls with an empty body;
+/// a call the layer lets through is a decision `Ok` whatever the method answers).
+pub async fn assert_layer_decides(
+    greeter: &GreeterServer,
+    callers: &Callers,
+    cases: &[(&str, Caller, Code)],
+) {
+    for (path, caller, expected) in cases {
+        let auth = callers.authorization(*caller);
+        let result = raw_unary(greeter.channel(), path, Vec::new(), |m| {
+            if let Some(a) = &auth {
+                m.insert("authorization", a.parse().expect("ascii"));
+            }
+        })
+        .await;
+        let code = result.err().map_or(Code::Ok, |status| status.code());
+        assert_eq!(
+            as_decision(code),
+            *expected,
+            "{path} as {caller:?}: the layer answered {code:?}"
+        );
+    }
+}
+
+/// Asserts that the ext_authz `Check` of `s` decides every case of `cases` as listed.
+pub async fn assert_extauthz_decides(
+    s: &TestServer,
+    callers: &Callers,
+    cases: &[(&str, Caller, Code)],
+) {
+    let client = extauthz_client(s.addr);
+    for (path, caller, expected) in cases {
+        let auth = callers.authorization(*caller);
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("authorization", a.as_str())).collect();
+        let r = check(&client, check_request(path, &headers)).await;
+        assert_eq!(check_code(&r), *expected, "{path} as {caller:?}: {r:?}");
+    }
+}
 
 /// The code a layer-protected call ended with, as a policy decision: the refusals the layer makes
 /// (16, 7, 14) as they are; anything else means the call got past the layer.

@@ -1,4 +1,7 @@
-//! A [`TokenSource`] for a service account: `Login`, then `Refresh` ahead of expiry.
+//! A [`TokenSource`] for a user account: `Login`, then `Refresh` ahead of expiry. A service calling
+//! other services should be a service account instead, with
+//! [`ServiceTokenSource`](super::ServiceTokenSource): short-lived tokens for one audience, no
+//! password and no 30-day refresh family.
 //!
 //! Token ages are measured on Tokio's clock (`tokio::time::Instant`), so tests under
 //! `tokio::time::pause()` can move a token to its refresh point without sleeping.

@@ -1,7 +1,10 @@
 //! Client side: attach `authorization: Bearer …` to outgoing calls from a [`TokenSource`].
 //!
 //! - [`StaticToken`]: a fixed token.
-//! - [`LoginTokenSource`]: logs a service account in through `AuthService/Login`, refreshes through
+//! - [`ServiceTokenSource`]: a service account's token for one audience from
+//!   `AuthService/IssueServiceToken` ([`ServiceCredentials`]: a client secret or a signing key),
+//!   renewed ahead of expiry (single-flight), with jittered backoff while the auth server is away.
+//! - [`LoginTokenSource`]: logs a user in through `AuthService/Login`, refreshes through
 //!   `AuthService/Refresh` ahead of expiry (single-flight), and logs in again if the refresh token is
 //!   rejected.
 //! - [`ClientAuthLayer`]: the tower layer that puts the token on every request of a channel.
@@ -9,8 +12,9 @@
 //!   token and runs it once more. The layer itself never retries: a request body is a stream that
 //!   cannot be replayed, so only the caller can rebuild the request.
 //!
-//! Time here (a token's refresh point and expiry, call timeouts) is Tokio's clock, so tests under
-//! `tokio::time::pause()` move it with `tokio::time::advance`.
+//! Time in [`LoginTokenSource`] (a token's refresh point and expiry, call timeouts) is Tokio's clock,
+//! so tests under `tokio::time::pause()` move it with `tokio::time::advance`; [`ServiceTokenSource`]
+//! reads an injected [`Clock`](crate::Clock).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,11 +22,18 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use tonic::{Code, Status};
 
+mod backoff;
+mod credentials;
 mod layer;
 mod login;
+mod service;
 
+pub use credentials::{ASSERTION_TTL_SECS, AssertionKey, CredentialsError, ServiceCredentials};
 pub use layer::{ClientAuth, ClientAuthLayer};
 pub use login::{LoginTokenSource, LoginTokenSourceConfig};
+/// Re-export of the `secrecy` type holding client secrets and private keys.
+pub use secrecy::SecretString;
+pub use service::{ServiceTokenSource, ServiceTokenSourceConfig};
 
 /// Supplies the access token for outgoing calls.
 pub trait TokenSource: Send + Sync + 'static {

@@ -60,6 +60,24 @@ pub fn claims_at(sub: &str, roles: &[&str], iat: u64, ttl: u64) -> Value {
     })
 }
 
+/// Claims of a valid service token (`"token_use": "service"`, no `sid`, no `username`) for the
+/// account `sub` named `client_id`, for the one audience `aud`, issued now and expiring in 300 s.
+pub fn service_claims(sub: &str, client_id: &str, aud: &str, roles: &[&str]) -> Value {
+    let iat = unix_now();
+    json!({
+        "iss": ISSUER,
+        "sub": sub,
+        "aud": aud,
+        "exp": iat + 300,
+        "iat": iat,
+        "nbf": iat,
+        "jti": uuid_like(),
+        "roles": roles,
+        "client_id": client_id,
+        "token_use": crate::SERVICE_TOKEN_USE,
+    })
+}
+
 fn uuid_like() -> String {
     let mut b = [0u8; 16];
     aws_lc_rs::rand::fill(&mut b).unwrap();

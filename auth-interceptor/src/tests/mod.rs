@@ -5,3 +5,4 @@ mod expiry;
 mod forgery;
 mod keys;
 mod policy;
+mod service_tokens;

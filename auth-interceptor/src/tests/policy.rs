@@ -45,6 +45,94 @@ fn invalid_and_duplicate_patterns() {
     assert!(Policy::builder().any_role("a.B/C", none).build().is_err());
 }
 
+/// Verified claims of a service token issued to `client_id` with `roles`.
+fn claims_of(client_id: &str, roles: &[&str]) -> crate::Claims {
+    let v = crate::testing::service_claims("acct-1", client_id, "orders", roles);
+    serde_json::from_value(v).unwrap()
+}
+
+#[test]
+fn client_rules_admit_only_the_listed_callers() {
+    let refund = Rule::any_role(["refunds"]).with_clients(["payments"]);
+    assert!(refund.permits(&claims_of("payments", &["refunds"])));
+    assert!(
+        !refund.permits(&claims_of("payments", &["reader"])),
+        "role still required"
+    );
+    assert!(
+        !refund.permits(&claims_of("billing", &["refunds"])),
+        "client required"
+    );
+    // Exact, case-sensitive names: no prefix or case folding.
+    assert!(!refund.permits(&claims_of("Payments", &["refunds"])));
+    assert!(!refund.permits(&claims_of("payments2", &["refunds"])));
+    assert!(!refund.permits(&claims_of("", &["refunds"])));
+    let either = Rule::clients(["payments", "billing"]);
+    assert_eq!(either.access, Access::Required);
+    assert!(either.permits(&claims_of("billing", &[])));
+    assert!(!either.permits(&claims_of("auth-server", &["admin"])));
+    // A user token never matches a client rule, even one naming its client_id.
+    let mut user = claims_of("auth-server", &["refunds"]);
+    user.kind = crate::TokenKind::User;
+    assert!(!Rule::clients(["auth-server"]).permits(&user));
+    assert!(Rule::any_role(["refunds"]).permits(&user));
+    // No client list: any caller with the roles.
+    assert!(Rule::any_role(["refunds"]).permits(&claims_of("anyone", &["refunds"])));
+
+    let p = Policy::builder()
+        .clients("pkg.Svc/Refund", ["payments"])
+        .rule(
+            "pkg.Svc/*",
+            Rule::all_roles(["a", "b"]).with_clients(["billing"]),
+        )
+        .build()
+        .unwrap();
+    assert_eq!(
+        p.rule_for("/pkg.Svc/Refund").clients,
+        Some(vec!["payments".to_owned()])
+    );
+    assert!(
+        p.rule_for("/pkg.Svc/X")
+            .permits(&claims_of("billing", &["a", "b"]))
+    );
+    assert!(
+        !p.rule_for("/pkg.Svc/X")
+            .permits(&claims_of("billing", &["a"]))
+    );
+}
+
+#[test]
+fn client_rules_must_list_clients_and_require_a_token() {
+    let none: [&str; 0] = [];
+    assert_eq!(
+        Policy::builder()
+            .clients("a.B/C", none)
+            .build()
+            .unwrap_err(),
+        PolicyError::NoClients("a.B/C".into())
+    );
+    for rule in [Rule::public(), Rule::optional(), Rule::deny()] {
+        assert_eq!(
+            Policy::builder()
+                .rule("a.B/C", rule.with_clients(["p"]))
+                .build()
+                .unwrap_err(),
+            PolicyError::ClientsNeedToken("a.B/C".into())
+        );
+    }
+    assert_eq!(
+        Policy::builder()
+            .default_rule(Rule::public().with_clients(["p"]))
+            .build()
+            .unwrap_err(),
+        PolicyError::ClientsNeedToken("default".into())
+    );
+    Policy::builder()
+        .default_rule(Rule::clients(["p"]))
+        .build()
+        .unwrap();
+}
+
 /// Policy files: the same rules as the builder, and every mistake named by its line.
 mod file {
     use crate::policy::*;
@@ -60,6 +148,8 @@ presets = ["health", "reflection"]
 "/demo.v1.GreeterService/AdminHello" = { any_role = ["admin", "ops"] }
 "demo.v1.GreeterService/Audit" = { all_roles = ["admin", "auditor"] }
 "demo.v1.GreeterService/Get*" = "optional"
+"demo.v1.GreeterService/Refund" = { clients = ["payments"], any_role = ["refunds"] }
+"demo.v1.GreeterService/Sync" = { clients = ["billing", "payments"] }
 "demo.v1.Internal*" = "deny"
 "#;
 
@@ -74,6 +164,11 @@ presets = ["health", "reflection"]
             .any_role("demo.v1.GreeterService/AdminHello", ["admin", "ops"])
             .all_roles("demo.v1.GreeterService/Audit", ["admin", "auditor"])
             .optional("demo.v1.GreeterService/Get*")
+            .rule(
+                "demo.v1.GreeterService/Refund",
+                Rule::any_role(["refunds"]).with_clients(["payments"]),
+            )
+            .clients("demo.v1.GreeterService/Sync", ["billing", "payments"])
             .deny("demo.v1.Internal*")
             .build()
             .unwrap();
@@ -83,6 +178,8 @@ presets = ["health", "reflection"]
             "/demo.v1.GreeterService/AdminHello",
             "/demo.v1.GreeterService/Audit",
             "/demo.v1.GreeterService/GetThing",
+            "/demo.v1.GreeterService/Refund",
+            "/demo.v1.GreeterService/Sync",
             "/demo.v1.InternalService/X",
             "/grpc.health.v1.Health/Check",
             "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
@@ -138,7 +235,7 @@ presets = ["health", "reflection"]
             (
                 "[methods]\n\"a.B/C\" = { any_role = [\"x\"], all_roles = [\"y\"] }\n",
                 2,
-                "exactly one key",
+                "exclude each other",
             ),
             // Unknown access, bad values.
             (
@@ -150,7 +247,7 @@ presets = ["health", "reflection"]
             (
                 "[methods]\n\"a.B/C\" = { any_role = \"admin\" }\n",
                 2,
-                "list of role names",
+                "list of names",
             ),
             ("default = \"allow\"\n", 1, "default: unknown access"),
             (
@@ -180,6 +277,28 @@ presets = ["health", "reflection"]
                 "duplicate rule",
             ),
             ("default = { any_role = [] }\n", 1, "lists no roles"),
+            // Client rules: a list of names, not empty, only on rules that require a token.
+            (
+                "[methods]\n\"a.B/C\" = { clients = \"payments\" }\n",
+                2,
+                "clients must be a list of names",
+            ),
+            (
+                "[methods]\n\"a.B/C\" = { any_role = [\"x\"], client = [\"p\"] }\n",
+                2,
+                "unknown key \"client\"",
+            ),
+            (
+                "[methods]\n\"a.B/C\" = \"public\"\n\"a.B/D\" = { clients = [] }\n",
+                3,
+                "lists no clients",
+            ),
+            (
+                "[methods]\n\"a.B/C\" = {}\n",
+                2,
+                "an empty table is no access",
+            ),
+            ("default = { clients = [] }\n", 1, "lists no clients"),
             // Not TOML at all, or a key given twice (TOML itself refuses it).
             ("[methods]\n\"a.B/C\" = \n", 2, ""),
             (

@@ -322,6 +322,11 @@ async fn revocation_check_asks_validate_and_caches_briefly() {
         .await
         .unwrap();
     assert_eq!(state.validates.load(Ordering::SeqCst), 1);
+    // The service asks about its own audience, not the auth server's default.
+    assert_eq!(
+        *state.validate_audiences.lock().unwrap(),
+        [testing::AUDIENCE]
+    );
     state.revoked.lock().unwrap().insert(tok.clone());
     // Within the answer's 5 s the revocation is not seen yet; after them it is.
     skip(Duration::from_secs(4)).await;

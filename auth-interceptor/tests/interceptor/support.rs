@@ -125,6 +125,18 @@ pub struct AuthState {
     pub refresh_tokens: Mutex<HashMap<String, String>>,
     /// Tokens that Validate reports as revoked.
     pub revoked: Mutex<HashSet<String>>,
+    /// The `audience` of every Validate call, in order.
+    pub validate_audiences: Mutex<Vec<String>>,
+    /// IssueServiceToken: the one service account's client id and secret.
+    pub service_client: String,
+    pub service_secret: String,
+    /// IssueServiceToken: the audiences the account may ask for.
+    pub service_audiences: Vec<String>,
+    /// IssueServiceToken calls, and every request received (its credential and audience).
+    pub issues: AtomicU64,
+    pub issue_requests: Mutex<Vec<IssueServiceTokenRequest>>,
+    /// When set, IssueServiceToken fails with this code.
+    pub issue_fails: Mutex<Option<tonic::Code>>,
     pub password: String,
 }
 
@@ -142,6 +154,13 @@ impl AuthState {
             validates: AtomicU64::new(0),
             refresh_tokens: Mutex::new(HashMap::new()),
             revoked: Mutex::new(HashSet::new()),
+            validate_audiences: Mutex::new(Vec::new()),
+            service_client: "payments".into(),
+            service_secret: "svcsec_test-secret".into(),
+            service_audiences: vec!["orders".into(), "demo".into()],
+            issues: AtomicU64::new(0),
+            issue_requests: Mutex::new(Vec::new()),
+            issue_fails: Mutex::new(None),
             password: "correct horse".into(),
         })
     }
@@ -243,7 +262,9 @@ impl AuthService for TestAuth {
         request: Request<ValidateRequest>,
     ) -> Result<Response<ValidateResponse>, Status> {
         self.0.validates.fetch_add(1, Ordering::SeqCst);
-        let token = request.into_inner().access_token;
+        let r = request.into_inner();
+        self.0.validate_audiences.lock().unwrap().push(r.audience);
+        let token = r.access_token;
         let valid = !self.0.revoked.lock().unwrap().contains(&token);
         Ok(Response::new(ValidateResponse {
             valid,
@@ -280,11 +301,48 @@ impl AuthService for TestAuth {
         Err(Status::unimplemented("not in the test server"))
     }
 
+    /// Checks the client id and, for a secret, the secret (an assertion is taken as is: the tests
+    /// inspect it), then signs a token for the audience asked.
     async fn issue_service_token(
         &self,
-        _: Request<IssueServiceTokenRequest>,
+        request: Request<IssueServiceTokenRequest>,
     ) -> Result<Response<IssueServiceTokenResponse>, Status> {
-        Err(Status::unimplemented("not in the test server"))
+        let s = &self.0;
+        s.issues.fetch_add(1, Ordering::SeqCst);
+        let r = request.into_inner();
+        s.issue_requests.lock().unwrap().push(r.clone());
+        if let Some(code) = *s.issue_fails.lock().unwrap() {
+            return Err(Status::new(code, "issue refused by the test"));
+        }
+        let secret_ok = match &r.credential {
+            Some(issue_service_token_request::Credential::ClientSecret(c)) => {
+                *c == s.service_secret
+            }
+            Some(issue_service_token_request::Credential::ClientAssertion(_)) => true,
+            None => false,
+        };
+        if r.client_id != s.service_client || !secret_ok {
+            return Err(Status::unauthenticated("invalid client credentials"));
+        }
+        if !s.service_audiences.contains(&r.audience) {
+            return Err(Status::permission_denied("audience not allowed"));
+        }
+        let ttl = s.ttl.load(Ordering::Relaxed);
+        let mut claims = claims_at(
+            &format!("acct-{}", r.client_id),
+            &["reader"],
+            unix_now(),
+            ttl,
+        );
+        claims["client_id"] = r.client_id.clone().into();
+        claims["aud"] = r.audience.clone().into();
+        claims["token_use"] = "service".into();
+        let signer = s.signer.lock().unwrap().clone();
+        Ok(Response::new(IssueServiceTokenResponse {
+            access_token: signer.sign(&claims),
+            token_type: "Bearer".into(),
+            expires_in: ttl as i64,
+        }))
     }
 
     type WatchRevocationsStream = tonic::codegen::BoxStream<WatchRevocationsResponse>;

@@ -271,6 +271,8 @@ mod tests {
                 "AUTH_SHUTDOWN_GRACE",
             ),
             ("--hash-queue", "18446744073709551615", "AUTH_HASH_QUEUE"),
+            ("--service-token-ttl", "59", "AUTH_SERVICE_TOKEN_TTL"),
+            ("--service-token-ttl", "3601", "AUTH_SERVICE_TOKEN_TTL"),
             ("--hash-concurrency", "100000", "AUTH_HASH_CONCURRENCY"),
             (
                 "--db-max-connections",
@@ -339,6 +341,20 @@ mod tests {
             .tokens
             .verifier_config();
         assert_eq!(vc.max_lifetime, std::time::Duration::from_secs(7200));
+        // Service tokens living longer than user tokens verify too.
+        let t = parse(&["--access-token-ttl", "60", "--service-token-ttl", "900"])
+            .unwrap()
+            .tokens;
+        assert_eq!(
+            t.verifier_config().max_lifetime,
+            std::time::Duration::from_secs(900)
+        );
+        assert_eq!(t.service.ttl, 900);
+        assert_eq!(
+            t.retired_key_lifetime(),
+            900 + 30,
+            "a retired key outlives service tokens"
+        );
     }
 
     #[test]

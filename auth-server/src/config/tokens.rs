@@ -9,6 +9,7 @@ use clap::Args;
 use super::check::{ConfigError, bad, within};
 use crate::state::SessionPolicy;
 use crate::token::access::AccessTokenIssuer;
+use crate::token::service::ServiceTokenIssuer;
 
 /// Longest session lifetime accepted, seconds (one year).
 const MAX_SESSION_SECS: i64 = 366 * 24 * 3600;
@@ -37,6 +38,10 @@ pub struct TokenArgs {
     #[arg(long, env = "AUTH_REFRESH_ABSOLUTE_TTL", default_value_t = 30 * 24 * 3600)]
     pub refresh_absolute_ttl: i64,
 
+    /// Service-token lifetime (IssueServiceToken), seconds [60..=3600].
+    #[arg(long, env = "AUTH_SERVICE_TOKEN_TTL", default_value_t = 300)]
+    pub service_token_ttl: i64,
+
     /// Clock-skew leeway when verifying tokens, seconds [0..=300].
     #[arg(long, env = "AUTH_LEEWAY", default_value_t = 30)]
     pub leeway: u64,
@@ -47,6 +52,8 @@ pub struct TokenArgs {
 pub struct TokenSettings {
     /// How access tokens are issued.
     pub issuer: AccessTokenIssuer,
+    /// How service tokens are issued.
+    pub service: ServiceTokenIssuer,
     /// Session lifetimes.
     pub sessions: SessionPolicy,
     /// Clock-skew leeway, seconds.
@@ -89,7 +96,18 @@ impl TokenArgs {
             MAX_SESSION_SECS,
             " seconds",
         )?;
+        let service_ttl = within(
+            "AUTH_SERVICE_TOKEN_TTL",
+            self.service_token_ttl,
+            60,
+            3600,
+            " seconds",
+        )?;
         Ok(TokenSettings {
+            service: ServiceTokenIssuer {
+                issuer: self.issuer.clone(),
+                ttl: service_ttl,
+            },
             issuer: AccessTokenIssuer {
                 issuer: self.issuer,
                 audience: self.audience,
@@ -106,18 +124,23 @@ impl TokenArgs {
 
 impl TokenSettings {
     /// The verifier's rules for this server's own tokens: its issuer and audience, its leeway, and no
-    /// token living longer than the server issues them.
+    /// token living longer than the server issues them (user or service tokens, the longer).
     pub fn verifier_config(&self) -> VerifierConfig {
         let mut vc = VerifierConfig::new(self.issuer.issuer.clone(), self.issuer.audience.clone());
         vc.leeway = Duration::from_secs(self.leeway);
-        vc.max_lifetime = Duration::from_secs(self.issuer.ttl.unsigned_abs());
+        vc.max_lifetime = Duration::from_secs(self.longest_token_ttl().unsigned_abs());
         vc
+    }
+
+    /// The longest lifetime of a token this server issues, seconds.
+    pub fn longest_token_ttl(&self) -> i64 {
+        self.issuer.ttl.max(self.service.ttl)
     }
 
     /// How long a retired signing key stays published: until the last token it signed has expired,
     /// leeway included, seconds.
     pub fn retired_key_lifetime(&self) -> i64 {
         // Both bounded at validation (≤ 86400 and ≤ 300): no overflow.
-        self.issuer.ttl + self.leeway as i64
+        self.longest_token_ttl() + self.leeway as i64
     }
 }

@@ -174,6 +174,7 @@ mod tests {
             roles: roles.iter().map(|r| (*r).to_owned()).collect(),
             username: "ann".into(),
             client_id: "auth-server".into(),
+            kind: auth_interceptor::TokenKind::User,
         })
     }
 

@@ -7,7 +7,7 @@
 //! `authorization` header Envoy forwards, by the crate's one RFC 6750 parser; it is verified locally by
 //! the server's own authorizer (verifier, key source, verified-token cache), then its session is
 //! confirmed as `Validate` does (not revoked, user enabled, not older than the user's
-//! `tokens_not_before`), then the rule's roles are checked. [`decision`] turns the outcome into the
+//! `tokens_not_before`), then the rule's roles and clients are checked. [`decision`] turns the outcome into the
 //! Envoy answer.
 
 mod decision;
@@ -94,7 +94,7 @@ impl ExtAuthz {
         }
     }
 
-    /// Token → verified claims → live session → the rule's roles.
+    /// Token → verified claims → live session → the rule's roles and clients.
     async fn verify(
         &self,
         rule: &Rule,
@@ -111,16 +111,16 @@ impl ExtAuthz {
         let now = self.state.now();
         let status = self
             .sessions
-            .status(&*self.state.store, &claims.sid, now)
+            .status(&*self.state.store, &claims, now)
             .await
             .map_err(|e| {
                 tracing::warn!(error = %e, "check: session state unavailable");
                 AuthError::Unavailable
             })?;
-        if !AppState::session_is_live(status.as_ref().as_ref(), &claims, now) {
+        if !status.is_live(&claims, now) {
             return Err(AuthError::Revoked);
         }
-        if !rule.access.permits(&claims) {
+        if !rule.permits(&claims) {
             return Err(AuthError::Forbidden);
         }
         Ok(Some(claims))

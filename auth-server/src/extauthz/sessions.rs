@@ -1,22 +1,25 @@
-//! A small, bounded, short-lived cache of session state for `Check`, so a token used for many calls
-//! does not cost one database read per call. An entry is reused for at most
+//! A small, bounded, short-lived cache of token state for `Check` (a user token's session, a service
+//! token's account), so a token used for many calls does not cost one database read per call. An entry is reused for at most
 //! `AUTH_EXTAUTHZ_SESSION_CACHE_TTL` seconds of the server's clock, so a logout, disable, deletion or
 //! role change reaches `Check` at most that late (0 turns the cache off: every `Check` reads the
 //! database, as `Validate` does). Liveness itself is always judged afresh against the token
-//! (`AppState::session_is_live`): only the row is reused. The revocation view of issue #12 replaces
+//! (`TokenStatus::is_live`): only the row is reused. The revocation view of issue #12 replaces
 //! this cache.
 
 use std::sync::Arc;
 
-use crate::store::{SessionStatus, Store, StoreError};
+use auth_interceptor::Claims;
+
+use crate::liveness::TokenStatus;
+use crate::store::{Store, StoreError};
 
 /// Most sessions kept.
 const CAPACITY: usize = 10_000;
 
-/// A session row (none: no such session) as read at `read_at`.
+/// A session's or account's state as read at `read_at`.
 #[derive(Debug)]
 struct Entry {
-    status: Arc<Option<SessionStatus>>,
+    status: Arc<TokenStatus>,
     read_at: i64,
 }
 
@@ -44,25 +47,26 @@ impl SessionCache {
         }
     }
 
-    /// The state of session `sid` at `now`: a reused row younger than the TTL, or one read from
+    /// The state behind `claims` at `now`: a reused row younger than the TTL, or one read from
     /// `store` (and kept).
     pub(crate) async fn status(
         &self,
         store: &dyn Store,
-        sid: &str,
+        claims: &Claims,
         now: i64,
-    ) -> Result<Arc<Option<SessionStatus>>, StoreError> {
+    ) -> Result<Arc<TokenStatus>, StoreError> {
+        let key = TokenStatus::cache_key(claims);
         if let Some(entries) = &self.entries
-            && let Some(e) = entries.get(sid)
+            && let Some(e) = entries.get(&key)
             && now.saturating_sub(e.read_at) < self.ttl
             && e.read_at <= now
         {
             return Ok(e.status.clone());
         }
-        let status = Arc::new(store.session_status(sid).await?);
+        let status = Arc::new(TokenStatus::read(store, claims).await?);
         if let Some(entries) = &self.entries {
             entries.insert(
-                sid.to_owned(),
+                key,
                 Arc::new(Entry {
                     status: status.clone(),
                     read_at: now,
@@ -102,6 +106,27 @@ mod tests {
         s
     }
 
+    fn user_token(sid: &str) -> Claims {
+        Claims {
+            iss: "auth-server".into(),
+            sub: "u1".into(),
+            aud: auth_interceptor::Audience::One("internal".into()),
+            exp: T0 as u64 + 600,
+            iat: T0 as u64,
+            nbf: T0 as u64,
+            jti: "j".into(),
+            sid: sid.into(),
+            roles: vec![],
+            username: "ann".into(),
+            client_id: "auth-server".into(),
+            kind: auth_interceptor::TokenKind::User,
+        }
+    }
+
+    fn found(status: &TokenStatus) -> bool {
+        matches!(status, TokenStatus::Session(Some(_)))
+    }
+
     async fn open_session(s: &SqliteStore, id: &str) {
         let new = NewSession {
             id: id.into(),
@@ -119,12 +144,13 @@ mod tests {
         let s = store(&dir).await;
         let cache = SessionCache::new(2);
         // Read before the session exists: "no such session" is kept for the TTL too.
-        assert!(cache.status(&s, "s1", T0).await.unwrap().is_none());
+        let t = user_token("s1");
+        assert!(!found(&cache.status(&s, &t, T0).await.unwrap()));
         open_session(&s, "s1").await;
-        assert!(cache.status(&s, "s1", T0 + 1).await.unwrap().is_none());
-        assert!(cache.status(&s, "s1", T0 + 2).await.unwrap().is_some());
+        assert!(!found(&cache.status(&s, &t, T0 + 1).await.unwrap()));
+        assert!(found(&cache.status(&s, &t, T0 + 2).await.unwrap()));
         let off = SessionCache::new(0);
-        assert!(off.status(&s, "s1", T0).await.unwrap().is_some());
+        assert!(found(&off.status(&s, &t, T0).await.unwrap()));
         assert!(off.entries.is_none(), "TTL 0 keeps nothing");
     }
 
@@ -134,7 +160,8 @@ mod tests {
         let s = store(&dir).await;
         let cache = SessionCache::new(10);
         for i in 0..(CAPACITY + 2_000) {
-            cache.status(&s, &format!("sid-{i}"), T0).await.unwrap();
+            let t = user_token(&format!("sid-{i}"));
+            cache.status(&s, &t, T0).await.unwrap();
         }
         let held = cache.entries.as_ref().unwrap().len();
         assert!(held <= CAPACITY, "{held} entries held");

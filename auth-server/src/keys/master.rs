@@ -78,6 +78,11 @@ impl MasterKey {
         crate::labels::NameLabels::derive(self.raw.as_ref())
     }
 
+    /// The raw key, for deriving purpose keys from it (never printed).
+    pub(crate) fn raw(&self) -> &[u8] {
+        self.raw.as_ref()
+    }
+
     /// A fresh random key, base64-encoded (for the zero-config SQLite default).
     pub fn generate_base64() -> Result<Zeroizing<String>, MasterKeyError> {
         let mut raw = Zeroizing::new([0u8; MASTER_KEY_LEN]);

@@ -213,6 +213,23 @@ impl KeyManager {
         }
     }
 
+    /// The key that MACs service accounts' client secrets (see
+    /// [`crate::service_accounts::secret`]): derived like [`KeyManager::name_labels`], for another
+    /// purpose.
+    pub(crate) fn secret_macs(
+        &self,
+    ) -> Result<crate::service_accounts::secret::SecretMacs, AuthError> {
+        crate::service_accounts::secret::SecretMacs::derive(self.key_material())
+    }
+
+    /// The deployment's secret key material: the master key, or in HS256 mode the shared secret.
+    fn key_material(&self) -> &[u8] {
+        match &self.mode {
+            SigningMode::Asymmetric { master, .. } => master.raw(),
+            SigningMode::SharedSecret { secret } => secret.as_slice(),
+        }
+    }
+
     /// The published JWKS document.
     pub fn jwks_json(&self) -> Arc<String> {
         self.jwks_json.load_full()

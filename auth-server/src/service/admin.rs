@@ -25,13 +25,13 @@ const MAX_PAGE_SIZE: i64 = 1000;
 /// The `AdminService` implementation.
 #[derive(Debug, Clone)]
 pub(crate) struct AdminServiceImpl {
-    state: Arc<AppState>,
+    pub(super) state: Arc<AppState>,
 }
 
 /// The authenticated admin making a call, for authorisation and the audit log.
-struct Admin {
-    claims: Claims,
-    peer: String,
+pub(super) struct Admin {
+    pub(super) claims: Claims,
+    pub(super) peer: String,
 }
 
 impl AdminServiceImpl {
@@ -44,13 +44,13 @@ impl AdminServiceImpl {
     /// arrived): the session is live, the token was not issued before the user's last role change,
     /// disable or password change, and the user — as stored now, not as the token remembers — is
     /// enabled and holds the role `admin`. Then splits the request.
-    async fn admin<T>(&self, request: Request<T>) -> Result<(Admin, T), AuthError> {
+    pub(super) async fn admin<T>(&self, request: Request<T>) -> Result<(Admin, T), AuthError> {
         if self.state.admin_api_refused {
             tracing::info!("admin API refused: HS256 mode without AUTH_HS256_ADMIN");
             return Err(AuthError::PermissionDenied);
         }
         let claims = caller(&request)?;
-        require_live_session(&self.state, &claims).await?;
+        require_live_session(&self.state, &claims, "admin calls need a user token").await?;
         let current = self.state.store.user_by_id(&claims.sub).await?;
         if !current.is_some_and(|u| !u.disabled && u.roles.iter().any(|r| r == ADMIN_ROLE)) {
             return Err(AuthError::PermissionDenied);
@@ -71,7 +71,7 @@ impl AdminServiceImpl {
 
 impl AdminServiceImpl {
     /// Records an admin action in the audit trail.
-    async fn audit(&self, admin: &Admin, event: &'static str, subject: &str) {
+    pub(super) async fn audit(&self, admin: &Admin, event: &'static str, subject: &str) {
         let entry = Entry::new(event, Outcome::Success, &admin.peer)
             .actor(&admin.claims.sub)
             .subject(subject);
@@ -109,7 +109,7 @@ fn not_self(admin: &Admin, user_id: &str, what: &'static str) -> Result<(), Auth
 }
 
 /// Validates a requested page size (0 means the default).
-fn page_size(requested: i32) -> Result<i64, AuthError> {
+pub(super) fn page_size(requested: i32) -> Result<i64, AuthError> {
     match i64::from(requested) {
         0 => Ok(DEFAULT_PAGE_SIZE),
         n if (1..=MAX_PAGE_SIZE).contains(&n) => Ok(n),
@@ -120,7 +120,7 @@ fn page_size(requested: i32) -> Result<i64, AuthError> {
 }
 
 /// Decodes an opaque page token (empty: first page).
-fn decode_page_token(token: &str) -> Result<Option<String>, AuthError> {
+pub(super) fn decode_page_token(token: &str) -> Result<Option<String>, AuthError> {
     if token.is_empty() {
         return Ok(None);
     }
@@ -133,11 +133,11 @@ fn decode_page_token(token: &str) -> Result<Option<String>, AuthError> {
 }
 
 /// Encodes a cursor as an opaque page token.
-fn encode_page_token(cursor: &str) -> String {
+pub(super) fn encode_page_token(cursor: &str) -> String {
     URL_SAFE_NO_PAD.encode(cursor)
 }
 
-type Rpc<T> = Result<Response<T>, Status>;
+pub(super) type Rpc<T> = Result<Response<T>, Status>;
 
 #[tonic::async_trait]
 impl AdminService for AdminServiceImpl {
@@ -435,85 +435,65 @@ impl AdminService for AdminServiceImpl {
         }))
     }
 
-    // TODO(issue 11): replaced by the service-account implementation.
+    // Service accounts: the handlers live in `super::service_accounts`.
     async fn create_service_account(
         &self,
-        _request: Request<CreateServiceAccountRequest>,
+        request: Request<CreateServiceAccountRequest>,
     ) -> Rpc<CreateServiceAccountResponse> {
-        Err(Status::unimplemented(
-            "CreateServiceAccount is not implemented yet",
-        ))
+        self.create_service_account_rpc(request).await
     }
     async fn get_service_account(
         &self,
-        _request: Request<GetServiceAccountRequest>,
+        request: Request<GetServiceAccountRequest>,
     ) -> Rpc<GetServiceAccountResponse> {
-        Err(Status::unimplemented(
-            "GetServiceAccount is not implemented yet",
-        ))
+        self.get_service_account_rpc(request).await
     }
     async fn list_service_accounts(
         &self,
-        _request: Request<ListServiceAccountsRequest>,
+        request: Request<ListServiceAccountsRequest>,
     ) -> Rpc<ListServiceAccountsResponse> {
-        Err(Status::unimplemented(
-            "ListServiceAccounts is not implemented yet",
-        ))
+        self.list_service_accounts_rpc(request).await
     }
     async fn update_service_account(
         &self,
-        _request: Request<UpdateServiceAccountRequest>,
+        request: Request<UpdateServiceAccountRequest>,
     ) -> Rpc<UpdateServiceAccountResponse> {
-        Err(Status::unimplemented(
-            "UpdateServiceAccount is not implemented yet",
-        ))
+        self.update_service_account_rpc(request).await
     }
     async fn disable_service_account(
         &self,
-        _request: Request<DisableServiceAccountRequest>,
+        request: Request<DisableServiceAccountRequest>,
     ) -> Rpc<DisableServiceAccountResponse> {
-        Err(Status::unimplemented(
-            "DisableServiceAccount is not implemented yet",
-        ))
+        self.disable_service_account_rpc(request).await
     }
     async fn enable_service_account(
         &self,
-        _request: Request<EnableServiceAccountRequest>,
+        request: Request<EnableServiceAccountRequest>,
     ) -> Rpc<EnableServiceAccountResponse> {
-        Err(Status::unimplemented(
-            "EnableServiceAccount is not implemented yet",
-        ))
+        self.enable_service_account_rpc(request).await
     }
     async fn delete_service_account(
         &self,
-        _request: Request<DeleteServiceAccountRequest>,
+        request: Request<DeleteServiceAccountRequest>,
     ) -> Rpc<DeleteServiceAccountResponse> {
-        Err(Status::unimplemented(
-            "DeleteServiceAccount is not implemented yet",
-        ))
+        self.delete_service_account_rpc(request).await
     }
     async fn rotate_service_account_secret(
         &self,
-        _request: Request<RotateServiceAccountSecretRequest>,
+        request: Request<RotateServiceAccountSecretRequest>,
     ) -> Rpc<RotateServiceAccountSecretResponse> {
-        Err(Status::unimplemented(
-            "RotateServiceAccountSecret is not implemented yet",
-        ))
+        self.rotate_service_account_secret_rpc(request).await
     }
     async fn add_service_account_key(
         &self,
-        _request: Request<AddServiceAccountKeyRequest>,
+        request: Request<AddServiceAccountKeyRequest>,
     ) -> Rpc<AddServiceAccountKeyResponse> {
-        Err(Status::unimplemented(
-            "AddServiceAccountKey is not implemented yet",
-        ))
+        self.add_service_account_key_rpc(request).await
     }
     async fn remove_service_account_key(
         &self,
-        _request: Request<RemoveServiceAccountKeyRequest>,
+        request: Request<RemoveServiceAccountKeyRequest>,
     ) -> Rpc<RemoveServiceAccountKeyResponse> {
-        Err(Status::unimplemented(
-            "RemoveServiceAccountKey is not implemented yet",
-        ))
+        self.remove_service_account_key_rpc(request).await
     }
 }

@@ -1,8 +1,9 @@
-//! `auth.v1.AuthService`: Login, Refresh, Validate, Logout, GetJwks and ChangePassword.
+//! `auth.v1.AuthService`: Login, Refresh, Validate, Logout, GetJwks and ChangePassword
+//! (IssueServiceToken lives in [`super::service_token`]).
 
 use std::sync::Arc;
 
-use auth_interceptor::VerifyError;
+use auth_interceptor::{AudienceCheck, VerifyError};
 use auth_proto::v1::auth_service_server::AuthService;
 use auth_proto::v1::{
     AccessTokenClaims, ChangePasswordRequest, ChangePasswordResponse, GetJwksRequest,
@@ -17,6 +18,7 @@ use super::{admit, caller, source, timestamp};
 use crate::audit::{Entry, Outcome};
 use crate::error::AuthError;
 use crate::http::metrics::{Grant, LoginResult, RevokeReason, ValidationReason, ValidationResult};
+use crate::liveness::TokenStatus;
 use crate::password::Owner;
 use crate::state::AppState;
 use crate::store::{RevokeScope, RotateOutcome};
@@ -165,7 +167,19 @@ impl AuthServiceImpl {
     async fn validate(&self, req: ValidateRequest) -> Result<ValidateResponse, AuthError> {
         let st = &self.state;
         let now = st.now();
-        let claims = match st.verify_access_token(&req.access_token).await {
+        // The calling service's own audience, or the deployment's.
+        let audience = if req.audience.is_empty() {
+            AudienceCheck::Configured
+        } else {
+            AudienceCheck::Only(crate::service_accounts::input::audience(
+                "audience",
+                &req.audience,
+            )?)
+        };
+        let claims = match st
+            .verify_access_token_for(&req.access_token, audience)
+            .await
+        {
             Ok(c) => c,
             Err(auth_interceptor::AuthError::Invalid(e)) => {
                 tracing::debug!(reason = %e, "validate: token rejected");
@@ -179,11 +193,15 @@ impl AuthServiceImpl {
                 return Ok(invalid(InvalidReason::Malformed));
             }
         };
-        let status = st.store.session_status(&claims.sid).await?;
-        if !AppState::session_is_live(status.as_ref(), &claims, now) {
-            tracing::debug!(session_id = %claims.sid, "validate: session not live");
+        let status = TokenStatus::read(&*st.store, &claims).await?;
+        if !status.is_live(&claims, now) {
+            tracing::debug!(subject = %claims.sub, "validate: token no longer live");
             return Ok(invalid(InvalidReason::Revoked));
         }
+        let kind = match claims.kind {
+            auth_interceptor::TokenKind::User => TokenKind::User,
+            auth_interceptor::TokenKind::Service => TokenKind::Service,
+        };
         Ok(ValidateResponse {
             valid: true,
             reason: InvalidReason::Unspecified.into(),
@@ -198,7 +216,7 @@ impl AuthServiceImpl {
                 issue_time: Some(timestamp(claims.iat as i64)),
                 expire_time: Some(timestamp(claims.exp as i64)),
                 client_id: claims.client_id.clone(),
-                kind: TokenKind::User.into(),
+                kind: kind.into(),
             }),
         })
     }
@@ -228,7 +246,7 @@ impl AuthServiceImpl {
         req: ChangePasswordRequest,
     ) -> Result<ChangePasswordResponse, AuthError> {
         let st = &self.state;
-        super::require_live_session(st, claims).await?;
+        super::require_live_session(st, claims, "ChangePassword needs a user token").await?;
         let old = st.hasher.check_login_input(&req.old_password)?;
         let user = st
             .store
@@ -391,14 +409,13 @@ impl AuthService for AuthServiceImpl {
         ))
     }
 
-    // TODO(issue 11): replaced by the service-account implementation.
     async fn issue_service_token(
         &self,
-        _request: Request<IssueServiceTokenRequest>,
+        request: Request<IssueServiceTokenRequest>,
     ) -> Result<Response<IssueServiceTokenResponse>, Status> {
-        Err(Status::unimplemented(
-            "IssueServiceToken is not implemented yet",
-        ))
+        let peer = source(&request, &self.state);
+        let answer = super::service_token::issue(&self.state, &peer, request.into_inner()).await;
+        Ok(Response::new(answer?))
     }
 
     // TODO(issue 12): replaced by the revocation stream.

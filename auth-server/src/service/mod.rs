@@ -2,6 +2,8 @@
 
 pub(crate) mod admin;
 pub(crate) mod auth;
+pub(crate) mod service_accounts;
+pub(crate) mod service_token;
 
 use auth_interceptor::{Claims, RequestAuthExt};
 use tonic::Request;
@@ -19,14 +21,19 @@ pub(crate) fn caller<T>(request: &Request<T>) -> Result<Claims, AuthError> {
         .ok_or(AuthError::InvalidToken("no verified token"))
 }
 
-/// Rejects a token whose session has ended or whose user was disabled or deleted since it was issued
-/// (the interceptor alone accepts such tokens until they expire).
+/// Rejects a service token (`call` names what needs a user), and a user token whose session has
+/// ended or whose user was disabled or deleted since it was issued (the interceptor alone accepts
+/// such tokens until they expire).
 pub(crate) async fn require_live_session(
     state: &AppState,
     claims: &Claims,
+    call: &'static str,
 ) -> Result<(), AuthError> {
-    let status = state.store.session_status(&claims.sid).await?;
-    if AppState::session_is_live(status.as_ref(), claims, state.now()) {
+    if claims.is_service() {
+        return Err(AuthError::UserTokenRequired(call));
+    }
+    let status = crate::liveness::TokenStatus::read(&*state.store, claims).await?;
+    if status.is_live(claims, state.now()) {
         Ok(())
     } else {
         Err(AuthError::InvalidToken("session not live"))

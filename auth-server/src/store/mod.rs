@@ -12,6 +12,8 @@ pub mod dialect;
 pub mod postgres;
 mod records;
 mod rows;
+mod service_account_records;
+mod service_accounts;
 pub mod sql;
 pub mod sqlite;
 mod usernames;
@@ -19,6 +21,10 @@ mod usernames;
 pub use records::{
     AttemptRule, AuditEvent, AuditQuery, KeyRotation, KeyStatus, NewSession, Reservation,
     RevokeScope, RotateOutcome, SessionRecord, SessionStatus, SigningKeyRecord, UserRecord,
+};
+pub use service_account_records::{
+    KeyAdded, MAX_SERVICE_ACCOUNT_KEYS, ServiceAccountKeyRecord, ServiceAccountRecord,
+    ServiceAccountStatus, ServiceAccountUpdate,
 };
 
 #[cfg(test)]
@@ -180,9 +186,9 @@ pub trait Store: Send + Sync + 'static {
         rotation: &KeyRotation,
     ) -> StoreResult<Option<(String, String)>>;
 
-    /// Housekeeping: deletes retired keys past `publish_until` and sessions past their absolute lifetime
-    /// (with their refresh tokens, which until then serve as reuse-detection tombstones). Returns the
-    /// number of rows deleted.
+    /// Housekeeping: deletes retired keys past `publish_until`, sessions past their absolute lifetime
+    /// (with their refresh tokens, which until then serve as reuse-detection tombstones) and spent
+    /// client-assertion `jti`s past their expiry. Returns the number of rows deleted.
     async fn purge_expired(&self, now: i64) -> StoreResult<u64>;
 
     /// The one of `keys` locked at `now` with the latest end, and that end; `None` when none is.
@@ -207,6 +213,79 @@ pub trait Store: Send + Sync + 'static {
     async fn reset_login_failures(&self, key: &str) -> StoreResult<()>;
     /// Deletes throttling rows whose last failure is older than `before` and that are not locked at `now`.
     async fn purge_login_throttle(&self, before: i64, now: i64) -> StoreResult<u64>;
+
+    /// Inserts a service account (with `secret_hash`, no previous secret, no keys);
+    /// [`StoreError::Conflict`] when its name is taken.
+    async fn create_service_account(&self, account: &ServiceAccountRecord) -> StoreResult<()>;
+    /// A service account with its keys, by id or (`by_name`) by name.
+    async fn service_account(
+        &self,
+        by_name: bool,
+        value: &str,
+    ) -> StoreResult<Option<ServiceAccountRecord>>;
+    /// The account named `name` without its keys, in one query (the token-issuing hot path).
+    async fn service_account_for_token(
+        &self,
+        name: &str,
+    ) -> StoreResult<Option<ServiceAccountRecord>>;
+    /// The public keys of account `id`, oldest first.
+    async fn service_account_keys(&self, id: &str) -> StoreResult<Vec<ServiceAccountKeyRecord>>;
+    /// Service accounts with their keys ordered by name, strictly after `after_name`, at most `limit`.
+    async fn list_service_accounts(
+        &self,
+        after_name: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<ServiceAccountRecord>>;
+    /// Replaces an account's roles, audiences and description; when a role or an audience is taken
+    /// away, the account's tokens issued before end, in the same transaction. `None`: no such account.
+    async fn update_service_account(
+        &self,
+        id: &str,
+        update: &ServiceAccountUpdate,
+        now: i64,
+    ) -> StoreResult<Option<ServiceAccountRecord>>;
+    /// Sets `disabled`; disabling also ends the account's tokens, atomically. `None`: no such account.
+    async fn set_service_account_disabled(
+        &self,
+        id: &str,
+        disabled: bool,
+        now: i64,
+    ) -> StoreResult<Option<ServiceAccountRecord>>;
+    /// Deletes an account and its keys, ending its tokens. False when it did not exist.
+    async fn delete_service_account(&self, id: &str, now: i64) -> StoreResult<bool>;
+    /// Makes `new_hash` the account's secret; the current one stays accepted until `previous_until`,
+    /// or (`None`) stops at once and the account's tokens end, atomically. `None`: no such account.
+    async fn rotate_service_account_secret(
+        &self,
+        id: &str,
+        new_hash: &[u8],
+        previous_until: Option<i64>,
+        now: i64,
+    ) -> StoreResult<Option<ServiceAccountRecord>>;
+    /// Registers a public key unless the account has [`MAX_SERVICE_ACCOUNT_KEYS`] already or the
+    /// `kid` is taken (checked under the account's lock). `None`: no such account.
+    async fn add_service_account_key(
+        &self,
+        id: &str,
+        key: &ServiceAccountKeyRecord,
+    ) -> StoreResult<Option<KeyAdded>>;
+    /// Removes a key and ends the account's tokens, atomically. `None`: no such account or key.
+    async fn remove_service_account_key(
+        &self,
+        id: &str,
+        kid: &str,
+        now: i64,
+    ) -> StoreResult<Option<ServiceAccountRecord>>;
+    /// What `Validate` needs about the holder of a service token; `None` when it does not exist.
+    async fn service_account_status(&self, id: &str) -> StoreResult<Option<ServiceAccountStatus>>;
+    /// Records the `jti` of a client assertion of `client` until `expires_at`: false when it was
+    /// recorded already (a replay), on any replica; of concurrent callers exactly one gets true.
+    async fn spend_assertion_jti(
+        &self,
+        client: &str,
+        jti: &str,
+        expires_at: i64,
+    ) -> StoreResult<bool>;
 
     /// Appends an event to the audit trail.
     async fn insert_audit(&self, event: &AuditEvent) -> StoreResult<()>;

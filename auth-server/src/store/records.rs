@@ -164,6 +164,11 @@ impl RolesColumn {
         serde_json::to_string(roles)
             .map_err(|_| StoreError::Corrupt("roles cannot be encoded".into()))
     }
+
+    /// Decodes a JSON list of strings read as text.
+    pub(super) fn decode(column: String) -> StoreResult<Vec<String>> {
+        Self(column).try_into()
+    }
 }
 
 impl TryFrom<RolesColumn> for Vec<String> {

@@ -18,6 +18,10 @@ use super::{
     RevokeScope, RotateOutcome, SessionRecord, SessionStatus, SigningKeyRecord, Store, StoreError,
     StoreResult, UserRecord, is_concurrent_duplicate,
 };
+use super::{
+    KeyAdded, ServiceAccountKeyRecord, ServiceAccountRecord, ServiceAccountStatus,
+    ServiceAccountUpdate,
+};
 
 /// A [`Store`] over a connection pool of backend `DB` (see `PgStore` and `SqliteStore`).
 #[derive(Debug)]
@@ -45,7 +49,7 @@ impl<DB: Dialect> SqlStore<DB> {
     }
 
     /// Begins a transaction that writes (see [`Dialect::BEGIN_WRITE`]).
-    async fn begin_write(&self) -> Result<Transaction<'static, DB>, sqlx::Error> {
+    pub(super) async fn begin_write(&self) -> Result<Transaction<'static, DB>, sqlx::Error> {
         self.pool.begin_with(DB::BEGIN_WRITE).await
     }
 }
@@ -225,6 +229,10 @@ where
     for<'r> ReusedTokenRow: FromRow<'r, DB::Row>,
     for<'r> LockRow: FromRow<'r, DB::Row>,
     for<'r> Reservation: FromRow<'r, DB::Row>,
+    for<'q> Option<&'q [u8]>: Encode<'q, DB> + Type<DB>,
+    for<'r> ServiceAccountRecord: FromRow<'r, DB::Row>,
+    for<'r> ServiceAccountKeyRecord: FromRow<'r, DB::Row>,
+    for<'r> ServiceAccountStatus: FromRow<'r, DB::Row>,
 {
     async fn migrate(&self) -> StoreResult<()> {
         DB::migrator().run(&self.pool).await?;
@@ -750,8 +758,16 @@ where
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
+        // A spent assertion past its `exp` can no longer be replayed: its `jti` is forgotten.
+        let jtis = sqlx::query("DELETE FROM service_assertion_jtis WHERE expires_at < $1")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
-        Ok(DB::rows_affected(&tokens) + DB::rows_affected(&sessions) + DB::rows_affected(&keys))
+        Ok(DB::rows_affected(&tokens)
+            + DB::rows_affected(&sessions)
+            + DB::rows_affected(&keys)
+            + DB::rows_affected(&jtis))
     }
 
     async fn login_lock(&self, keys: [&str; 3], now: i64) -> StoreResult<Option<(String, i64)>> {
@@ -824,6 +840,101 @@ where
         .execute(&self.pool)
         .await?;
         Ok(DB::rows_affected(&done))
+    }
+
+    async fn create_service_account(&self, account: &ServiceAccountRecord) -> StoreResult<()> {
+        self.insert_service_account(account).await
+    }
+
+    async fn service_account(
+        &self,
+        by_name: bool,
+        value: &str,
+    ) -> StoreResult<Option<ServiceAccountRecord>> {
+        self.select_service_account(by_name, value).await
+    }
+
+    async fn service_account_for_token(
+        &self,
+        name: &str,
+    ) -> StoreResult<Option<ServiceAccountRecord>> {
+        self.select_service_account_row(name).await
+    }
+
+    async fn service_account_keys(&self, id: &str) -> StoreResult<Vec<ServiceAccountKeyRecord>> {
+        self.select_service_account_keys(id).await
+    }
+
+    async fn list_service_accounts(
+        &self,
+        after_name: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<ServiceAccountRecord>> {
+        self.select_service_accounts(after_name, limit).await
+    }
+
+    async fn update_service_account(
+        &self,
+        id: &str,
+        update: &ServiceAccountUpdate,
+        now: i64,
+    ) -> StoreResult<Option<ServiceAccountRecord>> {
+        self.change_service_account(id, update, now).await
+    }
+
+    async fn set_service_account_disabled(
+        &self,
+        id: &str,
+        disabled: bool,
+        now: i64,
+    ) -> StoreResult<Option<ServiceAccountRecord>> {
+        self.change_service_account_disabled(id, disabled, now)
+            .await
+    }
+
+    async fn delete_service_account(&self, id: &str, now: i64) -> StoreResult<bool> {
+        self.remove_service_account(id, now).await
+    }
+
+    async fn rotate_service_account_secret(
+        &self,
+        id: &str,
+        new_hash: &[u8],
+        previous_until: Option<i64>,
+        now: i64,
+    ) -> StoreResult<Option<ServiceAccountRecord>> {
+        self.change_service_account_secret(id, new_hash, previous_until, now)
+            .await
+    }
+
+    async fn add_service_account_key(
+        &self,
+        id: &str,
+        key: &ServiceAccountKeyRecord,
+    ) -> StoreResult<Option<KeyAdded>> {
+        self.insert_service_account_key(id, key).await
+    }
+
+    async fn remove_service_account_key(
+        &self,
+        id: &str,
+        kid: &str,
+        now: i64,
+    ) -> StoreResult<Option<ServiceAccountRecord>> {
+        self.delete_service_account_key(id, kid, now).await
+    }
+
+    async fn service_account_status(&self, id: &str) -> StoreResult<Option<ServiceAccountStatus>> {
+        self.select_service_account_status(id).await
+    }
+
+    async fn spend_assertion_jti(
+        &self,
+        client: &str,
+        jti: &str,
+        expires_at: i64,
+    ) -> StoreResult<bool> {
+        self.insert_assertion_jti(client, jti, expires_at).await
     }
 
     async fn insert_audit(&self, e: &AuditEvent) -> StoreResult<()> {

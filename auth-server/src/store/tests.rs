@@ -84,6 +84,7 @@ macro_rules! both_backends {
 mod abuse;
 mod keys;
 mod rotation;
+mod service_accounts;
 mod sessions;
 mod usernames;
 mod users;

@@ -57,6 +57,7 @@ impl AccessTokenIssuer {
             roles: user.roles.clone(),
             username: user.username.clone(),
             client_id: CLIENT_ID.to_owned(),
+            kind: auth_interceptor::TokenKind::User,
         };
         let mut header = Header::new(signer.alg);
         header.typ = Some(auth_interceptor::ACCESS_TOKEN_TYP.to_owned());

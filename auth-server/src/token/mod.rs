@@ -1,4 +1,5 @@
-//! Tokens: signed JWT access tokens and opaque refresh tokens.
+//! Tokens: signed JWT access tokens (of users and of service accounts) and opaque refresh tokens.
 
 pub mod access;
 pub mod refresh;
+pub mod service;

@@ -5,6 +5,8 @@
 //! loadgen greeter --alg EdDSA --protection layer            # spawns the greeter, measures WhoAmI
 //! loadgen auth --scenario validate --db postgres            # spawns auth-server on a fresh database
 //! loadgen auth --scenario login --rate 400 --concurrency 1024   # open loop: 400 logins/s offered
+//! loadgen auth --scenario issue-service-token --db postgres # a service account's client secret
+//! loadgen auth --scenario health --db postgres              # grpc.health.v1 Check: the baseline
 //! loadgen argon2-limit                                      # cores ÷ time per argon2id hash
 //! loadgen http --base http://127.0.0.1:8000 --scenario verify   # the Flask + PyJWT seed stack
 //! loadgen table results.jsonl                               # Markdown table of the JSON lines
@@ -48,7 +50,7 @@ struct Cli {
 enum Cmd {
     /// Measure WhoAmI of the demo greeter (started here unless --addr is given).
     Greeter(GreeterArgs),
-    /// Measure Login, Refresh or Validate of auth-server (started here unless --addr is given).
+    /// Measure Login, Refresh, Validate, IssueServiceToken or Health/Check of auth-server (started here unless --addr is given).
     Auth(AuthArgs),
     /// Measure the argon2id limit of this machine: cores ÷ time per hash.
     Argon2Limit(Argon2Args),
@@ -142,6 +144,11 @@ enum Scenario {
     Login,
     Refresh,
     Validate,
+    /// IssueServiceToken with a client secret (a service account created first through the admin
+    /// API).
+    IssueServiceToken,
+    /// grpc.health.v1.Health/Check: the server's floor, to compare the others with.
+    Health,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -467,6 +474,57 @@ async fn stop_auth_server(s: AuthServer) {
     let _ = std::fs::remove_dir_all(s.dir);
 }
 
+/// The service account the IssueServiceToken scenario authenticates as.
+const BENCH_CLIENT: &str = "bench-service";
+/// The audience it asks tokens for.
+const BENCH_AUDIENCE: &str = "bench.v1.Target";
+
+/// Creates the bench service account (against a given server that has it already: rotates its
+/// secret, without overlap); returns its client secret.
+async fn create_bench_service_account(
+    addr: SocketAddr,
+    admin_token: &str,
+) -> anyhow::Result<String> {
+    use auth_proto::v1::admin_service_client::AdminServiceClient;
+    let channel = channels(addr, 1).await?.remove(0);
+    let bearer: MetadataValue<_> = format!("Bearer {admin_token}").parse()?;
+    let mut admin =
+        AdminServiceClient::with_interceptor(channel, move |mut req: tonic::Request<()>| {
+            req.metadata_mut().insert("authorization", bearer.clone());
+            Ok(req)
+        });
+    let created = admin
+        .create_service_account(auth_proto::v1::CreateServiceAccountRequest {
+            name: BENCH_CLIENT.into(),
+            roles: vec!["bench:call".into()],
+            allowed_audiences: vec![BENCH_AUDIENCE.into()],
+            description: "loadgen".into(),
+        })
+        .await;
+    match created {
+        Ok(r) => Ok(r.into_inner().client_secret),
+        Err(s) if s.code() == tonic::Code::AlreadyExists => {
+            let account = admin
+                .get_service_account(auth_proto::v1::GetServiceAccountRequest {
+                    name: BENCH_CLIENT.into(),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner()
+                .service_account
+                .context("no account in the answer")?;
+            let rotated = admin
+                .rotate_service_account_secret(auth_proto::v1::RotateServiceAccountSecretRequest {
+                    service_account_id: account.id,
+                    overlap: None,
+                })
+                .await?;
+            Ok(rotated.into_inner().client_secret)
+        }
+        Err(s) => bail!("creating the bench service account: {s}"),
+    }
+}
+
 async fn login_retrying(
     client: &mut AuthServiceClient<Channel>,
     username: &str,
@@ -605,6 +663,53 @@ async fn auth_load(
                         Err(s) => Err(status_kind(&s)),
                     }
                 }) as auth_bench::load::CallFuture
+            })
+        }
+        Scenario::IssueServiceToken => {
+            scenario_name = "IssueServiceToken";
+            let admin = login_retrying(&mut first, username, password)
+                .await?
+                .access_token;
+            let secret = create_bench_service_account(addr, &admin).await?;
+            Arc::new(move |worker| {
+                let mut client = clients[worker % clients.len()].clone();
+                let req = auth_proto::v1::IssueServiceTokenRequest {
+                    client_id: BENCH_CLIENT.into(),
+                    credential: Some(
+                        auth_proto::v1::issue_service_token_request::Credential::ClientSecret(
+                            secret.clone(),
+                        ),
+                    ),
+                    audience: BENCH_AUDIENCE.into(),
+                    scopes: vec![],
+                };
+                Box::pin(async move {
+                    client
+                        .issue_service_token(req)
+                        .await
+                        .map(|_| ())
+                        .map_err(|s| status_kind(&s))
+                })
+            })
+        }
+        Scenario::Health => {
+            scenario_name = "Health/Check";
+            let health: Arc<Vec<tonic_health::pb::health_client::HealthClient<Channel>>> = Arc::new(
+                channels(addr, c.connections)
+                    .await?
+                    .into_iter()
+                    .map(tonic_health::pb::health_client::HealthClient::new)
+                    .collect(),
+            );
+            Arc::new(move |worker| {
+                let mut client = health[worker % health.len()].clone();
+                Box::pin(async move {
+                    client
+                        .check(tonic_health::pb::HealthCheckRequest::default())
+                        .await
+                        .map(|_| ())
+                        .map_err(|s| status_kind(&s))
+                })
             })
         }
     };

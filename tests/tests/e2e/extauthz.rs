@@ -2,7 +2,7 @@
 //! shipped policy file's decision table; identity headers set and forged `x-auth-*` removed; missing,
 //! invalid, role-less and revoked (logged out, demoted, disabled) tokens refused with the right codes
 //! and challenges; requests without HTTP attributes refused; reflection lists the service; a broken
-//! policy file stops `serve` with the line named.
+//! policy file stops `serve` with the line named; service tokens judged on their account.
 
 use crate::support::*;
 use auth_proto::v1::{DisableUserRequest, LogoutRequest, SetUserRolesRequest};
@@ -14,9 +14,11 @@ use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
 both_backends!(
     the_shipped_policy_decides_the_table,
+    a_clients_policy_decides_its_table,
     allowed_requests_carry_the_identity_and_never_a_forged_one,
     refusals_have_the_right_codes_and_challenges,
     revoked_tokens_are_refused,
+    service_tokens_are_judged_on_their_account,
 );
 
 /// A server serving ext_authz with the shipped policy; `ttl` is the session-cache TTL, seconds.
@@ -31,6 +33,19 @@ async fn server(backend: Backend, ttl: &str) -> TestServer {
         ]),
     )
     .await
+}
+
+/// The client rules' table ([`CLIENTS_POLICY`]), decided by ext_authz from that file.
+async fn a_clients_policy_decides_its_table(backend: Backend) {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("clients-policy.toml");
+    std::fs::write(&path, CLIENTS_POLICY).expect("write");
+    let path = path.display().to_string();
+    let s =
+        TestServer::start_with(backend, Options::with_args(&["--extauthz-policy", &path])).await;
+    let callers = Callers::log_in(&s).await;
+    assert_extauthz_decides(&s, &callers, CLIENT_CASES).await;
+    s.shutdown().await;
 }
 
 fn ok_response(r: &envoy_types::ext_authz::v3::pb::CheckResponse) -> &OkHttpResponse {
@@ -57,14 +72,7 @@ fn set_headers(ok: &OkHttpResponse) -> Vec<(String, String)> {
 async fn the_shipped_policy_decides_the_table(backend: Backend) {
     let s = server(backend, "1").await;
     let callers = Callers::log_in(&s).await;
-    let client = extauthz_client(s.addr);
-    for (path, caller, expected) in CASES {
-        let auth = callers.authorization(*caller);
-        let headers: Vec<(&str, &str)> =
-            auth.iter().map(|a| ("authorization", a.as_str())).collect();
-        let r = check(&client, check_request(path, &headers)).await;
-        assert_eq!(check_code(&r), *expected, "{path} as {caller:?}: {r:?}");
-    }
+    assert_extauthz_decides(&s, &callers, CASES).await;
     // Reflection lists the service next to the server's own.
     let MessageResponse::ListServicesResponse(list) =
         reflect(&s, MessageRequest::ListServices(String::new())).await
@@ -375,9 +383,87 @@ fn a_broken_policy_file_is_refused_naming_the_line() {
             "AUTH_EXTAUTHZ_POLICY: {path} line 4: rule \"demo.v1.GreeterService/AdminHello\" lists no roles"
         )
     );
+    // A client rule naming no clients, likewise.
+    std::fs::write(
+        dir.path().join("policy.toml"),
+        "[methods]\n\"demo.v1.GreeterService/*\" = \"required\"\n\
+         \"demo.v1.GreeterService/AdminHello\" = { any_role = [\"admin\"], clients = [] }\n",
+    )
+    .expect("write");
+    let e = try_parse_config(&["--extauthz-policy", &path])
+        .expect("flags parse")
+        .validate()
+        .expect_err("refused");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "AUTH_EXTAUTHZ_POLICY: {path} line 3: rule \"demo.v1.GreeterService/AdminHello\" lists no clients"
+        )
+    );
     // The shipped example is valid.
     try_parse_config(&["--extauthz-policy", POLICY_FILE])
         .expect("flags parse")
         .validate()
         .expect("the shipped policy is valid");
+}
+
+/// A service token for the deployment's audience is judged on its account's current state, as
+/// `Validate` judges it: allowed while the account is enabled, refused once it is disabled (after the
+/// session cache's TTL), and not allowed again by enabling it.
+async fn service_tokens_are_judged_on_their_account(backend: Backend) {
+    let s = server(backend, "1").await;
+    let root = s.admin_token().await;
+    let client = extauthz_client(s.addr);
+    let (account, secret) = s
+        .create_service_account(&root, "greeter-caller", &[], &["internal"])
+        .await;
+    let token = s
+        .issue_service_token("greeter-caller", &secret, "internal")
+        .await
+        .expect("issued")
+        .access_token;
+    let bearer = format!("Bearer {token}");
+    let who = || {
+        check_request(
+            "/demo.v1.GreeterService/WhoAmI",
+            &[("authorization", &bearer)],
+        )
+    };
+    let r = check(&client, who()).await;
+    let headers = set_headers(ok_response(&r));
+    assert!(
+        headers.iter().any(|(_, v)| *v == account.id),
+        "the account is the identity: {headers:?}"
+    );
+    s.clock.advance(1);
+    bounded(
+        "disable",
+        s.admin_client_with(&root).disable_service_account(
+            auth_proto::v1::DisableServiceAccountRequest {
+                service_account_id: account.id.clone(),
+            },
+        ),
+    )
+    .await
+    .expect("disabled");
+    s.clock.advance(1);
+    assert_eq!(
+        check_code(&check(&client, who()).await),
+        Code::Unauthenticated
+    );
+    bounded(
+        "enable",
+        s.admin_client_with(&root).enable_service_account(
+            auth_proto::v1::EnableServiceAccountRequest {
+                service_account_id: account.id.clone(),
+            },
+        ),
+    )
+    .await
+    .expect("enabled");
+    s.clock.advance(1);
+    assert_eq!(
+        check_code(&check(&client, who()).await),
+        Code::Unauthenticated
+    );
 }

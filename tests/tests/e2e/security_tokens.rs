@@ -474,7 +474,7 @@ async fn ten_thousand_bad_tokens_do_not_lock_out_the_good_one() {
 
 /// M08: every method of auth.v1.AuthService and auth.v1.AdminService, enumerated from the reflection
 /// service's file descriptors, called without a token: UNAUTHENTICATED everywhere except the public
-/// Login, Refresh, Validate, Logout and GetJwks (which answer from their handlers).
+/// Login, Refresh, Validate, Logout, GetJwks and IssueServiceToken (which answer from their handlers).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_method_without_a_token_is_unauthenticated_unless_public() {
     run_bounded(async {
@@ -501,6 +501,11 @@ async fn every_method_without_a_token_is_unauthenticated_unless_public() {
                         "{m}: {st:?}"
                     );
                     assert_ne!(st.message(), "invalid token", "{m}");
+                }
+                "/auth.v1.AuthService/IssueServiceToken" => {
+                    // The handler's own answer to a request with no client and no credential.
+                    let st = r.expect_err("empty IssueServiceToken");
+                    assert_eq!(st.code(), Code::InvalidArgument, "{m}: {st:?}");
                 }
                 "/auth.v1.AuthService/Refresh" => {
                     // The handler's own answer to an empty refresh token.
