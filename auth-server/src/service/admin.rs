@@ -297,7 +297,7 @@ impl AdminService for AdminServiceImpl {
         let (admin, req) = self.admin(request).await?;
         let id = input::id("user_id", &req.user_id)?;
         not_self(&admin, id, "an admin cannot delete their own account")?;
-        if !self.state.store.delete_user(id).await? {
+        if !self.state.store.delete_user(id, self.state.now()).await? {
             return Err(AuthError::NotFound("user").into());
         }
         self.audit(&admin, "user.deleted", id).await;

@@ -5,13 +5,15 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::Sqlite;
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
 use sqlx::error::DatabaseError;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult,
     SqliteSynchronous,
 };
+use sqlx::{Pool, Sqlite};
 
 use super::dialect::Dialect;
 use super::sql::SqlStore;
@@ -32,6 +34,16 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 impl Dialect for Sqlite {
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const LOCK_ROWS: &'static str = "";
+    const LOCK_LOG: &'static str = "";
+    const NOTIFY_LOG: &'static str = "";
+
+    fn log_wakeups(
+        _pool: &Pool<Self>,
+    ) -> BoxFuture<'static, Result<Option<BoxStream<'static, Result<(), sqlx::Error>>>, sqlx::Error>>
+    {
+        // One process writes the file; the server wakes its follower itself after each append.
+        Box::pin(async { Ok(None) })
+    }
 
     fn migrator() -> &'static Migrator {
         &MIGRATOR
