@@ -10,6 +10,9 @@ use sqlx::error::DatabaseError;
 use sqlx::migrate::{Migrate, Migrator};
 use sqlx::{Database, Pool};
 
+/// Wake-ups from other connections appending to the revocation log (see [`Dialect::log_wakeups`]).
+pub type LogWakeups = BoxStream<'static, Result<(), sqlx::Error>>;
+
 /// A SQL backend of the store. Implemented for [`sqlx::Postgres`] and [`sqlx::Sqlite`].
 pub trait Dialect: Database<Connection: Migrate> {
     /// The statement that opens a transaction which writes. SQLite needs `BEGIN IMMEDIATE` so the
@@ -38,7 +41,7 @@ pub trait Dialect: Database<Connection: Migrate> {
     /// next poll); `None` when the backend has no such notification (SQLite: one process).
     fn log_wakeups(
         pool: &Pool<Self>,
-    ) -> BoxFuture<'static, Result<Option<BoxStream<'static, Result<(), sqlx::Error>>>, sqlx::Error>>;
+    ) -> BoxFuture<'static, Result<Option<LogWakeups>, sqlx::Error>>;
 
     /// The backend's embedded migrations.
     fn migrator() -> &'static Migrator;

@@ -3,14 +3,14 @@
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use futures_util::stream::{BoxStream, StreamExt};
+use futures_util::stream::StreamExt;
 use sqlx::error::DatabaseError;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgListener, PgPoolOptions, PgQueryResult};
 use sqlx::{Pool, Postgres};
 
 use super::StoreResult;
-use super::dialect::Dialect;
+use super::dialect::{Dialect, LogWakeups};
 use super::sql::SqlStore;
 
 /// The store on PostgreSQL.
@@ -30,8 +30,7 @@ impl Dialect for Postgres {
 
     fn log_wakeups(
         pool: &Pool<Self>,
-    ) -> BoxFuture<'static, Result<Option<BoxStream<'static, Result<(), sqlx::Error>>>, sqlx::Error>>
-    {
+    ) -> BoxFuture<'static, Result<Option<LogWakeups>, sqlx::Error>> {
         let pool = pool.clone();
         Box::pin(async move {
             let mut listener = PgListener::connect_with(&pool).await?;

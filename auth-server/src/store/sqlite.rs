@@ -6,7 +6,6 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use futures_util::stream::BoxStream;
 use sqlx::error::DatabaseError;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -15,7 +14,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Pool, Sqlite};
 
-use super::dialect::Dialect;
+use super::dialect::{Dialect, LogWakeups};
 use super::sql::SqlStore;
 use super::{StoreError, StoreResult};
 
@@ -39,8 +38,7 @@ impl Dialect for Sqlite {
 
     fn log_wakeups(
         _pool: &Pool<Self>,
-    ) -> BoxFuture<'static, Result<Option<BoxStream<'static, Result<(), sqlx::Error>>>, sqlx::Error>>
-    {
+    ) -> BoxFuture<'static, Result<Option<LogWakeups>, sqlx::Error>> {
         // One process writes the file; the server wakes its follower itself after each append.
         Box::pin(async { Ok(None) })
     }
