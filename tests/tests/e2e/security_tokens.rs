@@ -181,8 +181,7 @@ async fn forged_claims_fail_on_validate_and_layer(backend: Backend) {
     // C09: a disabled user's token: Validate REVOKED at once; the layer until exp.
     let uid = s.seed_user("mallory", "mallory-password-1", &[]).await;
     let ml = s.login("mallory", "mallory-password-1").await;
-    s.exec("UPDATE users SET disabled = (1=1) WHERE id = $1", &uid)
-        .await;
+    s.disable_user(&uid).await;
     assert_invalid(
         &s.validate(&ml.access_token).await,
         Some(InvalidReason::Revoked),
