@@ -28,10 +28,7 @@ const WATCH_ROLE: &str = "revocations:watch";
 
 /// The `sid` of an access token.
 fn sid_of(token: &str) -> String {
-    claims_of(token)["sid"]
-        .as_str()
-        .expect("sid")
-        .to_owned()
+    claims_of(token)["sid"].as_str().expect("sid").to_owned()
 }
 
 async fn logout(s: &TestServer, refresh_token: &str) {
@@ -251,7 +248,11 @@ async fn idle_streams_get_heartbeats(backend: Backend) {
         }
         other => panic!("expected a heartbeat, got {other:?}"),
     }
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     s.shutdown().await;
 }
 
@@ -281,12 +282,12 @@ async fn watching_needs_the_role(backend: Backend) {
         .await
         .expect_err("disabled watcher");
     assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
-    let refused = s
-        .watch_revocations(&admin, -1)
-        .await
-        .expect_err("negative");
+    let refused = s.watch_revocations(&admin, -1).await.expect_err("negative");
     assert!(
-        matches!(refused.code(), Code::PermissionDenied | Code::InvalidArgument),
+        matches!(
+            refused.code(),
+            Code::PermissionDenied | Code::InvalidArgument
+        ),
         "{refused:?}"
     );
     s.shutdown().await;
@@ -360,11 +361,15 @@ async fn replicas() {
     .expect("rotate")
     .into_inner();
     let started = Instant::now();
-    poll_until("B publishes the new next key", Duration::from_secs(1), || async {
-        jwks_kids(&b.jwks().await)
-            .contains(&rotated.next_kid)
-            .then_some(())
-    })
+    poll_until(
+        "B publishes the new next key",
+        Duration::from_secs(1),
+        || async {
+            jwks_kids(&b.jwks().await)
+                .contains(&rotated.next_kid)
+                .then_some(())
+        },
+    )
     .await;
     eprintln!("rotation on A published by B after {:?}", started.elapsed());
     let fresh = a.login("vera", "vera-password-1").await;
