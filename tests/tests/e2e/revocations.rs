@@ -21,6 +21,7 @@ both_backends!(
     idle_streams_get_heartbeats,
     watching_needs_the_role,
     the_watcher_limit_holds_and_is_freed_on_cancel,
+    a_forced_rotation_revokes_the_old_keys_tokens,
 );
 
 /// The role `WatchRevocations` requires.
@@ -323,6 +324,40 @@ async fn the_watcher_limit_holds_and_is_freed_on_cancel(backend: Backend) {
         .expect_err("full again");
     assert_eq!(refused.code(), Code::ResourceExhausted);
     drop(second);
+    s.shutdown().await;
+}
+
+async fn a_forced_rotation_revokes_the_old_keys_tokens(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let token = watcher_token(&s).await;
+    let old = s.admin_token().await;
+    let old_kid = header_of(&old)["kid"].as_str().expect("kid").to_owned();
+    let mut stream = s.watch_revocations(&token, 0).await.expect("watch");
+    let snap = snapshot(next(&mut stream).await);
+    assert!(snap.revocations.is_empty(), "{snap:?}");
+    // A forced rotation (the key may be compromised): its tokens are revoked for every verifier.
+    bounded(
+        "forced rotation",
+        s.admin_client_with(&old)
+            .rotate_signing_key(RotateSigningKeyRequest { force: true }),
+    )
+    .await
+    .expect("rotate");
+    let key = revocation(next(&mut stream).await);
+    assert_eq!(
+        (key.kind(), key.target.as_str()),
+        (RevocationKind::Key, old_kid.as_str())
+    );
+    assert!(
+        key.sequence > snap.sequence + 1,
+        "the keys-changed row is not streamed"
+    );
+    // ... and no longer published, so nothing here verifies them either.
+    assert!(!jwks_kids(&s.jwks().await).contains(&old_kid));
+    let v = s.validate(&old).await;
+    assert!(!v.valid, "{v:?}");
+    let fresh = s.admin_token().await;
+    assert!(s.validate(&fresh).await.valid);
     s.shutdown().await;
 }
 
