@@ -99,7 +99,7 @@ def main():
                     results[(i, name)].append(r)
                     commands.append(r["cmd"].replace(addr, "127.0.0.1:PORT").replace(str(tmp), "TMP"))
         for i, (binary, _, _, _) in enumerate(servers):
-            label = Path(binary).resolve().parent.parent.parent.name + "/" + Path(binary).name
+            label = Path(binary).resolve().parent.parent.name  # the target directory
             for name in ("health", "validate"):
                 for n, r in enumerate(results[(i, name)]):
                     rows.append(f"| {label} | {name} | {n + 1} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['max']:.2f} |")

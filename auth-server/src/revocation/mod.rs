@@ -138,15 +138,7 @@ impl Revocations {
         claims: &Claims,
         kid: Option<&str>,
     ) -> Result<bool, RevocationError> {
-        self.check_fresh()?;
-        let token = TokenRef {
-            sid: &claims.sid,
-            sub: &claims.sub,
-            iat: i64::try_from(claims.iat).unwrap_or(i64::MAX),
-            kid,
-        };
-        let view = self.view.read().unwrap_or_else(|p| p.into_inner());
-        Ok(view.revoked(token, unix_seconds(&*self.clock)))
+        self.check(claims, |_| kid.map(str::to_owned))
     }
 
     /// [`Self::is_revoked`] for a compact JWT: its `kid` is read only when some key is revoked.
@@ -155,17 +147,30 @@ impl Revocations {
         claims: &Claims,
         token: &str,
     ) -> Result<bool, RevocationError> {
-        let kid = if self.has_revoked_keys() {
-            jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid)
-        } else {
-            None
-        };
-        self.is_revoked(claims, kid.as_deref())
+        self.check(claims, |view| {
+            view.has_revoked_keys()
+                .then(|| jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid))
+                .flatten()
+        })
     }
 
-    fn has_revoked_keys(&self) -> bool {
+    /// Checks `claims` against the view, with the token's `kid` as `kid_of` finds it (under the
+    /// same read lock).
+    fn check(
+        &self,
+        claims: &Claims,
+        kid_of: impl FnOnce(&View) -> Option<String>,
+    ) -> Result<bool, RevocationError> {
+        self.check_fresh()?;
         let view = self.view.read().unwrap_or_else(|p| p.into_inner());
-        view.has_revoked_keys()
+        let kid = kid_of(&view);
+        let token = TokenRef {
+            sid: &claims.sid,
+            sub: &claims.sub,
+            iat: i64::try_from(claims.iat).unwrap_or(i64::MAX),
+            kid: kid.as_deref(),
+        };
+        Ok(view.revoked(token, unix_seconds(&*self.clock)))
     }
 
     /// The sequence of the last row applied.

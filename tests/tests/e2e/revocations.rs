@@ -163,6 +163,12 @@ async fn watch_streams_a_snapshot_then_live_revocations_and_resumes(backend: Bac
         (RevocationKind::Session, sid_of(&b.access_token).as_str())
     );
     assert!(live.sequence > snap.sequence);
+    let scrape = s.scrape().await;
+    assert_eq!(
+        scrape.get("auth_revocation_log_head", &[]),
+        Some(live.sequence as f64)
+    );
+    assert_eq!(scrape.get("auth_revocation_view_entries", &[]), Some(2.0));
     drop(stream);
 
     // What happens while disconnected is replayed on resuming, with no snapshot.
@@ -311,6 +317,12 @@ async fn the_watcher_limit_holds_and_is_freed_on_cancel(backend: Backend) {
         .expect_err("beyond the limit");
     assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
     assert!(!refused.message().contains(&token));
+    let scrape = s.scrape().await;
+    assert_eq!(scrape.get("auth_revocation_watchers", &[]), Some(2.0));
+    assert_eq!(
+        scrape.get("auth_revocation_follower_lag_seconds", &[]),
+        Some(0.0)
+    );
     // Cancelling one stream frees its place.
     drop(first);
     let mut third = poll_until("a freed watcher place", Duration::from_secs(5), || async {
