@@ -22,6 +22,8 @@ both_backends!(
     watching_needs_the_role,
     the_watcher_limit_holds_and_is_freed_on_cancel,
     a_forced_rotation_revokes_the_old_keys_tokens,
+    a_stream_ends_when_its_own_token_is_revoked,
+    streams_end_at_shutdown_without_holding_it,
 );
 
 /// The role `WatchRevocations` requires.
@@ -371,6 +373,58 @@ async fn a_forced_rotation_revokes_the_old_keys_tokens(backend: Backend) {
     let fresh = s.admin_token().await;
     assert!(s.validate(&fresh).await.valid);
     s.shutdown().await;
+}
+
+async fn a_stream_ends_when_its_own_token_is_revoked(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    watcher_token(&s).await;
+    let own = s.login("watcher", "watcher-password-1").await;
+    let mut stream = s
+        .watch_revocations(&own.access_token, 0)
+        .await
+        .expect("watch");
+    snapshot(next(&mut stream).await);
+    logout(&s, &own.refresh_token).await;
+    // The revocation of its own session is delivered, then the stream ends, naming where to resume.
+    let last = revocation(next(&mut stream).await);
+    assert_eq!(last.target, sid_of(&own.access_token));
+    let ended = bounded("end of stream", stream.message())
+        .await
+        .expect_err("ended");
+    assert_eq!(ended.code(), Code::Unauthenticated, "{ended:?}");
+    assert!(
+        ended
+            .message()
+            .contains(&format!("resume from sequence {}", last.sequence)),
+        "{ended:?}"
+    );
+    assert_no_leak(&ended, &[&own.access_token]);
+    s.shutdown().await;
+}
+
+async fn streams_end_at_shutdown_without_holding_it(backend: Backend) {
+    let s = TestServer::start_with(backend, Options::with_args(&["--shutdown-grace", "20"])).await;
+    let token = watcher_token(&s).await;
+    let mut stream = s.watch_revocations(&token, 0).await.expect("watch");
+    let head = snapshot(next(&mut stream).await).sequence;
+    let started = Instant::now();
+    let shutdown = tokio::spawn(s.shutdown());
+    let ended = bounded("end of stream", stream.message())
+        .await
+        .expect_err("ended");
+    assert_eq!(ended.code(), Code::Unavailable, "{ended:?}");
+    assert!(
+        ended
+            .message()
+            .contains(&format!("resume from sequence {head}")),
+        "{ended:?}"
+    );
+    bounded("shutdown", shutdown).await.expect("shutdown");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "an open stream held the shutdown for {:?}",
+        started.elapsed()
+    );
 }
 
 /// Two replicas on one PostgreSQL: a logout through B is REVOKED on A within a second; a key
