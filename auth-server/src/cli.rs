@@ -145,7 +145,7 @@ pub async fn create_service_account(
         .validate(&database)
         .context("invalid configuration")?;
     let secrets = crate::startup::secret_macs(keys)?;
-    let store = open_store(&database).await?;
+    let store = open_store(&database, None).await?;
     let now = unix_seconds(&SystemClock);
     let new = crate::service_accounts::NewAccount {
         name: &cmd.name,
@@ -198,7 +198,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Migrate { database }) => {
             let mut database = database.validate().context("invalid configuration")?;
             database.migrate = true;
-            open_store(&database).await?;
+            open_store(&database, None).await?;
             println!("migrations applied");
             Ok(())
         }
@@ -225,7 +225,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let password = zeroize::Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_owned());
             let database = database.validate().context("invalid configuration")?;
             let passwords = passwords.validate().context("invalid configuration")?;
-            let store = open_store(&database).await?;
+            let store = open_store(&database, None).await?;
             let hasher = start_hasher(passwords, None).await?;
             let user = crate::state::create_user(
                 &*store,
@@ -274,7 +274,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let database = database.validate().context("invalid configuration")?;
             let keys = keys.validate(&database).context("invalid configuration")?;
             let tokens = tokens.validate().context("invalid configuration")?;
-            let store = open_store(&database).await?;
+            let store = open_store(&database, None).await?;
             let manager =
                 start_keys(keys, &tokens, store.clone(), unix_seconds(&SystemClock)).await?;
             let r = manager

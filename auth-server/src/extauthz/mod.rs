@@ -5,14 +5,14 @@
 //!
 //! The request's `:path` (query stripped) selects the rule; the bearer token is read from the
 //! `authorization` header Envoy forwards, by the crate's one RFC 6750 parser; it is verified locally by
-//! the server's own authorizer (verifier, key source, verified-token cache), then its session is
-//! confirmed as `Validate` does (not revoked, user enabled, not older than the user's
-//! `tokens_not_before`), then the rule's roles and clients are checked. [`decision`] turns the outcome into the
-//! Envoy answer.
+//! the server's own authorizer (verifier, key source, verified-token cache), then the revocation view
+//! is consulted as `Validate` does (session not revoked, user or service account not disabled or
+//! deleted, token not older than its subject's not-before, key not revoked — from memory, no database
+//! read), then the rule's roles and clients are checked. [`decision`] turns the outcome into the Envoy
+//! answer; [`wire`] is the request as decoded, [`grpc`] the service that decodes it.
 
 mod decision;
 mod grpc;
-mod sessions;
 mod wire;
 
 use std::sync::Arc;
@@ -26,7 +26,6 @@ use crate::config::ExtAuthzSettings;
 use crate::state::AppState;
 use decision::{IDENTITY_PREFIX, Outcome};
 use grpc::AuthorizationService;
-use sessions::SessionCache;
 use wire::HttpRequest;
 
 /// The gRPC service name, for reflection and the server's own access policy.
@@ -36,26 +35,22 @@ pub(crate) const SERVICE_NAME: &str = "envoy.service.auth.v3.Authorization";
 pub(crate) struct ExtAuthz {
     state: Arc<AppState>,
     policy: Policy,
-    sessions: SessionCache,
 }
 
 impl std::fmt::Debug for ExtAuthz {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ExtAuthz")
             .field("policy", &self.policy)
-            .field("sessions", &self.sessions)
             .finish_non_exhaustive()
     }
 }
 
 /// The tonic service for `settings`, over the server's state.
 pub(crate) fn service(state: Arc<AppState>, settings: ExtAuthzSettings) -> AuthorizationService {
-    tracing::info!(policy = %settings.path.display(), session_cache_ttl = settings.session_cache_ttl,
-        "serving Envoy external authorization");
+    tracing::info!(policy = %settings.path.display(), "serving Envoy external authorization");
     let extauthz = ExtAuthz {
         state,
         policy: settings.policy,
-        sessions: SessionCache::new(settings.session_cache_ttl),
     };
     AuthorizationService::new(extauthz, crate::server::MAX_MESSAGE_BYTES)
 }
@@ -94,7 +89,7 @@ impl ExtAuthz {
         }
     }
 
-    /// Token → verified claims → live session → the rule's roles and clients.
+    /// Token → verified claims → not revoked → the rule's roles and clients.
     async fn verify(
         &self,
         rule: &Rule,
@@ -108,16 +103,17 @@ impl ExtAuthz {
         else {
             return Ok(None);
         };
-        let now = self.state.now();
-        let status = self
-            .sessions
-            .status(&*self.state.store, &claims, now)
-            .await
+        // Parsed again only for its `kid` (the authorizer accepted it, so it parses).
+        let token = auth_interceptor::bearer_token_in(authorization_values(http), usize::MAX);
+        let revoked = self
+            .state
+            .revocations
+            .is_token_revoked(&claims, token.unwrap_or_default())
             .map_err(|e| {
-                tracing::warn!(error = %e, "check: session state unavailable");
+                tracing::warn!(error = %e, "check: revocation state unavailable");
                 AuthError::Unavailable
             })?;
-        if !status.is_live(&claims, now) {
+        if revoked {
             return Err(AuthError::Revoked);
         }
         if !rule.permits(&claims) {

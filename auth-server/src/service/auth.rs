@@ -10,7 +10,6 @@ use auth_proto::v1::{
     GetJwksResponse, InvalidReason, IssueServiceTokenRequest, IssueServiceTokenResponse,
     LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, RefreshRequest, RefreshResponse,
     TokenKind, ValidateRequest, ValidateResponse, WatchRevocationsRequest,
-    WatchRevocationsResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -18,7 +17,6 @@ use super::{admit, caller, source, timestamp};
 use crate::audit::{Entry, Outcome};
 use crate::error::AuthError;
 use crate::http::metrics::{Grant, LoginResult, RevokeReason, ValidationReason, ValidationResult};
-use crate::liveness::TokenStatus;
 use crate::password::Owner;
 use crate::state::AppState;
 use crate::store::{RevokeScope, RotateOutcome};
@@ -127,9 +125,13 @@ impl AuthServiceImpl {
                 user,
                 refresh_expires_at,
             } => {
-                let access = st
-                    .issuer
-                    .issue(&st.keys.signer(), &user, &session.id, now)?;
+                let access = st.issuer.issue(
+                    &st.keys.signer(),
+                    &user,
+                    &session.id,
+                    now,
+                    session.absolute_expires_at,
+                )?;
                 st.metrics.token_pair_issued(Grant::RefreshToken);
                 st.audit(
                     Entry::new("refresh.succeeded", Outcome::Success, peer)
@@ -149,6 +151,7 @@ impl AuthServiceImpl {
                 session_id,
                 user_id,
             } => {
+                st.revoked().await;
                 st.metrics.refresh_reuse_detected();
                 st.metrics.sessions_revoked(RevokeReason::RefreshReuse, 1);
                 let entry = Entry::new("refresh.reuse_detected", Outcome::Failure, peer)
@@ -166,7 +169,6 @@ impl AuthServiceImpl {
 
     async fn validate(&self, req: ValidateRequest) -> Result<ValidateResponse, AuthError> {
         let st = &self.state;
-        let now = st.now();
         // The calling service's own audience, or the deployment's.
         let audience = if req.audience.is_empty() {
             AudienceCheck::Configured
@@ -193,9 +195,12 @@ impl AuthServiceImpl {
                 return Ok(invalid(InvalidReason::Malformed));
             }
         };
-        let status = TokenStatus::read(&*st.store, &claims).await?;
-        if !status.is_live(&claims, now) {
-            tracing::debug!(subject = %claims.sub, "validate: token no longer live");
+        // From memory: no database round trip (see `crate::revocation`).
+        if st
+            .revocations
+            .is_token_revoked(&claims, &req.access_token)?
+        {
+            tracing::debug!(subject = %claims.sub, "validate: token revoked");
             return Ok(invalid(InvalidReason::Revoked));
         }
         let kind = match claims.kind {
@@ -230,6 +235,7 @@ impl AuthServiceImpl {
                 .revoke_session_by_refresh(&hash, self.state.now())
                 .await?
         {
+            self.state.revoked().await;
             self.state.metrics.sessions_revoked(RevokeReason::Logout, 1);
             let entry = Entry::new("logout", Outcome::Success, peer)
                 .actor(&user_id)
@@ -295,6 +301,7 @@ impl AuthServiceImpl {
             )
             .await?
             .ok_or(AuthError::InvalidToken("user gone"))?;
+        st.revoked().await;
         st.metrics
             .sessions_revoked(RevokeReason::PasswordChanged, revoked);
         let entry = Entry::new("password.changed", Outcome::Success, peer)
@@ -418,15 +425,15 @@ impl AuthService for AuthServiceImpl {
         Ok(Response::new(answer?))
     }
 
-    // TODO(issue 12): replaced by the revocation stream.
-    type WatchRevocationsStream = tonic::codegen::BoxStream<WatchRevocationsResponse>;
+    type WatchRevocationsStream = super::watch::RevocationStream;
 
     async fn watch_revocations(
         &self,
-        _request: Request<WatchRevocationsRequest>,
+        request: Request<WatchRevocationsRequest>,
     ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
-        Err(Status::unimplemented(
-            "WatchRevocations is not implemented yet",
-        ))
+        let claims = caller(&request)?;
+        let stream =
+            super::watch::open(&self.state, claims, request.into_inner().after_sequence).await?;
+        Ok(Response::new(stream))
     }
 }

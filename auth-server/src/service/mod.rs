@@ -4,6 +4,7 @@ pub(crate) mod admin;
 pub(crate) mod auth;
 pub(crate) mod service_accounts;
 pub(crate) mod service_token;
+pub(crate) mod watch;
 
 use auth_interceptor::{Claims, RequestAuthExt};
 use tonic::Request;
@@ -22,8 +23,9 @@ pub(crate) fn caller<T>(request: &Request<T>) -> Result<Claims, AuthError> {
 }
 
 /// Rejects a service token (`call` names what needs a user), and a user token whose session has
-/// ended or whose user was disabled or deleted since it was issued (the interceptor alone accepts
-/// such tokens until they expire).
+/// ended or whose user was disabled, deleted or changed since it was issued (the interceptor alone
+/// accepts such tokens until they expire), from the revocation view; `UNAVAILABLE` when the view is
+/// stale.
 pub(crate) async fn require_live_session(
     state: &AppState,
     claims: &Claims,
@@ -32,11 +34,16 @@ pub(crate) async fn require_live_session(
     if claims.is_service() {
         return Err(AuthError::UserTokenRequired(call));
     }
-    let status = crate::liveness::TokenStatus::read(&*state.store, claims).await?;
-    if status.is_live(claims, state.now()) {
-        Ok(())
-    } else {
+    require_live_token(state, claims)
+}
+
+/// Rejects a token (of a user or a service account) that was revoked since it was issued, from the
+/// revocation view; `UNAVAILABLE` when the view is stale.
+pub(crate) fn require_live_token(state: &AppState, claims: &Claims) -> Result<(), AuthError> {
+    if state.revocations.is_revoked(claims, None)? {
         Err(AuthError::InvalidToken("session not live"))
+    } else {
+        Ok(())
     }
 }
 

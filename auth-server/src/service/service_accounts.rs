@@ -169,6 +169,8 @@ impl AdminServiceImpl {
             .update_service_account(id, &update, st.now())
             .await?
             .ok_or_else(not_found)?;
+        // Taking a role or an audience away ended tokens: this replica's view has it before we answer.
+        st.revoked().await;
         let detail = format!(
             "roles {:?}, audiences {:?}",
             account.roles, account.audiences
@@ -193,6 +195,9 @@ impl AdminServiceImpl {
             .set_service_account_disabled(id, disabled, st.now())
             .await?
             .ok_or_else(not_found)?;
+        if disabled {
+            st.revoked().await;
+        }
         let event = if disabled {
             "service_account.disabled"
         } else {
@@ -238,6 +243,7 @@ impl AdminServiceImpl {
         if !st.store.delete_service_account(id, st.now()).await? {
             return Err(not_found().into());
         }
+        st.revoked().await;
         self.audit_account(&admin, "service_account.deleted", id, None)
             .await;
         Ok(Response::new(DeleteServiceAccountResponse {}))
@@ -259,6 +265,9 @@ impl AdminServiceImpl {
             .rotate_service_account_secret(id, &mac, previous_until, now)
             .await?
             .ok_or_else(not_found)?;
+        if previous_until.is_none() {
+            st.revoked().await;
+        }
         let detail = match previous_until {
             Some(_) => format!("previous secret accepted {overlap} s more"),
             None => "previous secret revoked with the tokens issued".to_owned(),
@@ -322,6 +331,7 @@ impl AdminServiceImpl {
             .remove_service_account_key(id, kid, st.now())
             .await?
             .ok_or(AuthError::NotFound("service account key"))?;
+        st.revoked().await;
         let detail = format!("kid {kid}");
         self.audit_account(&admin, "service_account.key_removed", id, Some(detail))
             .await;

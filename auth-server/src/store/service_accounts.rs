@@ -1,11 +1,12 @@
 //! The SQL of service accounts, written once for both backends: accounts, their secrets' MACs, their
 //! public keys, the single-use `jti`s of client assertions, and — in one place,
-//! [`end_service_tokens`] — every change that ends an account's tokens.
+//! `SqlStore::end_service_tokens` — every change that ends an account's tokens.
 
 use sqlx::{ColumnIndex, Decode, Encode, Executor, FromRow, IntoArguments, Type};
 
 use super::dialect::Dialect;
 use super::records::RolesColumn;
+use super::revocations::NewRevocation;
 use super::service_account_records::{
     KeyAdded, MAX_SERVICE_ACCOUNT_KEYS, ServiceAccountKeyRecord, ServiceAccountRecord,
     ServiceAccountStatus, ServiceAccountUpdate,
@@ -23,26 +24,6 @@ macro_rules! account_columns {
 
 /// The columns of `service_account_keys` that [`ServiceAccountKeyRecord`] decodes.
 const KEY_COLUMNS: &str = "kid, alg, public_jwk, created_at";
-
-/// Ends every token account `id` has obtained so far: its `tokens_not_before` moves to `now`. Every
-/// change that ends an account's tokens (disable, delete, rotation without overlap, key removal, a
-/// role or audience taken away) goes through here, inside the change's transaction, so whatever else
-/// must record the ending (the revocation log) is written in this one place.
-async fn end_service_tokens<DB>(conn: &mut DB::Connection, id: &str, now: i64) -> StoreResult<()>
-where
-    DB: Dialect,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-{
-    sqlx::query("UPDATE service_accounts SET tokens_not_before = $2 WHERE id = $1")
-        .bind(id)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
 
 /// True when `after` lacks something `before` has.
 fn takes_away(before: &[String], after: &[String]) -> bool {
@@ -67,6 +48,28 @@ where
     for<'r> ServiceAccountStatus: FromRow<'r, DB::Row>,
     for<'q> String: Decode<'q, DB> + Type<DB>,
 {
+    /// Ends every token account `id` has obtained before `cut` (`now`, or `now + 1` for a deletion,
+    /// which ends this second's too): its `tokens_not_before` moves to `cut` and a SUBJECT row goes to
+    /// the revocation log. Every change that ends an account's tokens (disable, delete, rotation
+    /// without overlap, key removal, a role or audience taken away) goes through here, inside the
+    /// change's transaction.
+    async fn end_service_tokens(
+        &self,
+        conn: &mut DB::Connection,
+        id: &str,
+        cut: i64,
+        now: i64,
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE service_accounts SET tokens_not_before = $2 WHERE id = $1")
+            .bind(id)
+            .bind(cut)
+            .execute(&mut *conn)
+            .await?;
+        self.log(conn, &[NewRevocation::subject(id, cut)], now)
+            .await?;
+        Ok(())
+    }
+
     /// See `Store::create_service_account`.
     pub(super) async fn insert_service_account(
         &self,
@@ -250,7 +253,7 @@ where
         if takes_away(&roles_before, &update.roles)
             || takes_away(&audiences_before, &update.audiences)
         {
-            end_service_tokens::<DB>(&mut *tx, id, now).await?;
+            self.end_service_tokens(&mut tx, id, now, now).await?;
         }
         let account = Self::account_in(&mut *tx, false, id).await?;
         tx.commit().await?;
@@ -276,7 +279,7 @@ where
             return Ok(None);
         }
         if disabled {
-            end_service_tokens::<DB>(&mut *tx, id, now).await?;
+            self.end_service_tokens(&mut tx, id, now, now).await?;
         }
         let account = Self::account_in(&mut *tx, false, id).await?;
         tx.commit().await?;
@@ -286,7 +289,8 @@ where
     /// See `Store::delete_service_account`.
     pub(super) async fn remove_service_account(&self, id: &str, now: i64) -> StoreResult<bool> {
         let mut tx = self.begin_write().await?;
-        end_service_tokens::<DB>(&mut *tx, id, now).await?;
+        self.end_service_tokens(&mut tx, id, now.saturating_add(1), now)
+            .await?;
         // Keys go by `ON DELETE CASCADE`.
         let done = sqlx::query("DELETE FROM service_accounts WHERE id = $1")
             .bind(id)
@@ -325,7 +329,7 @@ where
             return Ok(None);
         }
         if previous_until.is_none() {
-            end_service_tokens::<DB>(&mut *tx, id, now).await?;
+            self.end_service_tokens(&mut tx, id, now, now).await?;
         }
         let account = Self::account_in(&mut *tx, false, id).await?;
         tx.commit().await?;
@@ -409,7 +413,7 @@ where
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        end_service_tokens::<DB>(&mut *tx, id, now).await?;
+        self.end_service_tokens(&mut tx, id, now, now).await?;
         let account = Self::account_in(&mut *tx, false, id).await?;
         tx.commit().await?;
         Ok(account)
