@@ -102,6 +102,7 @@ mod keys;
 mod layer;
 mod policy;
 mod policy_file;
+mod revocation;
 mod revoke;
 mod server;
 mod source;
@@ -127,6 +128,9 @@ pub use keys::{KeyError, KeySet, MIN_HMAC_SECRET_LEN, SharedKeys, VerificationKe
 pub use layer::{AuthLayer, AuthMiddleware};
 pub use policy::{Access, Policy, PolicyBuilder, PolicyError, Rule};
 pub use policy_file::PolicyFileError;
+pub use revocation::{
+    NoEndpoints, NotCurrent, RevocationWatcher, RevocationWatcherConfig, WatcherStatus, WhenStale,
+};
 pub use revoke::RevocationChecker;
 pub use server::{DEFAULT_MAX_DECODING_MESSAGE_SIZE, LimitedConnection, ServerLimits};
 pub use source::{

@@ -5,8 +5,10 @@
 //! service, then the longest prefix, then the default (which denies unless changed).
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use crate::claims::Claims;
+use crate::revocation::WhenStale;
 
 /// What a method requires of the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +42,8 @@ impl Access {
     }
 }
 
-/// An [`Access`] requirement plus whether to confirm the token with the auth server's `Validate` RPC.
+/// An [`Access`] requirement plus whether to confirm the token with the auth server's `Validate` RPC,
+/// and what to do while the revocation watcher is stale.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     /// What the caller needs.
@@ -48,6 +51,10 @@ pub struct Rule {
     /// Ask the auth server whether the token's session is still active (see
     /// [`Authorizer::with_revocation_check`](crate::Authorizer::with_revocation_check)).
     pub revalidate: bool,
+    /// What a verified token gets while the revocation watcher
+    /// ([`Authorizer::with_revocation_watcher`](crate::Authorizer::with_revocation_watcher)) is
+    /// stale: accepted (the default) or, past a bound, refused with `UNAVAILABLE`.
+    pub when_stale: WhenStale,
 }
 
 impl Rule {
@@ -80,6 +87,17 @@ impl Rule {
         self.revalidate = true;
         self
     }
+    /// Refuse with `UNAVAILABLE` once the revocation watcher has been stale (disconnected, or not
+    /// yet through its first snapshot) for longer than `bound` — fail closed. Without this a rule
+    /// accepts verified tokens until they expire whatever the watcher's state.
+    pub fn fail_closed_after(mut self, bound: Duration) -> Self {
+        self.when_stale = WhenStale::RefuseAfter(bound);
+        self
+    }
+    /// True when the rule lets a verified token through (every access but public and deny).
+    fn admits_tokens(&self) -> bool {
+        !matches!(self.access, Access::Public | Access::Deny)
+    }
 }
 
 impl From<Access> for Rule {
@@ -87,6 +105,7 @@ impl From<Access> for Rule {
         Rule {
             access,
             revalidate: false,
+            when_stale: WhenStale::Accept,
         }
     }
 }
@@ -111,6 +130,10 @@ pub enum PolicyError {
     /// turned into an interceptor, which cannot wait for one.
     #[error("rule {0:?} asks for revalidation, which needs a revocation checker and the layer")]
     RevalidateUnsupported(String),
+    /// A rule fails closed when the revocation watcher is stale, but the authorizer has no watcher
+    /// ([`Authorizer::with_revocation_watcher`](crate::Authorizer::with_revocation_watcher)).
+    #[error("rule {0:?} fails closed on a stale revocation watcher, but none is configured")]
+    WatcherRequired(String),
 }
 
 #[derive(Debug, Clone)]
@@ -193,6 +216,15 @@ impl Policy {
 
     /// The first rule asking for revalidation, by its pattern (`"default"` for the default rule).
     pub(crate) fn first_revalidating_rule(&self) -> Option<String> {
+        self.first_rule_where(|rule| rule.revalidate)
+    }
+
+    /// The first rule failing closed on a stale revocation watcher, by its pattern.
+    pub(crate) fn first_fail_closed_rule(&self) -> Option<String> {
+        self.first_rule_where(|rule| rule.when_stale != WhenStale::Accept)
+    }
+
+    fn first_rule_where(&self, pred: impl Fn(&Rule) -> bool) -> Option<String> {
         let named = self
             .exact
             .iter()
@@ -201,7 +233,7 @@ impl Policy {
             .chain(self.prefixes.iter().map(|(k, e)| (k.as_str(), &e.rule)));
         named
             .chain(std::iter::once(("default", &self.default)))
-            .find(|(_, rule)| rule.revalidate)
+            .find(|(_, rule)| pred(rule))
             .map(|(name, _)| name.to_owned())
     }
 
@@ -280,6 +312,7 @@ impl Policy {
 pub struct PolicyBuilder {
     rules: Vec<(String, Rule, bool)>,
     default: Option<Rule>,
+    fail_closed_after: Option<Duration>,
 }
 
 impl PolicyBuilder {
@@ -325,6 +358,12 @@ impl PolicyBuilder {
         self.default = Some(rule);
         self
     }
+    /// Every rule that admits a verified token (all but public and deny rules, the default included)
+    /// fails closed after `bound` ([`Rule::fail_closed_after`]), unless it set its own bound.
+    pub fn fail_closed_after(mut self, bound: Duration) -> Self {
+        self.fail_closed_after = Some(bound);
+        self
+    }
     /// Rules added so far, presets included.
     pub(crate) fn rule_count(&self) -> usize {
         self.rules.len()
@@ -356,7 +395,18 @@ impl PolicyBuilder {
     /// included) is wrong; `None` for the default rule.
     pub(crate) fn build_indexed(self) -> Result<Policy, (Option<usize>, PolicyError)> {
         let mut policy = Policy::deny_all();
-        if let Some(d) = self.default {
+        let bound = self.fail_closed_after;
+        let tune = |mut rule: Rule| {
+            if let Some(bound) = bound
+                && rule.admits_tokens()
+                && rule.when_stale == WhenStale::Accept
+            {
+                rule.when_stale = WhenStale::RefuseAfter(bound);
+            }
+            rule
+        };
+        policy.default = tune(policy.default);
+        if let Some(d) = self.default.map(tune) {
             if no_roles(&d) {
                 return Err((None, PolicyError::NoRoles("default".into())));
             }
@@ -367,7 +417,10 @@ impl PolicyBuilder {
             if no_roles(&rule) {
                 return Err(at(PolicyError::NoRoles(pattern)));
             }
-            let entry = Entry { rule, preset };
+            let entry = Entry {
+                rule: tune(rule),
+                preset,
+            };
             let (map_key, clash) = match parse(&pattern).map_err(at)? {
                 Pattern::Exact(k) => {
                     let clash = policy.exact.insert(k.clone(), entry).is_some();
