@@ -12,3 +12,4 @@ mod layer;
 mod limits;
 mod proptest_extract;
 mod proptest_verify;
+mod revocation;
