@@ -202,7 +202,8 @@ impl Policy {
                     ),
                 ));
             }
-            builder = builder.fail_closed_after(std::time::Duration::from_secs(value.unsigned_abs()));
+            builder =
+                builder.fail_closed_after(std::time::Duration::from_secs(value.unsigned_abs()));
         }
         builder.build_indexed().map_err(|(index, error)| {
             let line = match index {

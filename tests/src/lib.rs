@@ -25,6 +25,7 @@
 //! - [`exposition`]: a strict parser of the `/metrics` text formats.
 //! - [`policy_cases`]: the shipped policy file's decision table, shared by the ext_authz and layer
 //!   scenarios, and the Envoy `Check` client.
+//! - [`process`]: real `auth-server` processes on one PostgreSQL database, killable with SIGKILL.
 
 // Test support code: a failed expectation is a failed test, and panicking with a message is the point.
 // Each test binary uses only part of it.
@@ -39,6 +40,7 @@ pub mod forge;
 pub mod greeter;
 pub mod harness;
 pub mod policy_cases;
+pub mod process;
 pub mod side_port;
 pub mod tokens;
 
@@ -47,5 +49,5 @@ pub mod tokens;
 #[allow(unused_imports)]
 pub use {
     assertions::*, clients::*, cluster::PgCluster, database::*, exposition::*, forge::*,
-    greeter::*, harness::*, policy_cases::*, side_port::*, tokens::*,
+    greeter::*, harness::*, policy_cases::*, process::*, side_port::*, tokens::*,
 };

@@ -34,7 +34,11 @@ mod tests {
     #[test]
     fn grows_exponentially_up_to_the_cap_with_jitter_in_the_upper_half() {
         let (initial, max) = (100 * MS, 5000 * MS);
-        assert_eq!(delay(0, initial, max, 0.9), Duration::ZERO, "first retry fails over at once");
+        assert_eq!(
+            delay(0, initial, max, 0.9),
+            Duration::ZERO,
+            "first retry fails over at once"
+        );
         let top: Vec<_> = (1..=8).map(|n| delay(n, initial, max, 1.0)).collect();
         assert_eq!(
             top,

@@ -57,7 +57,11 @@ pub(crate) struct Denylist {
 /// Whole seconds of a protobuf timestamp, rounded up (so a bound is never cut short).
 fn ceil_secs(t: &prost_types::Timestamp) -> u64 {
     let secs = u64::try_from(t.seconds).unwrap_or(0);
-    if t.nanos > 0 { secs.saturating_add(1) } else { secs }
+    if t.nanos > 0 {
+        secs.saturating_add(1)
+    } else {
+        secs
+    }
 }
 
 impl Denylist {
@@ -89,32 +93,48 @@ impl Denylist {
         if target.is_empty() {
             return Err(ApplyError::Skipped(Skipped::Unusable));
         }
-        let expire = revocation.expire_time.as_ref().map_or_else(
-            || now.saturating_add(MISSING_EXPIRY_RETENTION),
-            ceil_secs,
-        );
+        let expire = revocation
+            .expire_time
+            .as_ref()
+            .map_or_else(|| now.saturating_add(MISSING_EXPIRY_RETENTION), ceil_secs);
         if expire.saturating_add(self.grace) <= now {
             return Err(ApplyError::Skipped(Skipped::Expired));
         }
         let full = self.len() >= self.capacity;
         match RevocationKind::try_from(revocation.kind) {
-            Ok(RevocationKind::Session) => upsert(&mut self.sessions, target, full, |e| {
-                *e = (*e).max(expire);
-            }, expire),
-            Ok(RevocationKind::Key) => upsert(&mut self.keys, target, full, |e| {
-                *e = (*e).max(expire);
-            }, expire),
+            Ok(RevocationKind::Session) => upsert(
+                &mut self.sessions,
+                target,
+                full,
+                |e| {
+                    *e = (*e).max(expire);
+                },
+                expire,
+            ),
+            Ok(RevocationKind::Key) => upsert(
+                &mut self.keys,
+                target,
+                full,
+                |e| {
+                    *e = (*e).max(expire);
+                },
+                expire,
+            ),
             Ok(RevocationKind::Subject) => {
                 let not_before = revocation.not_before.as_ref().map_or(u64::MAX, ceil_secs);
                 let cut = Cut { not_before, expire };
-                upsert(&mut self.subjects, target, full, |e| {
-                    e.not_before = e.not_before.max(not_before);
-                    e.expire = e.expire.max(expire);
-                }, cut)
+                upsert(
+                    &mut self.subjects,
+                    target,
+                    full,
+                    |e| {
+                        e.not_before = e.not_before.max(not_before);
+                        e.expire = e.expire.max(expire);
+                    },
+                    cut,
+                )
             }
-            Ok(RevocationKind::Unspecified) | Err(_) => {
-                Err(ApplyError::Skipped(Skipped::Unusable))
-            }
+            Ok(RevocationKind::Unspecified) | Err(_) => Err(ApplyError::Skipped(Skipped::Unusable)),
         }
     }
 
@@ -143,9 +163,7 @@ impl Denylist {
         {
             return Some(Revoked::Subject);
         }
-        if !self.keys.is_empty()
-            && kid().is_some_and(|kid| self.keys.contains_key(kid.as_str()))
-        {
+        if !self.keys.is_empty() && kid().is_some_and(|kid| self.keys.contains_key(kid.as_str())) {
             return Some(Revoked::Key);
         }
         None
@@ -197,7 +215,9 @@ mod tests {
             sequence: 1,
             kind: kind as i32,
             target: target.into(),
-            not_before: (kind == RevocationKind::Subject).then(|| ts(not_before, 0)).flatten(),
+            not_before: (kind == RevocationKind::Subject)
+                .then(|| ts(not_before, 0))
+                .flatten(),
             expire_time: ts(expire, 0),
         }
     }
@@ -211,20 +231,32 @@ mod tests {
     #[test]
     fn sessions_subjects_and_keys_match_what_they_name() {
         let mut d = Denylist::new(10, 0);
-        d.apply(&rev(RevocationKind::Session, "s1", 0, 2000), 1000).unwrap();
-        d.apply(&rev(RevocationKind::Subject, "u2", 1500, 2000), 1000).unwrap();
-        d.apply(&rev(RevocationKind::Key, "k3", 0, 2000), 1000).unwrap();
+        d.apply(&rev(RevocationKind::Session, "s1", 0, 2000), 1000)
+            .unwrap();
+        d.apply(&rev(RevocationKind::Subject, "u2", 1500, 2000), 1000)
+            .unwrap();
+        d.apply(&rev(RevocationKind::Key, "k3", 0, 2000), 1000)
+            .unwrap();
         let none = || None;
-        assert_eq!(d.check(&claims("u1", "s1", 1000), none), Some(Revoked::Session));
+        assert_eq!(
+            d.check(&claims("u1", "s1", 1000), none),
+            Some(Revoked::Session)
+        );
         assert_eq!(d.check(&claims("u1", "s9", 1000), none), None);
         // The subject cut applies to tokens issued before it only.
-        assert_eq!(d.check(&claims("u2", "s9", 1499), none), Some(Revoked::Subject));
+        assert_eq!(
+            d.check(&claims("u2", "s9", 1499), none),
+            Some(Revoked::Subject)
+        );
         assert_eq!(d.check(&claims("u2", "s9", 1500), none), None);
         assert_eq!(
             d.check(&claims("u1", "s9", 1000), || Some("k3".into())),
             Some(Revoked::Key)
         );
-        assert_eq!(d.check(&claims("u1", "s9", 1000), || Some("k4".into())), None);
+        assert_eq!(
+            d.check(&claims("u1", "s9", 1000), || Some("k4".into())),
+            None
+        );
         // A token without a session id is not matched by an empty session.
         assert_eq!(d.check(&claims("u1", "", 1000), none), None);
         assert_eq!(d.len(), 3);
@@ -237,13 +269,24 @@ mod tests {
         r.not_before = ts(1500, 1);
         d.apply(&r, 1000).unwrap();
         // Issued in the same second as the cut: refused (it may have been issued before it).
-        assert_eq!(d.check(&claims("u", "s", 1500), || None), Some(Revoked::Subject));
+        assert_eq!(
+            d.check(&claims("u", "s", 1500), || None),
+            Some(Revoked::Subject)
+        );
         assert_eq!(d.check(&claims("u", "s", 1501), || None), None);
         // An earlier cut arriving later does not move the cut back.
-        d.apply(&rev(RevocationKind::Subject, "u", 1200, 3000), 1000).unwrap();
-        assert_eq!(d.check(&claims("u", "s", 1500), || None), Some(Revoked::Subject));
-        d.apply(&rev(RevocationKind::Subject, "u", 1700, 3000), 1000).unwrap();
-        assert_eq!(d.check(&claims("u", "s", 1650), || None), Some(Revoked::Subject));
+        d.apply(&rev(RevocationKind::Subject, "u", 1200, 3000), 1000)
+            .unwrap();
+        assert_eq!(
+            d.check(&claims("u", "s", 1500), || None),
+            Some(Revoked::Subject)
+        );
+        d.apply(&rev(RevocationKind::Subject, "u", 1700, 3000), 1000)
+            .unwrap();
+        assert_eq!(
+            d.check(&claims("u", "s", 1650), || None),
+            Some(Revoked::Subject)
+        );
         assert_eq!(d.len(), 1);
         // The later expiry is kept too.
         assert_eq!(d.prune(4999), 0);
@@ -253,12 +296,17 @@ mod tests {
     #[test]
     fn entries_are_dropped_after_expiry_plus_grace() {
         let mut d = Denylist::new(10, 30);
-        d.apply(&rev(RevocationKind::Session, "s1", 0, 2000), 1000).unwrap();
-        d.apply(&rev(RevocationKind::Session, "s2", 0, 3000), 1000).unwrap();
+        d.apply(&rev(RevocationKind::Session, "s1", 0, 2000), 1000)
+            .unwrap();
+        d.apply(&rev(RevocationKind::Session, "s2", 0, 3000), 1000)
+            .unwrap();
         assert_eq!(d.prune(2029), 0);
         assert_eq!(d.prune(2030), 1);
         assert_eq!(d.check(&claims("u", "s1", 1000), || None), None);
-        assert_eq!(d.check(&claims("u", "s2", 1000), || None), Some(Revoked::Session));
+        assert_eq!(
+            d.check(&claims("u", "s2", 1000), || None),
+            Some(Revoked::Session)
+        );
         // Already expired (grace included) when it arrives: not stored.
         assert_eq!(
             d.apply(&rev(RevocationKind::Session, "s3", 0, 1000), 1030),
@@ -270,33 +318,52 @@ mod tests {
     #[test]
     fn capacity_refuses_new_entries_but_merges_known_ones() {
         let mut d = Denylist::new(2, 0);
-        d.apply(&rev(RevocationKind::Session, "s1", 0, 2000), 1000).unwrap();
-        d.apply(&rev(RevocationKind::Key, "k1", 0, 2000), 1000).unwrap();
+        d.apply(&rev(RevocationKind::Session, "s1", 0, 2000), 1000)
+            .unwrap();
+        d.apply(&rev(RevocationKind::Key, "k1", 0, 2000), 1000)
+            .unwrap();
         assert_eq!(
             d.apply(&rev(RevocationKind::Subject, "u1", 1500, 2000), 1000),
             Err(ApplyError::Full(Full))
         );
         // The same session again is a merge, not a new entry.
-        d.apply(&rev(RevocationKind::Session, "s1", 0, 2500), 1000).unwrap();
+        d.apply(&rev(RevocationKind::Session, "s1", 0, 2500), 1000)
+            .unwrap();
         assert_eq!(d.len(), 2);
-        assert_eq!(d.prune(2000), 1, "the key expired, the session's expiry moved to 2500");
+        assert_eq!(
+            d.prune(2000),
+            1,
+            "the key expired, the session's expiry moved to 2500"
+        );
     }
 
     #[test]
     fn unusable_revocations_are_skipped() {
         let mut d = Denylist::new(10, 0);
         let mut r = rev(RevocationKind::Session, "", 0, 2000);
-        assert_eq!(d.apply(&r, 1000), Err(ApplyError::Skipped(Skipped::Unusable)));
+        assert_eq!(
+            d.apply(&r, 1000),
+            Err(ApplyError::Skipped(Skipped::Unusable))
+        );
         r.target = "s".into();
         r.kind = RevocationKind::Unspecified as i32;
-        assert_eq!(d.apply(&r, 1000), Err(ApplyError::Skipped(Skipped::Unusable)));
+        assert_eq!(
+            d.apply(&r, 1000),
+            Err(ApplyError::Skipped(Skipped::Unusable))
+        );
         r.kind = 99;
-        assert_eq!(d.apply(&r, 1000), Err(ApplyError::Skipped(Skipped::Unusable)));
+        assert_eq!(
+            d.apply(&r, 1000),
+            Err(ApplyError::Skipped(Skipped::Unusable))
+        );
         // A subject revocation without a not-before cuts every token of the subject.
         let mut r = rev(RevocationKind::Subject, "u", 0, 2000);
         r.not_before = None;
         d.apply(&r, 1000).unwrap();
-        assert_eq!(d.check(&claims("u", "s", 1999), || None), Some(Revoked::Subject));
+        assert_eq!(
+            d.check(&claims("u", "s", 1999), || None),
+            Some(Revoked::Subject)
+        );
         assert_eq!(d.len(), 1);
     }
 }

@@ -13,10 +13,10 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Status, Streaming};
 
+use super::WhenStale;
 use super::backoff;
 use super::denylist::{ApplyError, Denylist};
 use super::status::{State, WatcherStatus};
-use super::WhenStale;
 use crate::claims::Claims;
 use crate::client::TokenSource;
 use crate::clock::Clock;
@@ -350,7 +350,11 @@ async fn stream_once(
         Err(Lost::Protocol(_) | Lost::Overflow) => return End::Failed,
         _ => {}
     }
-    if ended.received { End::AfterWork } else { End::Failed }
+    if ended.received {
+        End::AfterWork
+    } else {
+        End::Failed
+    }
 }
 
 async fn open(
@@ -477,9 +481,15 @@ fn handle(
             })
         }
         Some(Message::Heartbeat(beat)) => {
+            let in_snapshot = staging.is_some();
             shared.update(|s| {
                 s.last_contact = Some(contact);
                 s.server_sequence = beat.sequence;
+                // Everything up to the beat's sequence has been sent on this stream (in order),
+                // including rows the server had no reason to send: resume after it.
+                if s.resumable && !in_snapshot {
+                    s.last_sequence = s.last_sequence.max(beat.sequence);
+                }
             });
             Ok(())
         }
@@ -521,4 +531,137 @@ fn snapshot_part(
         }
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use auth_proto::v1::{Revocation, RevocationHeartbeat, RevocationKind};
+
+    use super::*;
+
+    fn shared(capacity: usize) -> Shared {
+        Shared {
+            state: RwLock::new(State::new(Denylist::new(capacity, 0))),
+            endpoints: vec!["http://a".into()],
+            clock: crate::clock::system(),
+            changed: tokio::sync::watch::channel(0).0,
+        }
+    }
+
+    fn session(sequence: i64, sid: &str) -> Revocation {
+        let in_an_hour = crate::clock::system().unix_now() as i64 + 3600;
+        Revocation {
+            sequence,
+            kind: RevocationKind::Session as i32,
+            target: sid.into(),
+            not_before: None,
+            expire_time: Some(prost_types::Timestamp {
+                seconds: in_an_hour,
+                nanos: 0,
+            }),
+        }
+    }
+
+    fn part(revocations: Vec<Revocation>, first: bool, last: bool, sequence: i64) -> Message {
+        Message::Snapshot(RevocationSnapshot {
+            revocations,
+            first,
+            last,
+            sequence,
+        })
+    }
+
+    fn send(s: &Shared, staging: &mut Option<Denylist>, m: Message) -> Result<(), Lost> {
+        handle(s, staging, WatchRevocationsResponse { message: Some(m) })
+    }
+
+    fn beat(sequence: i64) -> Message {
+        Message::Heartbeat(RevocationHeartbeat {
+            sequence,
+            time: None,
+        })
+    }
+
+    #[test]
+    fn a_snapshot_replaces_the_list_only_when_complete_then_live_revocations_apply_in_order() {
+        let s = shared(100);
+        let mut staging = None;
+        send(
+            &s,
+            &mut staging,
+            part(vec![session(1, "old")], true, true, 1),
+        )
+        .unwrap();
+        assert_eq!((s.read().list.len(), s.read().last_sequence), (1, 1));
+        assert!(s.read().current && s.read().resumable);
+
+        // A fresh snapshot in two parts: the old list serves until the last part arrives.
+        send(
+            &s,
+            &mut staging,
+            part(vec![session(5, "a")], true, false, 6),
+        )
+        .unwrap();
+        assert_eq!(s.read().list.len(), 1);
+        assert_eq!(s.read().last_sequence, 1);
+        // A heartbeat in the middle of a snapshot does not move the sequence.
+        send(&s, &mut staging, beat(6)).unwrap();
+        assert_eq!(s.read().last_sequence, 1);
+        send(
+            &s,
+            &mut staging,
+            part(vec![session(6, "b")], false, true, 6),
+        )
+        .unwrap();
+        {
+            let st = s.read();
+            assert_eq!((st.list.len(), st.last_sequence, st.snapshots), (2, 6, 2));
+        }
+
+        // Live, in order; a duplicate or older sequence is ignored.
+        send(&s, &mut staging, Message::Revocation(session(7, "c"))).unwrap();
+        send(&s, &mut staging, Message::Revocation(session(7, "dup"))).unwrap();
+        send(&s, &mut staging, Message::Revocation(session(3, "older"))).unwrap();
+        {
+            let st = s.read();
+            assert_eq!((st.list.len(), st.last_sequence, st.events), (3, 7, 1));
+        }
+        // A heartbeat ahead of the watcher moves the resume point; one behind does not.
+        send(&s, &mut staging, beat(9)).unwrap();
+        send(&s, &mut staging, beat(8)).unwrap();
+        assert_eq!(s.read().last_sequence, 9);
+        assert_eq!(s.read().server_sequence, 8);
+        assert!(s.read().last_contact.is_some());
+    }
+
+    #[test]
+    fn protocol_violations_and_overflow_end_the_stream() {
+        let s = shared(1);
+        let mut staging = None;
+        // A part that is not the first, with no snapshot under way.
+        let lost = send(&s, &mut staging, part(vec![], false, true, 1)).unwrap_err();
+        assert!(matches!(lost, Lost::Protocol(_)));
+        // A live revocation in the middle of a snapshot.
+        send(&s, &mut staging, part(vec![], true, false, 1)).unwrap();
+        let lost = send(&s, &mut staging, Message::Revocation(session(2, "x"))).unwrap_err();
+        assert!(matches!(lost, Lost::Protocol(_)));
+        // An empty message.
+        let lost = handle(&s, &mut None, WatchRevocationsResponse { message: None }).unwrap_err();
+        assert!(matches!(lost, Lost::Protocol(_)));
+        // More than the capacity in a snapshot: nothing replaced.
+        let two = vec![session(1, "a"), session(2, "b")];
+        let lost = send(&s, &mut None, part(two, true, true, 2)).unwrap_err();
+        assert!(matches!(lost, Lost::Overflow));
+        assert_eq!(s.read().list.len(), 0);
+        assert_eq!(s.read().last_sequence, 0);
+        // Live beyond the capacity.
+        send(&s, &mut None, part(vec![session(1, "a")], true, true, 1)).unwrap();
+        let lost = send(&s, &mut None, Message::Revocation(session(2, "b"))).unwrap_err();
+        assert!(matches!(lost, Lost::Overflow));
+        assert_eq!(
+            s.read().last_sequence,
+            1,
+            "what was not stored is not acknowledged"
+        );
+    }
 }

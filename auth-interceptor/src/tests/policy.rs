@@ -267,10 +267,9 @@ fn fail_closed_bounds_apply_to_rules_that_admit_tokens() {
     assert_eq!(p.first_fail_closed_rule(), None);
 
     // The file's key does the same, and is range-checked.
-    let p = Policy::from_toml(
-        "fail_closed_after_secs = 30\n[methods]\n\"pkg.Svc/*\" = \"required\"\n",
-    )
-    .unwrap();
+    let p =
+        Policy::from_toml("fail_closed_after_secs = 30\n[methods]\n\"pkg.Svc/*\" = \"required\"\n")
+            .unwrap();
     assert_eq!(
         p.rule_for("/pkg.Svc/Any").when_stale,
         WhenStale::RefuseAfter(bound)

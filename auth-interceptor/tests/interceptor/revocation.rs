@@ -182,7 +182,9 @@ async fn snapshot_and_live_revocations_refuse_sessions_subjects_and_keys() {
 #[tokio::test]
 async fn a_fresh_snapshot_in_parts_replaces_what_was_known() {
     let s = setup().await;
-    s.state.revlog.append(revocation(RevocationKind::Session, "s1"));
+    s.state
+        .revlog
+        .append(revocation(RevocationKind::Session, "s1"));
     s.wait("live", |s| s.last_sequence == 1).await;
     let t1 = s.token("u1", "s1");
     assert_eq!(s.codes(&t1).await.0, Code::Unauthenticated);
@@ -200,30 +202,47 @@ async fn a_fresh_snapshot_in_parts_replaces_what_was_known() {
             entries.push(r);
         }
     }
-    s.state.revlog.horizon.store(9, std::sync::atomic::Ordering::SeqCst);
-    s.state.revlog.part_size.store(2, std::sync::atomic::Ordering::SeqCst);
+    s.state
+        .revlog
+        .horizon
+        .store(9, std::sync::atomic::Ordering::SeqCst);
+    s.state
+        .revlog
+        .part_size
+        .store(2, std::sync::atomic::Ordering::SeqCst);
     s.state.revlog.set_down(false);
     let status = s.wait("fresh snapshot", |s| s.snapshots == 2).await;
     assert_eq!((status.last_sequence, status.entries), (14, 5));
     assert!(status.connected);
     assert_eq!(s.codes(&t1).await.0, Code::Ok, "s1 is no longer revoked");
     for sid in ["a", "c", "e"] {
-        assert_eq!(s.codes(&s.token("u", sid)).await.0, Code::Unauthenticated, "{sid}");
+        assert_eq!(
+            s.codes(&s.token("u", sid)).await.0,
+            Code::Unauthenticated,
+            "{sid}"
+        );
     }
     let requests = s.state.revlog.requests();
     assert_eq!(requests.first(), Some(&0));
-    assert!(requests[1..].iter().all(|&r| r == 1), "resumed from 1: {requests:?}");
+    assert!(
+        requests[1..].iter().all(|&r| r == 1),
+        "resumed from 1: {requests:?}"
+    );
 }
 
 #[tokio::test]
 async fn it_resumes_from_its_last_sequence_and_misses_nothing_issued_during_an_outage() {
     let s = setup().await;
-    s.state.revlog.append(revocation(RevocationKind::Session, "before"));
+    s.state
+        .revlog
+        .append(revocation(RevocationKind::Session, "before"));
     s.wait("live", |s| s.last_sequence == 1).await;
     s.state.revlog.set_down(true);
     s.wait("down", |s| !s.connected).await;
     for sid in ["d1", "d2", "d3"] {
-        s.state.revlog.append(revocation(RevocationKind::Session, sid));
+        s.state
+            .revlog
+            .append(revocation(RevocationKind::Session, sid));
     }
     s.state.revlog.set_down(false);
     let status = s.wait("caught up", |s| s.last_sequence == 4).await;
@@ -231,20 +250,26 @@ async fn it_resumes_from_its_last_sequence_and_misses_nothing_issued_during_an_o
     assert_eq!((status.events_applied, status.snapshots), (4, 1));
     assert!(status.reconnects >= 1);
     for sid in ["before", "d1", "d2", "d3"] {
-        assert_eq!(s.codes(&s.token("u", sid)).await.0, Code::Unauthenticated, "{sid}");
+        assert_eq!(
+            s.codes(&s.token("u", sid)).await.0,
+            Code::Unauthenticated,
+            "{sid}"
+        );
     }
     // One snapshot at start, then only resumptions from the last sequence.
     let requests = s.state.revlog.requests();
     assert_eq!(requests.first(), Some(&0));
     assert_eq!(requests.last(), Some(&1), "{requests:?}");
-    // A duplicate (a replica replaying what the watcher has) is ignored.
-    let mut dup = revocation(RevocationKind::Session, "late");
-    dup.sequence = 0;
-    s.state.revlog.entries.lock().unwrap().push(dup);
-    s.state.revlog.heartbeat();
-    let status = s.wait("heartbeat", |s| s.server_sequence == 0).await;
-    assert_eq!(status.last_sequence, 4);
-    assert_eq!(s.codes(&s.token("u", "late")).await.0, Code::Ok);
+    // A heartbeat says everything up to its sequence was sent (the server skips rows it need not
+    // send, e.g. expired ones): the watcher resumes after it.
+    s.state.revlog.heartbeat_at(9);
+    let status = s.wait("heartbeat", |s| s.server_sequence == 9).await;
+    assert_eq!(status.last_sequence, 9);
+    s.state.revlog.set_down(true);
+    s.wait("down again", |s| !s.connected).await;
+    s.state.revlog.set_down(false);
+    s.wait("back", |s| s.connected).await;
+    assert_eq!(s.state.revlog.requests().last(), Some(&9));
 }
 
 #[tokio::test]
@@ -258,7 +283,10 @@ async fn it_fails_over_in_order_to_the_next_endpoint() {
     let endpoints = vec![endpoint(dead), endpoint(addr_a), endpoint(addr_b)];
     let s = setup_with(a.clone(), endpoints, config()).await;
     let status = s.wait("on A", |s| s.connected).await;
-    assert_eq!(status.endpoint.as_deref(), Some(format!("http://{addr_a}/").as_str()));
+    assert_eq!(
+        status.endpoint.as_deref(),
+        Some(format!("http://{addr_a}/").as_str())
+    );
     assert!(status.reconnects >= 1, "the dead endpoint was tried first");
 
     a.revlog.append(revocation(RevocationKind::Session, "s1"));
@@ -267,8 +295,13 @@ async fn it_fails_over_in_order_to_the_next_endpoint() {
     // A goes down; meanwhile B (sharing the database) learns of s2.
     a.revlog.set_down(true);
     b.revlog.append(revocation(RevocationKind::Session, "s2"));
-    let status = s.wait("on B", |s| s.connected && s.last_sequence == 2).await;
-    assert_eq!(status.endpoint.as_deref(), Some(format!("http://{addr_b}/").as_str()));
+    let status = s
+        .wait("on B", |s| s.connected && s.last_sequence == 2)
+        .await;
+    assert_eq!(
+        status.endpoint.as_deref(),
+        Some(format!("http://{addr_b}/").as_str())
+    );
     assert_eq!(b.revlog.requests(), [1], "B was asked to resume from 1");
     assert_eq!(s.codes(&s.token("u", "s2")).await.0, Code::Unauthenticated);
 }
@@ -313,7 +346,11 @@ async fn before_its_first_snapshot_the_watcher_is_stale_since_start() {
     assert_eq!(s.codes(&token).await, (Code::Ok, Code::Ok));
     skip(BOUND + Duration::from_secs(1)).await;
     assert_eq!(s.codes(&token).await, (Code::Ok, Code::Unavailable));
-    let err = s.watcher.wait_current(Duration::from_millis(50)).await.unwrap_err();
+    let err = s
+        .watcher
+        .wait_current(Duration::from_millis(50))
+        .await
+        .unwrap_err();
     assert!(!err.0.connected && err.0.reconnects >= 1, "{err}");
     assert_eq!(err.0.since_last_contact, None);
 }
@@ -322,7 +359,9 @@ async fn before_its_first_snapshot_the_watcher_is_stale_since_start() {
 async fn an_overflowing_snapshot_keeps_the_watcher_stale_until_one_fits() {
     let state = AuthState::new(TestKey::ed25519("k1"));
     for sid in ["a", "b", "c"] {
-        state.revlog.append(revocation(RevocationKind::Session, sid));
+        state
+            .revlog
+            .append(revocation(RevocationKind::Session, sid));
     }
     let addr = serve_auth(state.clone()).await;
     let mut c = config();
@@ -330,9 +369,15 @@ async fn an_overflowing_snapshot_keeps_the_watcher_stale_until_one_fits() {
     let s = setup_with(state, vec![endpoint(addr)], c).await;
     let status = s.wait("overflow", |s| s.overflowed).await;
     assert!(!status.connected);
-    assert_eq!(status.entries, 0, "a snapshot that does not fit replaces nothing");
+    assert_eq!(
+        status.entries, 0,
+        "a snapshot that does not fit replaces nothing"
+    );
     skip(BOUND + Duration::from_secs(1)).await;
-    assert_eq!(s.codes(&s.token("u", "s")).await, (Code::Ok, Code::Unavailable));
+    assert_eq!(
+        s.codes(&s.token("u", "s")).await,
+        (Code::Ok, Code::Unavailable)
+    );
     // The server's log shrinks (entries expired): the next fresh snapshot fits.
     s.state.revlog.entries.lock().unwrap().remove(0);
     let status = s.wait("fits", |s| s.connected).await;
@@ -358,14 +403,19 @@ async fn expired_entries_are_pruned_on_the_injected_clock() {
         nanos: 0,
     });
     s.state.revlog.append(r);
-    s.state.revlog.append(revocation(RevocationKind::Session, "long"));
+    s.state
+        .revlog
+        .append(revocation(RevocationKind::Session, "long"));
     s.wait("applied", |s| s.entries == 2).await;
     skip(Duration::from_secs(11)).await;
     assert_eq!(s.watcher.status().entries, 2, "kept through the grace");
     skip(Duration::from_secs(30)).await;
     let status = s.wait("pruned", |s| s.entries == 1).await;
     assert_eq!(status.last_sequence, 2);
-    assert_eq!(s.codes(&s.token("u", "long")).await.0, Code::Unauthenticated);
+    assert_eq!(
+        s.codes(&s.token("u", "long")).await.0,
+        Code::Unauthenticated
+    );
 }
 
 #[test]

@@ -379,6 +379,8 @@ pub struct RevLog {
     changed: tokio::sync::watch::Sender<u64>,
     /// Heartbeats asked for by [`RevLog::heartbeat`].
     beats: AtomicU64,
+    /// The sequence heartbeats announce (the newest entry's when negative).
+    beat_sequence: std::sync::atomic::AtomicI64,
 }
 
 impl Default for RevLog {
@@ -391,6 +393,7 @@ impl Default for RevLog {
             requests: Mutex::new(Vec::new()),
             changed: tokio::sync::watch::channel(0).0,
             beats: AtomicU64::new(0),
+            beat_sequence: (-1).into(),
         }
     }
 }
@@ -398,17 +401,14 @@ impl Default for RevLog {
 /// A revocation of `kind` for `target`, expiring in an hour (a subject's not-before is now).
 pub fn revocation(kind: RevocationKind, target: &str) -> Revocation {
     let now = unix_now() as i64;
-    let at = |seconds| {
-        Some(prost_types::Timestamp {
-            seconds,
-            nanos: 0,
-        })
-    };
+    let at = |seconds| Some(prost_types::Timestamp { seconds, nanos: 0 });
     Revocation {
         sequence: 0,
         kind: kind as i32,
         target: target.into(),
-        not_before: (kind == RevocationKind::Subject).then(|| at(now + 1)).flatten(),
+        not_before: (kind == RevocationKind::Subject)
+            .then(|| at(now + 1))
+            .flatten(),
         expire_time: at(now + 3600),
     }
 }
@@ -441,17 +441,36 @@ impl RevLog {
         self.bump();
     }
 
+    /// Sends one heartbeat announcing `sequence` on every open stream (as a server does after rows
+    /// it did not need to send).
+    pub fn heartbeat_at(&self, sequence: i64) {
+        self.beat_sequence.store(sequence, Ordering::SeqCst);
+        self.heartbeat();
+    }
+
     pub fn requests(&self) -> Vec<i64> {
         self.requests.lock().unwrap().clone()
     }
 
     fn newest(&self) -> i64 {
-        self.entries.lock().unwrap().last().map_or(0, |e| e.sequence)
+        match self.beat_sequence.load(Ordering::SeqCst) {
+            n if n >= 0 => n,
+            _ => self
+                .entries
+                .lock()
+                .unwrap()
+                .last()
+                .map_or(0, |e| e.sequence),
+        }
     }
 
     fn after(&self, sequence: i64) -> Vec<Revocation> {
         let entries = self.entries.lock().unwrap();
-        entries.iter().filter(|e| e.sequence > sequence).cloned().collect()
+        entries
+            .iter()
+            .filter(|e| e.sequence > sequence)
+            .cloned()
+            .collect()
     }
 
     fn watch(
