@@ -13,6 +13,7 @@
 mod backoff;
 mod denylist;
 mod status;
+mod stream;
 mod watcher;
 
 use std::time::Duration;
