@@ -85,6 +85,7 @@ fn bench_issue(c: &mut Criterion) {
                         black_box(&user),
                         "0199a2b4-0000-7000-8000-000000000002",
                         now,
+                        i64::MAX,
                     )
                     .unwrap()
             })

@@ -118,7 +118,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Migrate { database }) => {
             let mut database = database.validate().context("invalid configuration")?;
             database.migrate = true;
-            open_store(&database).await?;
+            open_store(&database, None).await?;
             println!("migrations applied");
             Ok(())
         }
@@ -145,7 +145,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let password = zeroize::Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_owned());
             let database = database.validate().context("invalid configuration")?;
             let passwords = passwords.validate().context("invalid configuration")?;
-            let store = open_store(&database).await?;
+            let store = open_store(&database, None).await?;
             let hasher = start_hasher(passwords, None).await?;
             let user = crate::state::create_user(
                 &*store,
@@ -182,7 +182,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let database = database.validate().context("invalid configuration")?;
             let keys = keys.validate(&database).context("invalid configuration")?;
             let tokens = tokens.validate().context("invalid configuration")?;
-            let store = open_store(&database).await?;
+            let store = open_store(&database, None).await?;
             let manager =
                 start_keys(keys, &tokens, store.clone(), unix_seconds(&SystemClock)).await?;
             let r = manager

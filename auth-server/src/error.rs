@@ -46,6 +46,9 @@ pub enum AuthError {
         /// Seconds until the next attempt is accepted.
         retry_after: i64,
     },
+    /// A bounded resource (e.g. revocation watchers) is at its limit: retry later or elsewhere.
+    #[error("{0}")]
+    Exhausted(&'static str),
     /// Too many password hashes are queued: shed load (retryable elsewhere).
     #[error("overloaded")]
     Overloaded,
@@ -53,6 +56,10 @@ pub enum AuthError {
     /// rate-limited or failed): retryable.
     #[error("verification keys unavailable")]
     KeysUnavailable,
+    /// The revocation view is too old to be trusted (the log has been unreadable for longer than
+    /// `AUTH_REVOCATION_MAX_STALENESS`): retryable.
+    #[error(transparent)]
+    Revocations(#[from] crate::revocation::RevocationError),
     /// Storage failure.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -90,9 +97,17 @@ impl From<AuthError> for Status {
                 }
                 status
             }
+            AuthError::Exhausted(msg) => Status::resource_exhausted(msg),
             AuthError::Overloaded => retry_later("server busy, retry later", "200"),
             AuthError::KeysUnavailable => {
                 retry_later("verification keys unavailable, retry later", "1000")
+            }
+            AuthError::Revocations(e) => {
+                tracing::warn!(error = %e, "revocation state stale");
+                retry_later(
+                    "revocation state unavailable, retry later",
+                    crate::availability::DATABASE_DOWN_PUSHBACK_MS,
+                )
             }
             AuthError::Store(e) => store_status(&e),
             AuthError::Internal(detail) => {
@@ -175,6 +190,15 @@ mod tests {
         let s: Status = AuthError::Password(PasswordRefused::TooEasyToGuess).into();
         assert_eq!(s.code(), Code::InvalidArgument);
         assert!(s.message().starts_with("password is too easy to guess"));
+        let s: Status =
+            AuthError::Revocations(crate::revocation::RevocationError::Stale { age: 61 }).into();
+        assert_eq!(
+            (s.code(), s.message()),
+            (
+                Code::Unavailable,
+                "revocation state unavailable, retry later"
+            )
+        );
         let s: Status = AuthError::Overloaded.into();
         assert_eq!(s.code(), Code::Unavailable);
         assert!(s.metadata().get("grpc-retry-pushback-ms").is_some());

@@ -17,6 +17,7 @@ pub mod keys;
 pub(crate) mod labels;
 pub mod password;
 pub(crate) mod policy;
+pub(crate) mod revocation;
 pub mod server;
 pub(crate) mod service;
 mod shutdown;

@@ -1,6 +1,7 @@
 //! The access policy of the server's own RPCs, enforced by the `auth-interceptor` layer (the same policy
 //! engine downstream services use): Login, Refresh, Validate, Logout and GetJwks are public;
-//! ChangePassword needs a valid token; `AdminService/*` needs the role `admin`; health, reflection and
+//! ChangePassword needs a valid token; WatchRevocations the role `revocations:watch`;
+//! `AdminService/*` needs the role `admin`; health, reflection and
 //! Envoy's ext_authz `Check` (which judges the token it is asked about itself) are public; anything
 //! else is denied.
 
@@ -22,7 +23,8 @@ pub(crate) const REGISTERED_SERVICES: [&str; 6] = [
 ];
 
 /// The rules of this server's own RPCs: `Login`, `Refresh`, `Validate`, `Logout` and `GetJwks`
-/// public; `ChangePassword` requires a token; `auth.v1.AdminService/*` requires the role `admin`;
+/// public; `ChangePassword` requires a token; `WatchRevocations` the role `revocations:watch`;
+/// `auth.v1.AdminService/*` requires the role `admin`;
 /// health, reflection and ext_authz `Check` public; everything else denied.
 fn server_policy() -> Result<Policy, PolicyError> {
     let mut b = Policy::builder().with_health().with_reflection();
@@ -32,6 +34,10 @@ fn server_policy() -> Result<Policy, PolicyError> {
     // Envoy calls Check with no token of its own; the token Check is asked about is in the message.
     b = b.public(&format!("{}/Check", crate::extauthz::SERVICE_NAME));
     b.required("auth.v1.AuthService/ChangePassword")
+        .any_role(
+            "auth.v1.AuthService/WatchRevocations",
+            [crate::service::watch::WATCH_ROLE],
+        )
         .any_role("auth.v1.AdminService/*", [ADMIN_ROLE])
         .build()
 }
@@ -69,6 +75,10 @@ mod tests {
         assert_eq!(
             p.rule_for("/auth.v1.AuthService/ChangePassword").access,
             Access::Required
+        );
+        assert_eq!(
+            p.rule_for("/auth.v1.AuthService/WatchRevocations").access,
+            Access::AnyRole(vec!["revocations:watch".into()])
         );
         assert_eq!(
             p.rule_for("/auth.v1.AdminService/CreateUser").access,

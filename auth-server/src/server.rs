@@ -153,6 +153,7 @@ async fn run(
         throttle,
         operations,
         extauthz,
+        revocation,
     } = settings;
     let retention = Retention {
         audit: operations.audit_retention,
@@ -172,7 +173,7 @@ async fn run(
         .map_err(|e| AuthError::Internal(e.to_string()))?;
     let metrics = Metrics::new(http.grpc_metrics.then_some(methods.as_slice()));
     let reload_interval = keys.reload_interval;
-    let store = open_store(&database).await?;
+    let store = open_store(&database, Some(tokens.token_lifetime())).await?;
     let key_check = keys.reload_interval;
     let state = build_state(
         StateSettings {
@@ -180,6 +181,7 @@ async fn run(
             tokens,
             passwords,
             throttle,
+            revocation,
         },
         store,
         clock,
@@ -201,6 +203,9 @@ async fn run(
     tasks.extend(crate::keys::rotation::spawn_scheduler(
         state.clone(),
         key_check,
+    ));
+    tasks.extend(crate::revocation::follower::spawn(
+        state.revocations.clone(),
     ));
 
     let auth = AuthServiceServer::new(AuthServiceImpl::new(state.clone()))
@@ -238,10 +243,13 @@ async fn run(
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
     let health_on_stop = health.clone();
+    let revocations = state.revocations.clone();
     let signal = async move {
         shutdown.await;
         tracing::info!("shutting down: reporting NOT_SERVING and draining in-flight calls");
         set_health(&health_on_stop, ServingStatus::NotServing).await;
+        // WatchRevocations streams end, naming the sequence to resume from elsewhere.
+        revocations.stop();
         // Health Watch streams deliver NOT_SERVING, then end: the drain waits only for unary calls.
         let _ = stopping_tx.send(true);
         let _ = stop_tx.send(());

@@ -10,23 +10,30 @@ use secrecy::ExposeSecret;
 use crate::clock::{Clock, unix_seconds};
 use crate::config::{
     Backend, BootstrapAdmin, DatabaseSettings, KeySettings, MasterKeySource, PasswordSettings,
-    Signing, ThrottleSettings, TokenSettings,
+    RevocationSettings, Signing, ThrottleSettings, TokenSettings,
 };
 use crate::error::AuthError;
 use crate::http::metrics::Metrics;
 use crate::keys::master::MasterKey;
 use crate::keys::{KeyManager, SigningMode};
 use crate::password::PasswordHasher;
+use crate::revocation::Revocations;
 use crate::server::ServeError;
 use crate::service::admin::ADMIN_ROLE;
+use crate::service::watch::Watchers;
 use crate::state::AppState;
 use crate::store::Store;
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 
 /// Opens the configured database (creating the zero-config SQLite directory if needed) and applies
-/// the migrations unless they are turned off.
-pub(crate) async fn open_store(settings: &DatabaseSettings) -> Result<Arc<dyn Store>, ServeError> {
+/// the migrations unless they are turned off. `token_lifetime` (access-token lifetime plus leeway,
+/// seconds; `None`: the longest allowed) is how long revocation log rows are kept.
+pub(crate) async fn open_store(
+    settings: &DatabaseSettings,
+    token_lifetime: Option<i64>,
+) -> Result<Arc<dyn Store>, ServeError> {
+    let lifetime = token_lifetime.unwrap_or(crate::store::DEFAULT_TOKEN_LIFETIME);
     let store: Arc<dyn Store> = match &settings.backend {
         Backend::Postgres {
             url,
@@ -37,7 +44,8 @@ pub(crate) async fn open_store(settings: &DatabaseSettings) -> Result<Arc<dyn St
                 *max_connections,
                 settings.acquire_timeout,
             )
-            .await?,
+            .await?
+            .with_token_lifetime(lifetime),
         ),
         Backend::Sqlite { url, create_dir } => {
             if let Some(dir) = create_dir {
@@ -48,7 +56,11 @@ pub(crate) async fn open_store(settings: &DatabaseSettings) -> Result<Arc<dyn St
                     ))
                 })?;
             }
-            Arc::new(SqliteStore::connect(url.expose_secret(), settings.acquire_timeout).await?)
+            Arc::new(
+                SqliteStore::connect(url.expose_secret(), settings.acquire_timeout)
+                    .await?
+                    .with_token_lifetime(lifetime),
+            )
         }
     };
     if settings.migrate {
@@ -145,9 +157,12 @@ pub(crate) struct StateSettings {
     pub passwords: PasswordSettings,
     /// Login throttling.
     pub throttle: ThrottleSettings,
+    /// Revocation view and stream.
+    pub revocation: RevocationSettings,
 }
 
-/// Builds the shared state: keys (generated on first start), hasher, verifier.
+/// Builds the shared state: keys (generated on first start), hasher, verifier, and the revocation
+/// view (loaded from the log before this returns: the server serves with it complete).
 pub(crate) async fn build_state(
     settings: StateSettings,
     store: Arc<dyn Store>,
@@ -159,6 +174,7 @@ pub(crate) async fn build_state(
         tokens,
         passwords,
         throttle,
+        revocation,
     } = settings;
     let reload_interval = keys.reload_interval;
     let admin_api_refused = keys.admin_api_refused;
@@ -174,6 +190,13 @@ pub(crate) async fn build_state(
     )
     .map_err(|e| ServeError::Config(format!("access policy: {e}")))?;
     let hasher = start_hasher(passwords, Some(metrics.clone())).await?;
+    let revocations = Revocations::load(
+        store.clone(),
+        clock.clone(),
+        key_source.clone(),
+        revocation.max_staleness,
+    )
+    .await?;
     Ok(Arc::new(AppState {
         store,
         hasher,
@@ -189,6 +212,8 @@ pub(crate) async fn build_state(
         database: crate::availability::DatabaseStatus::default(),
         admin_api_refused,
         metrics,
+        revocations,
+        watchers: Watchers::new(revocation.max_watchers, revocation.heartbeat),
     }))
 }
 

@@ -8,7 +8,7 @@ use crate::clock::Clock;
 use crate::error::AuthError;
 use crate::keys::KeyManager;
 use crate::password::PasswordHasher;
-use crate::store::{NewSession, SessionStatus, Store, StoreError, UserRecord};
+use crate::store::{NewSession, Store, StoreError, UserRecord};
 use crate::token::access::AccessTokenIssuer;
 use crate::token::refresh;
 
@@ -53,6 +53,10 @@ pub(crate) struct AppState {
     pub admin_api_refused: bool,
     /// The server's metrics (exposed on the HTTP side port).
     pub metrics: crate::http::metrics::Metrics,
+    /// The revocation view, its follower's state and the fan-out of `WatchRevocations`.
+    pub revocations: Arc<crate::revocation::Revocations>,
+    /// The bounds of `WatchRevocations`.
+    pub watchers: crate::service::watch::Watchers,
 }
 
 impl std::fmt::Debug for AppState {
@@ -90,11 +94,15 @@ impl AppState {
     pub(crate) async fn start_session(&self, user: &UserRecord) -> Result<TokenPair, AuthError> {
         let now = self.now();
         let session_id = uuid::Uuid::now_v7().to_string();
-        let access = self
-            .issuer
-            .issue(&self.keys.signer(), user, &session_id, now)?;
-        let (refresh_token, refresh_hash) = refresh::generate()?;
         let absolute_expires_at = now.saturating_add(self.sessions.absolute_ttl);
+        let access = self.issuer.issue(
+            &self.keys.signer(),
+            user,
+            &session_id,
+            now,
+            absolute_expires_at,
+        )?;
+        let (refresh_token, refresh_hash) = refresh::generate()?;
         let refresh_expires_at = now
             .saturating_add(self.sessions.idle_ttl)
             .min(absolute_expires_at);
@@ -141,22 +149,10 @@ impl AppState {
         .await
     }
 
-    /// True when the token's session is live: not revoked, not past its absolute lifetime, its user
-    /// exists and is enabled, and the token was not issued before the user's `tokens_not_before` (a
-    /// role change, disable or password change since; same-second issue counts as after).
-    pub(crate) fn session_is_live(
-        status: Option<&SessionStatus>,
-        claims: &Claims,
-        now: i64,
-    ) -> bool {
-        let issued = i64::try_from(claims.iat).unwrap_or(i64::MAX);
-        status.is_some_and(|s| {
-            !s.revoked
-                && !s.user_disabled
-                && s.user_id == claims.sub
-                && s.absolute_expires_at > now
-                && issued >= s.tokens_not_before
-        })
+    /// Syncs the revocation view with the log after a committed change that ended tokens, so this
+    /// replica's checks see it before the RPC returns.
+    pub(crate) async fn revoked(&self) {
+        self.revocations.sync().await;
     }
 }
 

@@ -16,6 +16,7 @@ mod keys;
 mod listen;
 mod operations;
 mod passwords;
+mod revocation;
 mod throttle;
 mod tokens;
 
@@ -27,6 +28,7 @@ pub use keys::{KeyArgs, KeySettings, MasterKeySource, Signing, SigningAlg};
 pub use listen::{ListenArgs, ListenSettings, TlsFiles};
 pub use operations::{BootstrapAdmin, OperationArgs, OperationSettings};
 pub use passwords::{PasswordArgs, PasswordSettings};
+pub use revocation::{RevocationArgs, RevocationSettings};
 pub use throttle::{ThrottleArgs, ThrottleSettings};
 pub use tokens::{TokenArgs, TokenSettings};
 
@@ -69,6 +71,9 @@ pub struct Config {
     /// Envoy external authorization.
     #[command(flatten, next_help_heading = "Envoy external authorization")]
     pub extauthz: ExtAuthzArgs,
+    /// Revocation view and stream.
+    #[command(flatten, next_help_heading = "Revocation")]
+    pub revocation: RevocationArgs,
 }
 
 /// Everything `serve` needs, validated.
@@ -92,6 +97,8 @@ pub struct Settings {
     pub operations: OperationSettings,
     /// Envoy external authorization, when enabled.
     pub extauthz: Option<ExtAuthzSettings>,
+    /// Revocation view and stream.
+    pub revocation: RevocationSettings,
 }
 
 impl Config {
@@ -106,6 +113,7 @@ impl Config {
             throttle: self.throttle.validate()?,
             operations: self.operations.validate()?,
             extauthz: self.extauthz.validate()?,
+            revocation: self.revocation.validate()?,
             keys: self.keys.validate(&database)?,
             database,
         })
@@ -285,6 +293,21 @@ mod tests {
             ),
             ("--key-prepublish", "99999999", "AUTH_KEY_PREPUBLISH"),
             ("--password-min-score", "5", "AUTH_PASSWORD_MIN_SCORE"),
+            (
+                "--revocation-max-staleness",
+                "4",
+                "AUTH_REVOCATION_MAX_STALENESS",
+            ),
+            (
+                "--max-revocation-watchers",
+                "0",
+                "AUTH_MAX_REVOCATION_WATCHERS",
+            ),
+            (
+                "--revocation-heartbeat-interval",
+                "301",
+                "AUTH_REVOCATION_HEARTBEAT_INTERVAL",
+            ),
         ] {
             let e = parse(&[flag, value]).unwrap_err();
             assert_eq!(e.setting, setting, "{flag}");
@@ -293,6 +316,9 @@ mod tests {
             assert!(line.starts_with(&format!("{setting}: ")), "{line}");
             assert!(line.contains(flag), "{line}");
         }
+        let r = parse(&[]).unwrap().revocation;
+        assert_eq!((r.max_staleness, r.max_watchers), (60, 4096));
+        assert_eq!(r.heartbeat, std::time::Duration::from_secs(15));
         let s = parse(&["--audit-retention-days", "3650"]).unwrap();
         assert_eq!(s.operations.audit_retention, 3650 * 86_400);
         use crate::password::Score;

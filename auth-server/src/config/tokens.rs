@@ -114,10 +114,16 @@ impl TokenSettings {
         vc
     }
 
+    /// How long after its issue an access token can still pass a verifier, leeway included,
+    /// seconds: how long a retired key stays published and a revocation log row is kept.
+    pub fn token_lifetime(&self) -> i64 {
+        // Both bounded at validation (≤ 86400 and ≤ 300): no overflow.
+        self.issuer.ttl + self.leeway as i64
+    }
+
     /// How long a retired signing key stays published: until the last token it signed has expired,
     /// leeway included, seconds.
     pub fn retired_key_lifetime(&self) -> i64 {
-        // Both bounded at validation (≤ 86400 and ≤ 300): no overflow.
-        self.issuer.ttl + self.leeway as i64
+        self.token_lifetime()
     }
 }

@@ -5,13 +5,13 @@
 //!
 //! The request's `:path` (query stripped) selects the rule; the bearer token is read from the
 //! `authorization` header Envoy forwards, by the crate's one RFC 6750 parser; it is verified locally by
-//! the server's own authorizer (verifier, key source, verified-token cache), then its session is
-//! confirmed as `Validate` does (not revoked, user enabled, not older than the user's
-//! `tokens_not_before`), then the rule's roles are checked. [`decision`] turns the outcome into the
+//! the server's own authorizer (verifier, key source, verified-token cache), then the revocation view
+//! is consulted as `Validate` does (session not revoked, user not disabled or deleted, token not
+//! older than the user's not-before, key not revoked — from memory, no database read), then the
+//! rule's roles are checked. [`decision`] turns the outcome into the
 //! Envoy answer.
 
 mod decision;
-mod sessions;
 
 use std::sync::Arc;
 
@@ -26,7 +26,6 @@ use tonic::{Code, Request, Response, Status};
 use crate::config::ExtAuthzSettings;
 use crate::state::AppState;
 use decision::{IDENTITY_PREFIX, Outcome};
-use sessions::SessionCache;
 
 /// The gRPC service name, for reflection and the server's own access policy.
 pub(crate) const SERVICE_NAME: &str = "envoy.service.auth.v3.Authorization";
@@ -35,14 +34,12 @@ pub(crate) const SERVICE_NAME: &str = "envoy.service.auth.v3.Authorization";
 pub(crate) struct ExtAuthz {
     state: Arc<AppState>,
     policy: Policy,
-    sessions: SessionCache,
 }
 
 impl std::fmt::Debug for ExtAuthz {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ExtAuthz")
             .field("policy", &self.policy)
-            .field("sessions", &self.sessions)
             .finish_non_exhaustive()
     }
 }
@@ -52,12 +49,10 @@ pub(crate) fn service(
     state: Arc<AppState>,
     settings: ExtAuthzSettings,
 ) -> AuthorizationServer<ExtAuthz> {
-    tracing::info!(policy = %settings.path.display(), session_cache_ttl = settings.session_cache_ttl,
-        "serving Envoy external authorization");
+    tracing::info!(policy = %settings.path.display(), "serving Envoy external authorization");
     AuthorizationServer::new(ExtAuthz {
         state,
         policy: settings.policy,
-        sessions: SessionCache::new(settings.session_cache_ttl),
     })
     .max_decoding_message_size(crate::server::MAX_MESSAGE_BYTES)
 }
@@ -82,7 +77,7 @@ impl ExtAuthz {
         }
     }
 
-    /// Token → verified claims → live session → the rule's roles.
+    /// Token → verified claims → not revoked → the rule's roles.
     async fn verify(
         &self,
         rule: &Rule,
@@ -96,16 +91,17 @@ impl ExtAuthz {
         else {
             return Ok(None);
         };
-        let now = self.state.now();
-        let status = self
-            .sessions
-            .status(&*self.state.store, &claims.sid, now)
-            .await
+        // Parsed again only for its `kid` (the authorizer accepted it, so it parses).
+        let token = auth_interceptor::bearer_token_in(authorization_values(http), usize::MAX);
+        let revoked = self
+            .state
+            .revocations
+            .is_token_revoked(&claims, token.unwrap_or_default())
             .map_err(|e| {
-                tracing::warn!(error = %e, "check: session state unavailable");
+                tracing::warn!(error = %e, "check: revocation state unavailable");
                 AuthError::Unavailable
             })?;
-        if !AppState::session_is_live(status.as_ref().as_ref(), &claims, now) {
+        if revoked {
             return Err(AuthError::Revoked);
         }
         if !rule.access.permits(&claims) {

@@ -69,12 +69,16 @@ impl RotationPolicy {
             Trigger::Scheduled => now.saturating_sub(self.interval?),
             Trigger::Requested { .. } => now,
         };
+        // A forced rotation is for a key that may be compromised: it stops being published at once
+        // and the tokens it signed are revoked (the revocation log tells every verifier).
+        let forced = matches!(trigger, Trigger::Requested { force: true });
         (times.current_since <= current_since && times.next_since <= next_since).then_some(
             KeyRotation {
                 now,
-                retire_until,
+                retire_until: if forced { now } else { retire_until },
                 current_since,
                 next_since,
+                revoke_retired: forced,
             },
         )
     }
@@ -152,6 +156,7 @@ mod tests {
                 retire_until: 9,
                 current_since: T,
                 next_since: T + 7 * DAY - 3600,
+                revoke_retired: false,
             }
         );
         // Due, but the next key was published only 10 minutes ago (a forced rotation just ran).
@@ -195,5 +200,9 @@ mod tests {
             .conditions(Trigger::Requested { force: true }, t, T + 1, 0)
             .expect("forced");
         assert_eq!(forced.next_since, T + 1);
+        // The possibly compromised key is unpublished at once and its tokens revoked.
+        assert_eq!((forced.retire_until, forced.revoke_retired), (T + 1, true));
+        let asked = p.conditions(asked, t, T + 3600, 9).unwrap();
+        assert_eq!((asked.retire_until, asked.revoke_retired), (9, false));
     }
 }

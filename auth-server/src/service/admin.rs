@@ -216,6 +216,7 @@ impl AdminService for AdminServiceImpl {
             .set_roles(id, &roles, self.state.now())
             .await?
             .ok_or(AuthError::NotFound("user"))?;
+        self.state.revoked().await;
         let entry = Entry::new("user.roles_set", Outcome::Success, &admin.peer)
             .actor(&admin.claims.sub)
             .subject(&user.id)
@@ -240,6 +241,7 @@ impl AdminService for AdminServiceImpl {
             .set_disabled(id, true, self.state.now())
             .await?
             .ok_or(AuthError::NotFound("user"))?;
+        self.state.revoked().await;
         self.state
             .metrics
             .sessions_revoked(RevokeReason::UserDisabled, revoked);
@@ -285,6 +287,7 @@ impl AdminService for AdminServiceImpl {
             .set_password_hash(id, &phc, st.now(), RevokeScope::All)
             .await?
             .ok_or(AuthError::NotFound("user"))?;
+        self.state.revoked().await;
         st.metrics
             .sessions_revoked(RevokeReason::PasswordChanged, revoked);
         self.audit(&admin, "user.password_set", id).await;
@@ -297,9 +300,10 @@ impl AdminService for AdminServiceImpl {
         let (admin, req) = self.admin(request).await?;
         let id = input::id("user_id", &req.user_id)?;
         not_self(&admin, id, "an admin cannot delete their own account")?;
-        if !self.state.store.delete_user(id).await? {
+        if !self.state.store.delete_user(id, self.state.now()).await? {
             return Err(AuthError::NotFound("user").into());
         }
+        self.state.revoked().await;
         self.audit(&admin, "user.deleted", id).await;
         Ok(Response::new(DeleteUserResponse {}))
     }
@@ -331,6 +335,7 @@ impl AdminService for AdminServiceImpl {
             .store
             .revoke_session(id, self.state.now())
             .await?;
+        self.state.revoked().await;
         if revoked {
             self.state.metrics.sessions_revoked(RevokeReason::Admin, 1);
             self.audit(&admin, "session.revoked", id).await;
@@ -349,6 +354,7 @@ impl AdminService for AdminServiceImpl {
             .store
             .revoke_user_sessions(&user.id, None, self.state.now())
             .await?;
+        self.state.revoked().await;
         self.state
             .metrics
             .sessions_revoked(RevokeReason::Admin, revoked);
@@ -368,7 +374,9 @@ impl AdminService for AdminServiceImpl {
             .keys
             .rotate_on_request(self.state.now(), req.force)
             .await?;
-        // Publish the rotation to this replica's verifiers now (others re-read within the interval).
+        // The log row wakes the other replicas, which reload their keys at once.
+        self.state.revoked().await;
+        // Publish the rotation to this replica's verifiers now.
         if self.state.key_source.refresh().await.is_err() {
             tracing::warn!(
                 "key source refresh after rotation failed; it retries in the background"

@@ -9,7 +9,6 @@ use auth_proto::v1::{
     GetJwksResponse, InvalidReason, IssueServiceTokenRequest, IssueServiceTokenResponse,
     LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, RefreshRequest, RefreshResponse,
     TokenKind, ValidateRequest, ValidateResponse, WatchRevocationsRequest,
-    WatchRevocationsResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -125,9 +124,13 @@ impl AuthServiceImpl {
                 user,
                 refresh_expires_at,
             } => {
-                let access = st
-                    .issuer
-                    .issue(&st.keys.signer(), &user, &session.id, now)?;
+                let access = st.issuer.issue(
+                    &st.keys.signer(),
+                    &user,
+                    &session.id,
+                    now,
+                    session.absolute_expires_at,
+                )?;
                 st.metrics.token_pair_issued(Grant::RefreshToken);
                 st.audit(
                     Entry::new("refresh.succeeded", Outcome::Success, peer)
@@ -147,6 +150,7 @@ impl AuthServiceImpl {
                 session_id,
                 user_id,
             } => {
+                st.revoked().await;
                 st.metrics.refresh_reuse_detected();
                 st.metrics.sessions_revoked(RevokeReason::RefreshReuse, 1);
                 let entry = Entry::new("refresh.reuse_detected", Outcome::Failure, peer)
@@ -164,7 +168,6 @@ impl AuthServiceImpl {
 
     async fn validate(&self, req: ValidateRequest) -> Result<ValidateResponse, AuthError> {
         let st = &self.state;
-        let now = st.now();
         let claims = match st.verify_access_token(&req.access_token).await {
             Ok(c) => c,
             Err(auth_interceptor::AuthError::Invalid(e)) => {
@@ -179,9 +182,12 @@ impl AuthServiceImpl {
                 return Ok(invalid(InvalidReason::Malformed));
             }
         };
-        let status = st.store.session_status(&claims.sid).await?;
-        if !AppState::session_is_live(status.as_ref(), &claims, now) {
-            tracing::debug!(session_id = %claims.sid, "validate: session not live");
+        // From memory: no database round trip (see `crate::revocation`).
+        if st
+            .revocations
+            .is_token_revoked(&claims, &req.access_token)?
+        {
+            tracing::debug!(session_id = %claims.sid, "validate: token revoked");
             return Ok(invalid(InvalidReason::Revoked));
         }
         Ok(ValidateResponse {
@@ -212,6 +218,7 @@ impl AuthServiceImpl {
                 .revoke_session_by_refresh(&hash, self.state.now())
                 .await?
         {
+            self.state.revoked().await;
             self.state.metrics.sessions_revoked(RevokeReason::Logout, 1);
             let entry = Entry::new("logout", Outcome::Success, peer)
                 .actor(&user_id)
@@ -277,6 +284,7 @@ impl AuthServiceImpl {
             )
             .await?
             .ok_or(AuthError::InvalidToken("user gone"))?;
+        st.revoked().await;
         st.metrics
             .sessions_revoked(RevokeReason::PasswordChanged, revoked);
         let entry = Entry::new("password.changed", Outcome::Success, peer)
@@ -401,15 +409,15 @@ impl AuthService for AuthServiceImpl {
         ))
     }
 
-    // TODO(issue 12): replaced by the revocation stream.
-    type WatchRevocationsStream = tonic::codegen::BoxStream<WatchRevocationsResponse>;
+    type WatchRevocationsStream = super::watch::RevocationStream;
 
     async fn watch_revocations(
         &self,
-        _request: Request<WatchRevocationsRequest>,
+        request: Request<WatchRevocationsRequest>,
     ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
-        Err(Status::unimplemented(
-            "WatchRevocations is not implemented yet",
-        ))
+        let claims = caller(&request)?;
+        let stream =
+            super::watch::open(&self.state, claims, request.into_inner().after_sequence).await?;
+        Ok(Response::new(stream))
     }
 }

@@ -2,6 +2,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod auth;
+pub(crate) mod watch;
 
 use auth_interceptor::{Claims, RequestAuthExt};
 use tonic::Request;
@@ -19,17 +20,17 @@ pub(crate) fn caller<T>(request: &Request<T>) -> Result<Claims, AuthError> {
         .ok_or(AuthError::InvalidToken("no verified token"))
 }
 
-/// Rejects a token whose session has ended or whose user was disabled or deleted since it was issued
-/// (the interceptor alone accepts such tokens until they expire).
+/// Rejects a token whose session has ended or whose user was disabled, deleted or changed since it
+/// was issued (the interceptor alone accepts such tokens until they expire), from the revocation
+/// view; `UNAVAILABLE` when the view is stale.
 pub(crate) async fn require_live_session(
     state: &AppState,
     claims: &Claims,
 ) -> Result<(), AuthError> {
-    let status = state.store.session_status(&claims.sid).await?;
-    if AppState::session_is_live(status.as_ref(), claims, state.now()) {
-        Ok(())
-    } else {
+    if state.revocations.is_revoked(claims, None)? {
         Err(AuthError::InvalidToken("session not live"))
+    } else {
+        Ok(())
     }
 }
 

@@ -1,11 +1,17 @@
 //! What differs between the SQL backends, and nothing else: how a writing transaction begins, how a
-//! unique violation names its constraint, which migrations apply, and how affected rows are counted.
+//! unique violation names its constraint, which migrations apply, how affected rows are counted, and
+//! how the revocation log keeps commit order and wakes other processes.
 //! Each backend implements [`Dialect`] in one small file (`postgres.rs`, `sqlite.rs`); every query
 //! lives once, in [`super::sql`].
 
-use sqlx::Database;
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
 use sqlx::error::DatabaseError;
 use sqlx::migrate::{Migrate, Migrator};
+use sqlx::{Database, Pool};
+
+/// Wake-ups from other connections appending to the revocation log (see [`Dialect::log_wakeups`]).
+pub type LogWakeups = BoxStream<'static, Result<(), sqlx::Error>>;
 
 /// A SQL backend of the store. Implemented for [`sqlx::Postgres`] and [`sqlx::Sqlite`].
 pub trait Dialect: Database<Connection: Migrate> {
@@ -18,6 +24,24 @@ pub trait Dialect: Database<Connection: Migrate> {
     /// Appended to a `SELECT` to lock the rows it reads until the transaction ends (`FOR UPDATE` on
     /// PostgreSQL; nothing on SQLite, where `BEGIN IMMEDIATE` already serializes writers).
     const LOCK_ROWS: &'static str;
+
+    /// Run right before appending to the revocation log, in the appending transaction, so that
+    /// transactions append (and commit) one at a time and sequence order is commit order: on
+    /// PostgreSQL a `bigserial` is drawn at insert, so without it seq 11 could commit before seq 10
+    /// and a reader already past 11 would never see 10. Empty on SQLite (`BEGIN IMMEDIATE` already
+    /// serializes writers).
+    const LOCK_LOG: &'static str;
+
+    /// Run after appending to the revocation log, in the appending transaction: a wake-up for the
+    /// other replicas, delivered at commit (PostgreSQL `NOTIFY`). Empty when the backend has none.
+    const NOTIFY_LOG: &'static str;
+
+    /// A stream that yields whenever another connection committed an append to the revocation log
+    /// (PostgreSQL `LISTEN`), an error when the listening connection failed (it reconnects on the
+    /// next poll); `None` when the backend has no such notification (SQLite: one process).
+    fn log_wakeups(
+        pool: &Pool<Self>,
+    ) -> BoxFuture<'static, Result<Option<LogWakeups>, sqlx::Error>>;
 
     /// The backend's embedded migrations.
     fn migrator() -> &'static Migrator;

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 pub mod dialect;
 pub mod postgres;
 mod records;
+pub(crate) mod revocations;
 mod rows;
 pub mod sql;
 pub mod sqlite;
@@ -20,6 +21,8 @@ pub use records::{
     AttemptRule, AuditEvent, AuditQuery, KeyRotation, KeyStatus, NewSession, Reservation,
     RevokeScope, RotateOutcome, SessionRecord, SessionStatus, SigningKeyRecord, UserRecord,
 };
+
+pub use revocations::{LogBounds, RevocationKind, RevocationRecord};
 
 #[cfg(test)]
 mod tests;
@@ -73,8 +76,21 @@ pub const ADMIN_ROLE: &str = "admin";
 /// Result alias for storage calls.
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// How long after its issue an access token can still pass a verifier, seconds, when the store is not
+/// told ([`sql::SqlStore::with_token_lifetime`]): the longest access-token lifetime (1 day) plus the
+/// largest leeway (300 s). A revocation log row expires this long after it is appended.
+pub const DEFAULT_TOKEN_LIFETIME: i64 = 86_400 + 300;
+
+/// A stream of wake-ups from other processes appending to the revocation log (see
+/// [`Store::revocation_wakeups`]).
+pub type Wakeups = futures_util::stream::BoxStream<'static, StoreResult<()>>;
+
 /// The storage interface of the auth server. Implementations must make each method atomic: a failed
 /// call leaves the database as it was.
+///
+/// Every change that ends tokens before their expiry (session revocation, logout, refresh-token
+/// reuse, disable, delete, password change, role change, key rotation) appends to the revocation log
+/// in the same transaction (see [`revocations`]).
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Applies the embedded migrations, then gives accounts stored before usernames had a skeleton
@@ -122,8 +138,9 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
         scope: RevokeScope<'_>,
     ) -> StoreResult<Option<u64>>;
-    /// Deletes a user with its sessions and refresh tokens. False when it did not exist.
-    async fn delete_user(&self, id: &str) -> StoreResult<bool>;
+    /// Deletes a user with its sessions and refresh tokens, ending every token issued to it up to
+    /// `now`. False when it did not exist.
+    async fn delete_user(&self, id: &str, now: i64) -> StoreResult<bool>;
 
     /// Creates a session with its first refresh token.
     async fn create_session(&self, session: &NewSession, now: i64) -> StoreResult<()>;
@@ -180,9 +197,10 @@ pub trait Store: Send + Sync + 'static {
         rotation: &KeyRotation,
     ) -> StoreResult<Option<(String, String)>>;
 
-    /// Housekeeping: deletes retired keys past `publish_until` and sessions past their absolute lifetime
-    /// (with their refresh tokens, which until then serve as reuse-detection tombstones). Returns the
-    /// number of rows deleted.
+    /// Housekeeping: deletes retired keys past `publish_until`, sessions past their absolute lifetime
+    /// (with their refresh tokens, which until then serve as reuse-detection tombstones) and
+    /// revocation log rows past their `expires_at` (raising the pruned horizon). Returns the number
+    /// of rows deleted.
     async fn purge_expired(&self, now: i64) -> StoreResult<u64>;
 
     /// The one of `keys` locked at `now` with the latest end, and that end; `None` when none is.
@@ -207,6 +225,15 @@ pub trait Store: Send + Sync + 'static {
     async fn reset_login_failures(&self, key: &str) -> StoreResult<()>;
     /// Deletes throttling rows whose last failure is older than `before` and that are not locked at `now`.
     async fn purge_login_throttle(&self, before: i64, now: i64) -> StoreResult<u64>;
+
+    /// Revocation log rows with `seq > after`, oldest first, at most `limit`.
+    async fn revocations_after(&self, after: i64, limit: i64)
+    -> StoreResult<Vec<RevocationRecord>>;
+    /// The pruned horizon and head of the revocation log.
+    async fn revocation_bounds(&self) -> StoreResult<LogBounds>;
+    /// Wake-ups sent when another process commits an append to the revocation log (PostgreSQL
+    /// `LISTEN/NOTIFY`); `None` when the backend has none. A wake-up carries nothing: read the log.
+    async fn revocation_wakeups(&self) -> StoreResult<Option<Wakeups>>;
 
     /// Appends an event to the audit trail.
     async fn insert_audit(&self, event: &AuditEvent) -> StoreResult<()>;

@@ -2,13 +2,15 @@
 
 use std::time::Duration;
 
-use sqlx::Postgres;
+use futures_util::future::BoxFuture;
+use futures_util::stream::StreamExt;
 use sqlx::error::DatabaseError;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgPoolOptions, PgQueryResult};
+use sqlx::postgres::{PgListener, PgPoolOptions, PgQueryResult};
+use sqlx::{Pool, Postgres};
 
 use super::StoreResult;
-use super::dialect::Dialect;
+use super::dialect::{Dialect, LogWakeups};
 use super::sql::SqlStore;
 
 /// The store on PostgreSQL.
@@ -16,9 +18,26 @@ pub type PgStore = SqlStore<Postgres>;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// The channel the revocation log's appends notify.
+const LOG_CHANNEL: &str = "auth_revocations";
+
 impl Dialect for Postgres {
     const BEGIN_WRITE: &'static str = "BEGIN";
     const LOCK_ROWS: &'static str = " FOR UPDATE";
+    // EXCLUSIVE conflicts with itself and with every writer of the table, not with readers.
+    const LOCK_LOG: &'static str = "LOCK TABLE revocations IN EXCLUSIVE MODE";
+    const NOTIFY_LOG: &'static str = "SELECT pg_notify('auth_revocations', '')";
+
+    fn log_wakeups(
+        pool: &Pool<Self>,
+    ) -> BoxFuture<'static, Result<Option<LogWakeups>, sqlx::Error>> {
+        let pool = pool.clone();
+        Box::pin(async move {
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.listen(LOG_CHANNEL).await?;
+            Ok(Some(listener.into_stream().map(|n| n.map(|_| ())).boxed()))
+        })
+    }
 
     fn migrator() -> &'static Migrator {
         &MIGRATOR

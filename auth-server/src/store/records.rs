@@ -210,6 +210,8 @@ pub struct KeyRotation {
     pub current_since: i64,
     /// Rotate only if the next key has been published since this time or earlier.
     pub next_since: i64,
+    /// Revoke every token the retired key signed (a forced rotation: the key may be compromised).
+    pub revoke_retired: bool,
 }
 
 /// One security event of the audit trail (a row of `audit_events`). Never holds a secret.

@@ -4,11 +4,12 @@
 
 use async_trait::async_trait;
 use sqlx::{
-    ColumnIndex, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type,
+    ColumnIndex, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Row, Transaction, Type,
 };
 
 use super::dialect::Dialect;
 use super::records::RolesColumn;
+use super::revocations::{self, LogBounds, NewRevocation, RevocationRecord};
 use super::rows::{
     LockRow, ReusedTokenRow, SessionOwnerRow, SpentTokenRow, audit_columns, key_columns,
     session_columns, user_columns,
@@ -16,19 +17,22 @@ use super::rows::{
 use super::{
     AttemptRule, AuditEvent, AuditQuery, KeyRotation, KeyStatus, NewSession, Reservation,
     RevokeScope, RotateOutcome, SessionRecord, SessionStatus, SigningKeyRecord, Store, StoreError,
-    StoreResult, UserRecord, is_concurrent_duplicate,
+    StoreResult, UserRecord, Wakeups, is_concurrent_duplicate,
 };
 
 /// A [`Store`] over a connection pool of backend `DB` (see `PgStore` and `SqliteStore`).
 #[derive(Debug)]
 pub struct SqlStore<DB: Dialect> {
     pub(super) pool: Pool<DB>,
+    /// Seconds after its issue an access token can still pass a verifier (lifetime + leeway).
+    token_lifetime: i64,
 }
 
 impl<DB: Dialect> Clone for SqlStore<DB> {
     fn clone(&self) -> Self {
         Self {
             pool: self.pool.clone(),
+            token_lifetime: self.token_lifetime,
         }
     }
 }
@@ -36,7 +40,37 @@ impl<DB: Dialect> Clone for SqlStore<DB> {
 impl<DB: Dialect> SqlStore<DB> {
     /// Wraps an existing pool.
     pub fn from_pool(pool: Pool<DB>) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            token_lifetime: super::DEFAULT_TOKEN_LIFETIME,
+        }
+    }
+
+    /// Sets how long after its issue an access token can still pass a verifier (its lifetime plus
+    /// the verification leeway), seconds: the revocation log keeps each row that long. Defaults to
+    /// [`super::DEFAULT_TOKEN_LIFETIME`], the longest allowed.
+    pub fn with_token_lifetime(mut self, secs: i64) -> Self {
+        self.token_lifetime = secs.max(1);
+        self
+    }
+
+    /// Appends `rows` to the revocation log in `tx` (see [`revocations::append`]): they expire when
+    /// every token issued up to `now` has.
+    async fn log(
+        &self,
+        tx: &mut DB::Connection,
+        rows: &[NewRevocation],
+        now: i64,
+    ) -> Result<(), sqlx::Error>
+    where
+        for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+        for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+        for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+        for<'q> i64: Encode<'q, DB> + Type<DB>,
+        for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
+    {
+        let expires_at = now.saturating_add(self.token_lifetime);
+        revocations::append::<DB>(tx, rows, now, expires_at).await
     }
 
     /// The underlying pool.
@@ -50,11 +84,19 @@ impl<DB: Dialect> SqlStore<DB> {
     }
 }
 
-/// Ends every live session of `user_id` (but `except`) with `reason`: `$1` user, `$2` except or NULL,
-/// `$3` now, `$4` reason.
+/// Ends every live session of `user_id` (but `except`) with `reason`, returning their ids: `$1` user,
+/// `$2` except or NULL, `$3` now, `$4` reason.
 const REVOKE_USER_SESSIONS: &str = "UPDATE sessions SET revoked_at = $3, revoke_reason = $4 \
      WHERE user_id = $1 AND revoked_at IS NULL AND absolute_expires_at > $3 \
-     AND ($2 IS NULL OR id <> $2)";
+     AND ($2 IS NULL OR id <> $2) RETURNING id";
+
+/// The revocation rows of sessions just revoked, after `first` (the user's watermark, if any).
+fn session_rows(first: Option<NewRevocation>, sids: Vec<String>) -> Vec<NewRevocation> {
+    first
+        .into_iter()
+        .chain(sids.into_iter().map(NewRevocation::session))
+        .collect()
+}
 
 /// Stores a refresh token in its session's current generation: `$1` digest, `$2` session, `$3` now,
 /// `$4` expiry.
@@ -225,6 +267,8 @@ where
     for<'r> ReusedTokenRow: FromRow<'r, DB::Row>,
     for<'r> LockRow: FromRow<'r, DB::Row>,
     for<'r> Reservation: FromRow<'r, DB::Row>,
+    for<'r> RevocationRecord: FromRow<'r, DB::Row>,
+    (i64, i64): for<'r> FromRow<'r, DB::Row>,
 {
     async fn migrate(&self) -> StoreResult<()> {
         DB::migrator().run(&self.pool).await?;
@@ -338,6 +382,10 @@ where
             .fetch_optional(&mut *tx)
             .await?;
         require_an_admin(&mut *tx, admins).await?;
+        if user.is_some() {
+            self.log(&mut tx, &[NewRevocation::subject(id, now)], now)
+                .await?;
+        }
         tx.commit().await?;
         Ok(user)
     }
@@ -365,14 +413,20 @@ where
         let Some(user) = user else { return Ok(None) };
         require_an_admin(&mut *tx, admins).await?;
         let revoked = if disabled {
-            let done = sqlx::query(REVOKE_USER_SESSIONS)
+            let sids = sqlx::query(REVOKE_USER_SESSIONS)
                 .bind(id)
                 .bind(None::<&str>)
                 .bind(now)
                 .bind("user_disabled")
-                .execute(&mut *tx)
-                .await?;
-            DB::rows_affected(&done)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| r.try_get::<String, _>(0))
+                .collect::<Result<Vec<_>, _>>()?;
+            let count = sids.len() as u64;
+            let rows = session_rows(Some(NewRevocation::subject(id, now)), sids);
+            self.log(&mut tx, &rows, now).await?;
+            count
         } else {
             0
         };
@@ -410,18 +464,24 @@ where
             RevokeScope::All => None,
             RevokeScope::AllExcept(keep) => Some(keep),
         };
-        let done = sqlx::query(REVOKE_USER_SESSIONS)
+        let sids = sqlx::query(REVOKE_USER_SESSIONS)
             .bind(id)
             .bind(except)
             .bind(now)
             .bind("password_changed")
-            .execute(&mut *tx)
-            .await?;
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| r.try_get::<String, _>(0))
+            .collect::<Result<Vec<_>, _>>()?;
+        let count = sids.len() as u64;
+        let rows = session_rows(Some(NewRevocation::subject(id, now)), sids);
+        self.log(&mut tx, &rows, now).await?;
         tx.commit().await?;
-        Ok(Some(DB::rows_affected(&done)))
+        Ok(Some(count))
     }
 
-    async fn delete_user(&self, id: &str) -> StoreResult<bool> {
+    async fn delete_user(&self, id: &str, now: i64) -> StoreResult<bool> {
         // The admins first (see `lock_admins`), then refresh tokens: those rows are then locked in the
         // same order as `rotate_refresh` locks them (token, then session), which avoids deadlocks with
         // a concurrent rotation on PostgreSQL.
@@ -440,8 +500,14 @@ where
             .execute(&mut *tx)
             .await?;
         require_an_admin(&mut *tx, admins).await?;
+        let deleted = DB::rows_affected(&deleted) > 0;
+        if deleted {
+            // No token can be issued to a deleted user: every one up to this second is revoked.
+            let rows = [NewRevocation::subject(id, now.saturating_add(1))];
+            self.log(&mut tx, &rows, now).await?;
+        }
         tx.commit().await?;
-        Ok(DB::rows_affected(&deleted) > 0)
+        Ok(deleted)
     }
 
     async fn create_session(&self, session: &NewSession, now: i64) -> StoreResult<()> {
@@ -508,7 +574,7 @@ where
             ) {
                 return reject(tx).await;
             }
-            sqlx::query(
+            let done = sqlx::query(
                 "UPDATE sessions SET revoked_at = $2, revoke_reason = 'refresh_reuse' \
                  WHERE id = $1 AND revoked_at IS NULL",
             )
@@ -516,6 +582,10 @@ where
             .bind(now)
             .execute(&mut *tx)
             .await?;
+            if DB::rows_affected(&done) > 0 {
+                let rows = [NewRevocation::session(reused.session_id.as_str())];
+                self.log(&mut tx, &rows, now).await?;
+            }
             tx.commit().await?;
             return Ok(RotateOutcome::Reused {
                 session_id: reused.session_id,
@@ -575,6 +645,7 @@ where
         hash: &[u8],
         now: i64,
     ) -> StoreResult<Option<(String, String)>> {
+        let mut tx = self.begin_write().await?;
         let row: Option<SessionOwnerRow> = sqlx::query_as(
             "UPDATE sessions SET revoked_at = $2, revoke_reason = 'logout' \
              WHERE id = (SELECT session_id FROM refresh_tokens WHERE token_hash = $1) \
@@ -583,21 +654,33 @@ where
         )
         .bind(hash)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
+        if let Some(r) = &row {
+            self.log(&mut tx, &[NewRevocation::session(r.id.as_str())], now)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(row.map(|r| (r.id, r.user_id)))
     }
 
     async fn revoke_session(&self, session_id: &str, now: i64) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE sessions SET revoked_at = $2, revoke_reason = 'revoked' \
              WHERE id = $1 AND revoked_at IS NULL",
         )
         .bind(session_id)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(DB::rows_affected(&done) > 0)
+        let revoked = DB::rows_affected(&done) > 0;
+        if revoked {
+            self.log(&mut tx, &[NewRevocation::session(session_id)], now)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(revoked)
     }
 
     async fn revoke_user_sessions(
@@ -606,14 +689,21 @@ where
         except: Option<&str>,
         now: i64,
     ) -> StoreResult<u64> {
-        let done = sqlx::query(REVOKE_USER_SESSIONS)
+        let mut tx = self.begin_write().await?;
+        let sids = sqlx::query(REVOKE_USER_SESSIONS)
             .bind(user_id)
             .bind(except)
             .bind(now)
             .bind("revoked")
-            .execute(&self.pool)
-            .await?;
-        Ok(DB::rows_affected(&done))
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| r.try_get::<String, _>(0))
+            .collect::<Result<Vec<_>, _>>()?;
+        let count = sids.len() as u64;
+        self.log(&mut tx, &session_rows(None, sids), now).await?;
+        tx.commit().await?;
+        Ok(count)
     }
 
     async fn session_status(&self, session_id: &str) -> StoreResult<Option<SessionStatus>> {
@@ -728,6 +818,13 @@ where
             return Err(StoreError::Conflict("no current/next key"));
         };
         insert_key(&mut *tx, new_next, KeyStatus::Next).await?;
+        // Every replica reloads its keys at once; a forced rotation also revokes the retired key's
+        // tokens everywhere.
+        let mut rows = vec![NewRevocation::keys()];
+        if rotation.revoke_retired {
+            rows.push(NewRevocation::key(retired.as_str()));
+        }
+        self.log(&mut tx, &rows, rotation.now).await?;
         tx.commit().await?;
         Ok(Some((current, retired)))
     }
@@ -750,8 +847,25 @@ where
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
+        // The horizon first: a reader that sees a row gone also sees the horizon past it.
+        sqlx::query(
+            "UPDATE revocation_horizon SET pruned_through = \
+               COALESCE((SELECT MAX(seq) FROM revocations WHERE expires_at <= $1 \
+                         AND seq > revocation_horizon.pruned_through), pruned_through) \
+             WHERE id = 1",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let log = sqlx::query("DELETE FROM revocations WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
-        Ok(DB::rows_affected(&tokens) + DB::rows_affected(&sessions) + DB::rows_affected(&keys))
+        Ok(DB::rows_affected(&tokens)
+            + DB::rows_affected(&sessions)
+            + DB::rows_affected(&keys)
+            + DB::rows_affected(&log))
     }
 
     async fn login_lock(&self, keys: [&str; 3], now: i64) -> StoreResult<Option<(String, i64)>> {
@@ -824,6 +938,41 @@ where
         .execute(&self.pool)
         .await?;
         Ok(DB::rows_affected(&done))
+    }
+
+    async fn revocations_after(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<RevocationRecord>> {
+        Ok(sqlx::query_as(
+            "SELECT seq, kind, target, not_before, expires_at, created_at FROM revocations \
+             WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit.max(0))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn revocation_bounds(&self) -> StoreResult<LogBounds> {
+        let (pruned_through, head): (i64, i64) = sqlx::query_as(
+            "SELECT pruned_through, \
+                    COALESCE((SELECT MAX(seq) FROM revocations), pruned_through) \
+             FROM revocation_horizon WHERE id = 1",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(LogBounds {
+            pruned_through,
+            head: head.max(pruned_through),
+        })
+    }
+
+    async fn revocation_wakeups(&self) -> StoreResult<Option<Wakeups>> {
+        use futures_util::StreamExt;
+        let wakeups = DB::log_wakeups(&self.pool).await?;
+        Ok(wakeups.map(|w| w.map(|r| r.map_err(StoreError::from)).boxed()))
     }
 
     async fn insert_audit(&self, e: &AuditEvent) -> StoreResult<()> {

@@ -5,15 +5,16 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::Sqlite;
+use futures_util::future::BoxFuture;
 use sqlx::error::DatabaseError;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult,
     SqliteSynchronous,
 };
+use sqlx::{Pool, Sqlite};
 
-use super::dialect::Dialect;
+use super::dialect::{Dialect, LogWakeups};
 use super::sql::SqlStore;
 use super::{StoreError, StoreResult};
 
@@ -32,6 +33,15 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 impl Dialect for Sqlite {
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const LOCK_ROWS: &'static str = "";
+    const LOCK_LOG: &'static str = "";
+    const NOTIFY_LOG: &'static str = "";
+
+    fn log_wakeups(
+        _pool: &Pool<Self>,
+    ) -> BoxFuture<'static, Result<Option<LogWakeups>, sqlx::Error>> {
+        // One process writes the file; the server wakes its follower itself after each append.
+        Box::pin(async { Ok(None) })
+    }
 
     fn migrator() -> &'static Migrator {
         &MIGRATOR

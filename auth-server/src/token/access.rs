@@ -34,22 +34,25 @@ pub struct IssuedAccessToken {
 }
 
 impl AccessTokenIssuer {
-    /// Signs a token for `user` in session `sid`.
+    /// Signs a token for `user` in session `sid`, expiring after the lifetime or at `session_end`
+    /// (the session's absolute end), whichever comes first: no token outlives its session.
     pub fn issue(
         &self,
         signer: &Signer,
         user: &UserRecord,
         sid: &str,
         now: i64,
+        session_end: i64,
     ) -> Result<IssuedAccessToken, AuthError> {
         let now_u =
             u64::try_from(now).map_err(|_| AuthError::Internal("clock before 1970".into()))?;
-        let exp = now + self.ttl;
+        let exp = now.saturating_add(self.ttl).min(session_end).max(now + 1);
+        let exp_u = u64::try_from(exp).map_err(|_| AuthError::Internal("bad expiry".into()))?;
         let claims = Claims {
             iss: self.issuer.clone(),
             sub: user.id.clone(),
             aud: Audience::One(self.audience.clone()),
-            exp: now_u + self.ttl as u64,
+            exp: exp_u,
             iat: now_u,
             nbf: now_u,
             jti: uuid::Uuid::new_v4().simple().to_string(),

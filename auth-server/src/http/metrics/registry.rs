@@ -57,6 +57,10 @@ struct Families {
     hash_permits: Gauge,
     database_up: Gauge,
     signing_keys: Family<KeyStateLabels, Gauge>,
+    revocation_head: Gauge,
+    revocation_view_entries: Gauge,
+    revocation_lag: Gauge,
+    revocation_watchers: Gauge,
 }
 
 /// What the scrape-time gauges read from the running server.
@@ -72,6 +76,14 @@ pub(crate) struct Snapshot {
     pub(crate) database_up: bool,
     /// Published signing keys: current, next, retired.
     pub(crate) signing_keys: [usize; 3],
+    /// The last revocation log sequence applied to the view.
+    pub(crate) revocation_head: i64,
+    /// Entries in the revocation view.
+    pub(crate) revocation_view_entries: usize,
+    /// Seconds since the revocation log was last read.
+    pub(crate) revocation_lag: i64,
+    /// `WatchRevocations` streams open.
+    pub(crate) revocation_watchers: usize,
 }
 
 /// Registers the `grpc_server_*` families in `registry` and resolves the handles of `methods`.
@@ -118,6 +130,10 @@ impl Metrics {
             hash_permits: Gauge::default(),
             database_up: Gauge::default(),
             signing_keys: Family::default(),
+            revocation_head: Gauge::default(),
+            revocation_view_entries: Gauge::default(),
+            revocation_lag: Gauge::default(),
+            revocation_watchers: Gauge::default(),
             registry,
         };
         let r = &mut f.registry;
@@ -172,6 +188,27 @@ impl Metrics {
             "auth_signing_keys",
             "Published signing keys by state",
             f.signing_keys.clone(),
+        );
+        r.register(
+            "auth_revocation_log_head",
+            "The last revocation log sequence applied to this replica's view",
+            f.revocation_head.clone(),
+        );
+        r.register(
+            "auth_revocation_view_entries",
+            "Unexpired revocations held in memory (revoked sessions, subjects' not-before, revoked keys)",
+            f.revocation_view_entries.clone(),
+        );
+        r.register_with_unit(
+            "auth_revocation_follower_lag",
+            "Seconds since the revocation log was last read (beyond AUTH_REVOCATION_MAX_STALENESS Validate answers UNAVAILABLE)",
+            Unit::Seconds,
+            f.revocation_lag.clone(),
+        );
+        r.register(
+            "auth_revocation_watchers",
+            "WatchRevocations streams open (at most AUTH_MAX_REVOCATION_WATCHERS)",
+            f.revocation_watchers.clone(),
         );
         for state in KeyState::ALL {
             let _ = f
@@ -245,6 +282,11 @@ impl Metrics {
         f.hash_permits_in_use.set(gauge(s.hash_permits_in_use));
         f.hash_permits.set(gauge(s.hash_permits));
         f.database_up.set(i64::from(s.database_up));
+        f.revocation_head.set(s.revocation_head);
+        f.revocation_view_entries
+            .set(gauge(s.revocation_view_entries));
+        f.revocation_lag.set(s.revocation_lag);
+        f.revocation_watchers.set(gauge(s.revocation_watchers));
         for (state, n) in KeyState::ALL.iter().zip(s.signing_keys) {
             f.signing_keys
                 .get_or_create(&KeyStateLabels { state: *state })

@@ -1,7 +1,7 @@
 //! `GET /metrics`: the registry in the Prometheus text format (0.0.4), or in OpenMetrics text when
 //! the scraper asks for it (`Accept: application/openmetrics-text`, as Prometheus does). The gauges
-//! that describe the server's state (hashing queue and permits, database, signing keys) are read
-//! just before encoding.
+//! that describe the server's state (hashing queue and permits, database, signing keys, revocation
+//! view and watchers) are read just before encoding.
 
 use std::sync::Arc;
 
@@ -28,6 +28,10 @@ fn snapshot(app: &AppState) -> Snapshot {
         hash_permits: permits,
         database_up: app.database.is_up(),
         signing_keys: [keys.current, keys.next, keys.retired],
+        revocation_head: app.revocations.head(),
+        revocation_view_entries: app.revocations.len(),
+        revocation_lag: app.revocations.lag(),
+        revocation_watchers: app.watchers.connected(),
     }
 }
 

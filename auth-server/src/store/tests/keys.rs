@@ -34,6 +34,7 @@ fn at(now: i64, retire_until: i64) -> KeyRotation {
         retire_until,
         current_since: now,
         next_since: now,
+        revoke_retired: false,
     }
 }
 
@@ -164,6 +165,7 @@ async fn racing_rotations_rotate_once(s: &dyn TestStore) {
             retire_until: now + 1000,
             current_since: now - 100,
             next_since: now - 100,
+            revoke_retired: false,
         };
         let barrier = Arc::new(Barrier::new(3));
         let tasks: Vec<_> = (0..3)

@@ -185,8 +185,8 @@ async fn delete_user_cascades(s: &dyn TestStore) {
     s.create_user(&user("u2", "Bob")).await.unwrap();
     session(s, "s2", "u2", "b0", T0).await;
 
-    assert!(s.delete_user("u1").await.unwrap());
-    assert!(!s.delete_user("u1").await.unwrap());
+    assert!(s.delete_user("u1", T0).await.unwrap());
+    assert!(!s.delete_user("u1", T0).await.unwrap());
     assert_eq!(s.user_by_id("u1").await.unwrap(), None);
     assert_eq!(s.session_by_id("s1").await.unwrap(), None);
     assert_eq!(count(s, "sessions").await, 1);
@@ -218,7 +218,7 @@ async fn the_last_admin_stays(s: &dyn TestStore) {
         Err(StoreError::LastAdmin)
     ));
     assert!(matches!(
-        s.delete_user("a1").await,
+        s.delete_user("a1", T0).await,
         Err(StoreError::LastAdmin)
     ));
     assert_eq!(s.user_by_id("a1").await.unwrap(), Some(admin("a1", "Ann")));
