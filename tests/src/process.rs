@@ -99,7 +99,8 @@ impl ServerProcess {
                     std::fs::read_to_string(&self.log).unwrap_or_default()
                 );
             }
-            let check = HealthClient::new(self.channel.clone()).check(HealthCheckRequest {
+            let mut health = HealthClient::new(self.channel.clone());
+            let check = health.check(HealthCheckRequest {
                 service: String::new(),
             });
             if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(2), check).await
