@@ -122,13 +122,17 @@ pub async fn run(
     let (admin_token, _) = login(&control, admin, admin_password).await?;
     let password = format!("fanout-{}", uuid::Uuid::new_v4().simple());
     let mut admin_client = AdminServiceClient::new(control.clone());
-    for (name, roles) in [("fanout-watcher", vec!["revocations:watch"]), ("fanout-user", vec![])] {
+    for (name, roles) in [
+        ("fanout-watcher", vec!["revocations:watch"]),
+        ("fanout-user", vec![]),
+    ] {
         let mut req = tonic::Request::new(CreateUserRequest {
             username: name.into(),
             password: password.clone(),
             roles: roles.into_iter().map(str::to_owned).collect(),
         });
-        req.metadata_mut().insert("authorization", bearer(&admin_token)?);
+        req.metadata_mut()
+            .insert("authorization", bearer(&admin_token)?);
         admin_client.create_user(req).await.context("create user")?;
     }
     let (watch_token, _) = login(&control, "fanout-watcher", &password).await?;
@@ -169,7 +173,10 @@ pub async fn run(
     }
     while tracking.ready.load(Ordering::SeqCst) < opts.streams {
         if tracking.ended.load(Ordering::SeqCst) > 0 {
-            let ended = tasks.iter().position(|t| t.is_finished()).context("ended")?;
+            let ended = tasks
+                .iter()
+                .position(|t| t.is_finished())
+                .context("ended")?;
             let task = tasks.swap_remove(ended);
             bail!("a stream ended while opening: {:?}", task.await?);
         }
@@ -214,7 +221,11 @@ pub async fn run(
     for t in &tasks {
         t.abort();
     }
-    let each = tracking.each.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
+    let each = tracking
+        .each
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?
+        .clone();
     Ok(FanoutReport {
         all_streams: all,
         each_stream: each,

@@ -156,7 +156,7 @@ async fn a_greeter_watching_the_server_refuses_revoked_tokens_within_a_second(ba
             &bob.access_token,
         ))
         .await
-        .unwrap_err();
+        .expect_err("a token without the role is refused");
     assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
     let roleless = RevocationWatcher::start(
         [watch_endpoint(server.addr)],
@@ -167,7 +167,7 @@ async fn a_greeter_watching_the_server_refuses_revoked_tokens_within_a_second(ba
     let status = roleless
         .wait_current(Duration::from_millis(300))
         .await
-        .unwrap_err()
+        .expect_err("a watcher without the role never becomes current")
         .0;
     assert!(!status.connected && status.reconnects >= 1, "{status:?}");
     drop(roleless);
@@ -220,7 +220,10 @@ async fn a_greeter_watching_the_server_refuses_revoked_tokens_within_a_second(ba
     let late_greeter =
         GreeterServer::start_watching(auth_keys(channel.clone()).await, late, None).await;
     for token in [&alice.access_token, &other.access_token] {
-        let s = late_greeter.who_am_i(token).await.unwrap_err();
+        let s = late_greeter
+            .who_am_i(token)
+            .await
+            .expect_err("revoked before the watcher started");
         assert_eq!(s.code(), Code::Unauthenticated);
     }
     late_greeter.shutdown().await;
