@@ -7,6 +7,7 @@
 mod support;
 
 mod client;
+mod fake_revocations;
 mod keys;
 mod layer;
 mod limits;

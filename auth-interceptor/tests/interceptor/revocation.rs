@@ -418,6 +418,47 @@ async fn expired_entries_are_pruned_on_the_injected_clock() {
     );
 }
 
+#[tokio::test]
+async fn the_interceptor_consults_the_watcher_too() {
+    let s = setup().await;
+    let interceptor = authorizer(SharedKeys::new(s.key.key_set()))
+        .with_revocation_watcher(s.watcher.clone())
+        .interceptor(Rule::required().fail_closed_after(BOUND))
+        .unwrap();
+    let addr = serve_routes(tonic::service::Routes::new(
+        auth_proto::demo::greeter_service_server::GreeterServiceServer::with_interceptor(
+            Greeter,
+            interceptor,
+        ),
+    ))
+    .await;
+    let mut client = greeter_client(addr).await;
+    let token = s.token("u", "s1");
+    client
+        .who_am_i(bearer(WhoAmIRequest {}, &token))
+        .await
+        .unwrap();
+    s.state
+        .revlog
+        .append(revocation(RevocationKind::Session, "s1"));
+    s.wait("revoked", |s| s.last_sequence == 1).await;
+    let refused = client
+        .who_am_i(bearer(WhoAmIRequest {}, &token))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    // Stale past the bound: UNAVAILABLE for a token that is not revoked.
+    s.state.revlog.set_down(true);
+    s.wait("down", |s| !s.connected).await;
+    skip(BOUND + Duration::from_secs(1)).await;
+    let other = s.token("u", "s2");
+    let refused = client
+        .who_am_i(bearer(WhoAmIRequest {}, &other))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable);
+}
+
 #[test]
 fn fail_closed_rules_need_a_watcher() {
     let layer = authorizer(SharedKeys::new(TestKey::ed25519("k").key_set())).layer(policy());
