@@ -2,7 +2,9 @@
 //! (`housekeeping`) pings the database twice a second and records the answer here; while the database
 //! is known to be down, [`RequireDatabase`] answers every call that needs it at once with
 //! `UNAVAILABLE` and `grpc-retry-pushback-ms`, instead of letting it wait for a connection until the
-//! client's deadline. Calls that need no database (`GetJwks`, health, reflection) keep working.
+//! client's deadline. Calls that need no database keep working: `GetJwks`, health, reflection, and
+//! `Validate` and `WatchRevocations`, served from the revocation view (which answers for at most
+//! `AUTH_REVOCATION_MAX_STALENESS` without the database, then `UNAVAILABLE` on its own).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,9 +38,16 @@ impl DatabaseStatus {
     }
 }
 
+/// The methods answered from memory.
+const FROM_MEMORY: [&str; 3] = [
+    "/auth.v1.AuthService/GetJwks",
+    "/auth.v1.AuthService/Validate",
+    "/auth.v1.AuthService/WatchRevocations",
+];
+
 /// The methods that can be answered without the database.
 fn needs_database(path: &str) -> bool {
-    path.starts_with("/auth.v1.") && path != "/auth.v1.AuthService/GetJwks"
+    path.starts_with("/auth.v1.") && !FROM_MEMORY.contains(&path)
 }
 
 /// Fails calls that need the database fast while it is down.
@@ -100,9 +109,11 @@ mod tests {
     #[test]
     fn only_database_methods_are_refused() {
         assert!(needs_database("/auth.v1.AuthService/Login"));
-        assert!(needs_database("/auth.v1.AuthService/Validate"));
+        assert!(needs_database("/auth.v1.AuthService/ChangePassword"));
         assert!(needs_database("/auth.v1.AdminService/ListUsers"));
         assert!(!needs_database("/auth.v1.AuthService/GetJwks"));
+        assert!(!needs_database("/auth.v1.AuthService/Validate"));
+        assert!(!needs_database("/auth.v1.AuthService/WatchRevocations"));
         assert!(!needs_database("/grpc.health.v1.Health/Check"));
         assert!(!needs_database(
             "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"

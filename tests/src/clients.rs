@@ -5,8 +5,9 @@
 use auth_proto::v1::admin_service_client::AdminServiceClient;
 use auth_proto::v1::auth_service_client::AuthServiceClient;
 use auth_proto::v1::{
-    AuditEvent, CreateUserRequest, GetJwksRequest, ListAuditEventsRequest, LoginRequest,
-    LoginResponse, User, ValidateRequest, ValidateResponse,
+    AuditEvent, CreateUserRequest, DeleteUserRequest, DisableUserRequest, GetJwksRequest,
+    ListAuditEventsRequest, LoginRequest, LoginResponse, User, ValidateRequest, ValidateResponse,
+    WatchRevocationsRequest, WatchRevocationsResponse,
 };
 use serde_json::Value;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -130,6 +131,53 @@ impl TestServer {
         )
         .await
         .map(|r| r.into_inner().user.expect("user in response"))
+    }
+
+    /// Disables the user `id` through `AdminService/DisableUser` (as the bootstrap admin).
+    pub async fn disable_user(&self, id: &str) {
+        let admin = self.admin_token().await;
+        bounded(
+            "disable user",
+            self.admin_client_with(&admin)
+                .disable_user(DisableUserRequest {
+                    user_id: id.to_owned(),
+                }),
+        )
+        .await
+        .unwrap_or_else(|s| panic!("disable {id}: {s:?}"));
+    }
+
+    /// Deletes the user `id` through `AdminService/DeleteUser` (as the bootstrap admin).
+    pub async fn delete_user(&self, id: &str) {
+        let admin = self.admin_token().await;
+        bounded(
+            "delete user",
+            self.admin_client_with(&admin)
+                .delete_user(DeleteUserRequest {
+                    user_id: id.to_owned(),
+                }),
+        )
+        .await
+        .unwrap_or_else(|s| panic!("delete {id}: {s:?}"));
+    }
+
+    /// Opens `WatchRevocations(after)` with `token`: the stream, or the status it was refused with.
+    pub async fn watch_revocations(
+        &self,
+        token: &str,
+        after: i64,
+    ) -> Result<tonic::Streaming<WatchRevocationsResponse>, Status> {
+        bounded(
+            "watch revocations",
+            self.auth_client().watch_revocations(bearer(
+                WatchRevocationsRequest {
+                    after_sequence: after,
+                },
+                token,
+            )),
+        )
+        .await
+        .map(tonic::Response::into_inner)
     }
 
     /// `Validate(token)`; panics on an RPC error.

@@ -46,8 +46,8 @@ impl Revocations {
                 break;
             }
         }
+        self.read_ok();
         let now = self.now();
-        self.last_read.store(now, Ordering::Release);
         self.view
             .write()
             .unwrap_or_else(|p| p.into_inner())

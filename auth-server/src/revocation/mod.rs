@@ -7,13 +7,16 @@
 //! ([`Revocations::sync`]); other replicas learn it when woken (milliseconds) or at the next poll
 //! (at most [`follower::POLL_INTERVAL`] late). When the log has not been read for longer than
 //! `AUTH_REVOCATION_MAX_STALENESS`, the view is not trusted: checks fail with
-//! [`RevocationError::Stale`] (`UNAVAILABLE`).
+//! [`RevocationError::Stale`] (`UNAVAILABLE`). The age is the server's clock's; a view is also
+//! never called stale while its follower has missed fewer than two polls by the monotonic clock, so
+//! a step of the wall clock cannot fail `Validate` while the log is being read.
 
 pub(crate) mod follower;
 pub(crate) mod view;
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use auth_interceptor::{Claims, JwksSource};
 use tokio::sync::{Mutex, broadcast, watch};
@@ -44,8 +47,11 @@ pub(crate) struct Revocations {
     view: RwLock<View>,
     /// The sequence of the last row applied.
     head: AtomicI64,
-    /// When the log was last read successfully (unix seconds).
+    /// When the log was last read successfully (unix seconds, server clock).
     last_read: AtomicI64,
+    /// The same, in milliseconds of the monotonic clock since `started`.
+    last_read_ms: AtomicU64,
+    started: Instant,
     max_staleness: i64,
     /// One log read at a time (an RPC's catch-up and the follower's poll).
     reading: Mutex<()>,
@@ -82,6 +88,8 @@ impl Revocations {
             view: RwLock::default(),
             head: AtomicI64::new(0),
             last_read: AtomicI64::new(now),
+            last_read_ms: AtomicU64::new(0),
+            started: Instant::now(),
             max_staleness,
             reading: Mutex::new(()),
             events: broadcast::channel(FANOUT_CAPACITY).0,
@@ -104,10 +112,23 @@ impl Revocations {
     /// Fails when the view is too old to be trusted.
     pub(crate) fn check_fresh(&self) -> Result<(), RevocationError> {
         let age = unix_seconds(&*self.clock) - self.last_read.load(Ordering::Acquire);
-        if age > self.max_staleness {
+        if age > self.max_staleness && self.missed_polls() {
             return Err(RevocationError::Stale { age });
         }
         Ok(())
+    }
+
+    /// True when the follower has not read the log for two poll intervals, by the monotonic clock.
+    fn missed_polls(&self) -> bool {
+        let since = Duration::from_millis(self.last_read_ms.load(Ordering::Acquire));
+        self.started.elapsed().saturating_sub(since) > 2 * follower::POLL_INTERVAL
+    }
+
+    /// Records a successful read of the log.
+    fn read_ok(&self) {
+        self.last_read.store(self.now(), Ordering::Release);
+        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_read_ms.store(ms, Ordering::Release);
     }
 
     /// True when the token with `claims` (signed with `kid` when given) is revoked; an error when
@@ -117,15 +138,7 @@ impl Revocations {
         claims: &Claims,
         kid: Option<&str>,
     ) -> Result<bool, RevocationError> {
-        self.check_fresh()?;
-        let token = TokenRef {
-            sid: &claims.sid,
-            sub: &claims.sub,
-            iat: i64::try_from(claims.iat).unwrap_or(i64::MAX),
-            kid,
-        };
-        let view = self.view.read().unwrap_or_else(|p| p.into_inner());
-        Ok(view.revoked(token, unix_seconds(&*self.clock)))
+        self.check(claims, |_| kid.map(str::to_owned))
     }
 
     /// [`Self::is_revoked`] for a compact JWT: its `kid` is read only when some key is revoked.
@@ -134,17 +147,30 @@ impl Revocations {
         claims: &Claims,
         token: &str,
     ) -> Result<bool, RevocationError> {
-        let kid = if self.has_revoked_keys() {
-            jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid)
-        } else {
-            None
-        };
-        self.is_revoked(claims, kid.as_deref())
+        self.check(claims, |view| {
+            view.has_revoked_keys()
+                .then(|| jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid))
+                .flatten()
+        })
     }
 
-    fn has_revoked_keys(&self) -> bool {
+    /// Checks `claims` against the view, with the token's `kid` as `kid_of` finds it (under the
+    /// same read lock).
+    fn check(
+        &self,
+        claims: &Claims,
+        kid_of: impl FnOnce(&View) -> Option<String>,
+    ) -> Result<bool, RevocationError> {
+        self.check_fresh()?;
         let view = self.view.read().unwrap_or_else(|p| p.into_inner());
-        view.has_revoked_keys()
+        let kid = kid_of(&view);
+        let token = TokenRef {
+            sid: &claims.sid,
+            sub: &claims.sub,
+            iat: i64::try_from(claims.iat).unwrap_or(i64::MAX),
+            kid: kid.as_deref(),
+        };
+        Ok(view.revoked(token, unix_seconds(&*self.clock)))
     }
 
     /// The sequence of the last row applied.

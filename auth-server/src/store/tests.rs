@@ -83,6 +83,7 @@ macro_rules! both_backends {
 
 mod abuse;
 mod keys;
+mod revocations;
 mod rotation;
 mod sessions;
 mod usernames;

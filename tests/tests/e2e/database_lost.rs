@@ -1,7 +1,8 @@
 //! The database goes away (issue 15): with its PostgreSQL stopped, the server reports NOT_SERVING
 //! within about a second, answers calls that need the database at once with a retryable
 //! `UNAVAILABLE` (and `grpc-retry-pushback-ms`) instead of hanging until the client's deadline, keeps
-//! serving what needs no database (`GetJwks`), counts no password failure for a login it could not
+//! serving what needs no database (`GetJwks`; `Validate` from the revocation view, until it is
+//! older than `AUTH_REVOCATION_MAX_STALENESS`, then `UNAVAILABLE`), counts no password failure for a login it could not
 //! check, and recovers by itself within about a second of the database's return. The test runs its
 //! own PostgreSQL cluster, which it stops and starts.
 
@@ -70,22 +71,33 @@ async fn scenario() {
         );
         assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
         assert!(refused.metadata().get("grpc-retry-pushback-ms").is_some());
+        // Validate answers from the revocation view, without the database.
         let started = Instant::now();
-        let refused = s
-            .auth_client()
-            .validate(ValidateRequest {
-                access_token: token.clone(),
-                ..Default::default()
-            })
-            .await
-            .expect_err("refused");
+        let v = s.validate(&token).await;
+        assert!(v.valid, "{v:?}");
         assert!(
             started.elapsed() < Duration::from_millis(500),
             "{:?}",
             started.elapsed()
         );
-        assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
     }
+    // ... until the view is older than AUTH_REVOCATION_MAX_STALENESS (60 s): then UNAVAILABLE,
+    // retryable, rather than a stale answer.
+    s.clock.advance(61);
+    let stale = poll_until("a stale view refused", Duration::from_secs(5), || async {
+        let answer = s
+            .auth_client()
+            .validate(ValidateRequest {
+                access_token: token.clone(),
+                ..Default::default()
+            })
+            .await;
+        answer.err()
+    })
+    .await;
+    assert_eq!(stale.code(), Code::Unavailable, "{stale:?}");
+    assert!(stale.metadata().get("grpc-retry-pushback-ms").is_some());
+    assert_no_leak(&stale, &[&token]);
     // What needs no database still works.
     s.auth_client()
         .get_jwks(GetJwksRequest {})
@@ -99,6 +111,11 @@ async fn scenario() {
         "SERVING after {recovered:?}"
     );
     s.login(ADMIN_USER, ADMIN_PASSWORD).await;
+    // The view is read again: Validate trusts it again.
+    poll_until("a fresh view", Duration::from_secs(5), || async {
+        s.validate(&token).await.valid.then_some(())
+    })
+    .await;
     // The logins refused while the database was away were not counted as password failures: after
     // the successful login, nothing is counted for the admin or its address.
     let db = sqlx::PgPool::connect(&url).await.expect("cluster");

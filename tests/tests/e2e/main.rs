@@ -26,6 +26,7 @@ mod policy_file;
 mod probes;
 mod refresh;
 mod revocation_watch;
+mod revocations;
 mod security_login;
 mod security_tokens;
 mod server;

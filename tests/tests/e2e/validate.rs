@@ -43,15 +43,14 @@ async fn valid_token_claims_match_login(backend: Backend) {
     s.shutdown().await;
 }
 
-/// Disabling or deleting a user behind the API (directly in the database) is seen by Validate, Refresh
-/// and Login at once. The admin-API versions are in `admin`.
+/// Disabling or deleting a user is seen by Validate (from the revocation view the change's log row
+/// feeds), Refresh and Login at once.
 async fn account_changes_revoke_tokens(backend: Backend) {
     let s = TestServer::start(backend).await;
     let id = s.seed_user("ivan", "ivan-password-1", &["ops"]).await;
     let l = s.login("ivan", "ivan-password-1").await;
     assert!(s.validate(&l.access_token).await.valid);
-    s.exec("UPDATE users SET disabled = (1=1) WHERE id = $1", &id)
-        .await;
+    s.disable_user(&id).await;
     assert_invalid(
         &s.validate(&l.access_token).await,
         Some(InvalidReason::Revoked),
@@ -86,8 +85,7 @@ async fn account_changes_revoke_tokens(backend: Backend) {
         .await;
     let l2 = s.login("ivan", "ivan-password-1").await;
     assert!(s.validate(&l2.access_token).await.valid);
-    s.exec("DELETE FROM sessions WHERE user_id = $1", &id).await;
-    s.exec("DELETE FROM users WHERE id = $1", &id).await;
+    s.delete_user(&id).await;
     assert_invalid(
         &s.validate(&l2.access_token).await,
         Some(InvalidReason::Revoked),
@@ -199,8 +197,7 @@ async fn forged_claims_are_rejected(backend: Backend) {
     // C09: the sub of a disabled user.
     let uid = s.seed_user("judy", "judy-password-1", &[]).await;
     let jl = s.login("judy", "judy-password-1").await;
-    s.exec("UPDATE users SET disabled = (1=1) WHERE id = $1", &uid)
-        .await;
+    s.disable_user(&uid).await;
     let v = s
         .validate(&key.sign(&h, &claims_of(&jl.access_token)))
         .await;
