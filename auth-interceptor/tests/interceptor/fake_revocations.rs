@@ -22,6 +22,8 @@ pub struct RevLog {
     pub horizon: std::sync::atomic::AtomicI64,
     pub part_size: std::sync::atomic::AtomicUsize,
     pub down: AtomicBool,
+    /// Open streams end once with `UNAUTHENTICATED` (as when the watcher's token expires).
+    pub expire_streams: AtomicBool,
     /// The `after_sequence` of every stream opened.
     pub requests: Mutex<Vec<i64>>,
     /// Bumped on every change; open streams wake up on it.
@@ -39,6 +41,7 @@ impl Default for RevLog {
             horizon: 0.into(),
             part_size: 1000.into(),
             down: AtomicBool::new(false),
+            expire_streams: AtomicBool::new(false),
             requests: Mutex::new(Vec::new()),
             changed: tokio::sync::watch::channel(0).0,
             beats: AtomicU64::new(0),
@@ -81,6 +84,13 @@ impl RevLog {
     /// Refuses new streams and ends the open ones (`true`), or serves again (`false`).
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
+        self.bump();
+    }
+
+    /// Ends every open stream with `UNAUTHENTICATED`, as the server does when the watcher's token
+    /// expires; new streams are served.
+    pub fn expire_open_streams(&self) {
+        self.expire_streams.store(true, Ordering::SeqCst);
         self.bump();
     }
 
@@ -173,6 +183,10 @@ impl RevLog {
             loop {
                 if log.down.load(Ordering::SeqCst) {
                     let _ = tx.send(Err(Status::unavailable("down"))).await;
+                    return;
+                }
+                if log.expire_streams.swap(false, Ordering::SeqCst) {
+                    let _ = tx.send(Err(Status::unauthenticated("token expired"))).await;
                     return;
                 }
                 for r in log.after(sent) {

@@ -418,6 +418,58 @@ async fn expired_entries_are_pruned_on_the_injected_clock() {
     );
 }
 
+/// A [`StaticToken`] counting how often it was asked for, and invalidated.
+#[derive(Default)]
+struct CountingToken {
+    asked: std::sync::atomic::AtomicU64,
+    invalidated: std::sync::atomic::AtomicU64,
+}
+
+impl auth_interceptor::client::TokenSource for CountingToken {
+    fn token(&self) -> futures_util::future::BoxFuture<'_, Result<Arc<str>, tonic::Status>> {
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async { Ok(Arc::from("watch-token")) })
+    }
+    fn invalidate(&self) {
+        self.invalidated
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn a_stream_ended_as_unauthenticated_gets_a_fresh_token_and_resumes_at_once() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let state = AuthState::new(TestKey::ed25519("k1"));
+    let addr = serve_auth(state.clone()).await;
+    let tokens = Arc::new(CountingToken::default());
+    let mut c = config();
+    // A long backoff: only an immediate reconnection passes this test.
+    c.initial_backoff = Duration::from_secs(60);
+    let watcher = RevocationWatcher::start([endpoint(addr)], tokens.clone(), c).unwrap();
+    watcher.wait_current(WAIT).await.unwrap();
+    state
+        .revlog
+        .append(revocation(RevocationKind::Session, "s1"));
+    watcher
+        .wait_until(WAIT, |s| s.last_sequence == 1)
+        .await
+        .unwrap();
+    state.revlog.expire_open_streams();
+    state
+        .revlog
+        .append(revocation(RevocationKind::Session, "s2"));
+    let status = watcher
+        .wait_until(WAIT, |s| {
+            s.connected && s.last_sequence == 2 && s.reconnects == 1
+        })
+        .await
+        .unwrap();
+    assert_eq!(status.events_applied, 2);
+    assert_eq!(tokens.invalidated.load(SeqCst), 1);
+    assert_eq!(tokens.asked.load(SeqCst), 2);
+    assert_eq!(state.revlog.requests(), [0, 1]);
+}
+
 #[tokio::test]
 async fn the_interceptor_consults_the_watcher_too() {
     let s = setup().await;
