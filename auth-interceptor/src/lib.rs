@@ -137,7 +137,7 @@ pub use layer::{AuthLayer, AuthMiddleware};
 pub use policy::{Access, Policy, PolicyBuilder, PolicyError, Rule};
 pub use policy_file::PolicyFileError;
 pub use revocation::{
-    NoEndpoints, NotCurrent, RevocationWatcher, RevocationWatcherConfig, WatcherStatus, WhenStale,
+    NotCurrent, RevocationWatcher, RevocationWatcherConfig, WatcherError, WatcherStatus, WhenStale,
 };
 pub use revoke::RevocationChecker;
 pub use server::{DEFAULT_MAX_DECODING_MESSAGE_SIZE, LimitedConnection, ServerLimits};

@@ -19,7 +19,7 @@ mod watcher;
 use std::time::Duration;
 
 pub use status::WatcherStatus;
-pub use watcher::{NoEndpoints, NotCurrent, RevocationWatcher, RevocationWatcherConfig};
+pub use watcher::{NotCurrent, RevocationWatcher, RevocationWatcherConfig, WatcherError};
 
 /// What a [`Rule`](crate::Rule) does with a verified token while the revocation watcher is stale:
 /// disconnected, or not yet through its first snapshot, or overflowing its capacity (see

@@ -130,10 +130,47 @@ impl std::fmt::Debug for RevocationWatcher {
     }
 }
 
-/// No endpoint was given to [`RevocationWatcher::start`].
+/// Why [`RevocationWatcher::start`] refused to start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a revocation watcher needs at least one auth-server endpoint")]
-pub struct NoEndpoints;
+#[non_exhaustive]
+pub enum WatcherError {
+    /// No endpoint was given.
+    #[error("a revocation watcher needs at least one auth-server endpoint")]
+    NoEndpoints,
+    /// A setting is out of its range (the message names it).
+    #[error("revocation watcher: {0}")]
+    InvalidConfig(&'static str),
+}
+
+impl RevocationWatcherConfig {
+    /// Checks every setting's range.
+    fn check(&self) -> Result<(), WatcherError> {
+        let invalid = |ok: bool, what| {
+            if ok {
+                Ok(())
+            } else {
+                Err(WatcherError::InvalidConfig(what))
+            }
+        };
+        invalid(self.capacity >= 1, "capacity must be at least 1")?;
+        invalid(
+            !self.initial_backoff.is_zero() && self.initial_backoff <= self.max_backoff,
+            "initial_backoff must be positive and at most max_backoff",
+        )?;
+        invalid(
+            !self.connect_timeout.is_zero(),
+            "connect_timeout must be positive",
+        )?;
+        invalid(
+            self.idle_timeout >= Duration::from_secs(1),
+            "idle_timeout must be at least 1 s (the server's heartbeats come every 15 s)",
+        )?;
+        invalid(
+            self.prune_interval >= Duration::from_millis(10),
+            "prune_interval must be at least 10 ms",
+        )
+    }
+}
 
 pub(super) struct Shared {
     pub(super) state: RwLock<State>,
@@ -170,15 +207,17 @@ impl Shared {
 impl RevocationWatcher {
     /// Starts watching `endpoints` (tried in this order, then round robin) with tokens from
     /// `tokens`. Returns at once; [`RevocationWatcher::wait_current`] waits for the first snapshot.
+    /// Refused without an endpoint, or with a setting out of its range.
     pub fn start(
         endpoints: impl IntoIterator<Item = Endpoint>,
         tokens: impl TokenSource,
         config: RevocationWatcherConfig,
-    ) -> Result<Self, NoEndpoints> {
+    ) -> Result<Self, WatcherError> {
         let endpoints: Vec<Endpoint> = endpoints.into_iter().collect();
         if endpoints.is_empty() {
-            return Err(NoEndpoints);
+            return Err(WatcherError::NoEndpoints);
         }
+        config.check()?;
         let names = endpoints.iter().map(|e| e.uri().to_string()).collect();
         let channels = endpoints.iter().map(Endpoint::connect_lazy).collect();
         let grace = config.expiry_grace.as_secs();
@@ -263,7 +302,7 @@ impl RevocationWatcher {
 pub struct NotCurrent(pub WatcherStatus);
 
 async fn prune_loop(shared: Arc<Shared>, every: Duration) {
-    let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
+    let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;

@@ -445,6 +445,7 @@ async fn a_stream_ended_as_unauthenticated_gets_a_fresh_token_and_resumes_at_onc
     let mut c = config();
     // A long backoff: only an immediate reconnection passes this test.
     c.initial_backoff = Duration::from_secs(60);
+    c.max_backoff = Duration::from_secs(60);
     let watcher = RevocationWatcher::start([endpoint(addr)], tokens.clone(), c).unwrap();
     watcher.wait_current(WAIT).await.unwrap();
     state
@@ -509,6 +510,31 @@ async fn the_interceptor_consults_the_watcher_too() {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::Unavailable);
+}
+
+#[tokio::test]
+async fn start_refuses_no_endpoint_and_settings_out_of_range() {
+    use auth_interceptor::WatcherError;
+    let token = || StaticToken::new("t");
+    let none: Vec<Endpoint> = Vec::new();
+    assert_eq!(
+        RevocationWatcher::start(none, token(), config()).unwrap_err(),
+        WatcherError::NoEndpoints
+    );
+    let addr = dead_addr().await;
+    let bad: [fn(&mut RevocationWatcherConfig); 5] = [
+        |c| c.capacity = 0,
+        |c| c.initial_backoff = Duration::ZERO,
+        |c| c.max_backoff = Duration::from_millis(1),
+        |c| c.idle_timeout = Duration::from_millis(999),
+        |c| c.connect_timeout = Duration::ZERO,
+    ];
+    for tweak in bad {
+        let mut c = config();
+        tweak(&mut c);
+        let err = RevocationWatcher::start([endpoint(addr)], token(), c).unwrap_err();
+        assert!(matches!(err, WatcherError::InvalidConfig(_)), "{err}");
+    }
 }
 
 #[test]
