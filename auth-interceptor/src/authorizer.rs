@@ -15,6 +15,7 @@ use crate::context::AuthContext;
 use crate::error::AuthError;
 use crate::extract::bearer_token_in;
 use crate::policy::{Access, Policy, PolicyError, Rule};
+use crate::revocation::RevocationWatcher;
 use crate::revoke::RevocationChecker;
 use crate::source::{KeySource, KidRefresh};
 use crate::verify::{AudienceCheck, Verifier, VerifyError};
@@ -31,6 +32,7 @@ pub struct Authorizer {
     policy: Policy,
     cache: TokenCache,
     revocation: Option<RevocationChecker>,
+    watcher: Option<RevocationWatcher>,
     clock: Arc<dyn Clock>,
 }
 
@@ -40,6 +42,7 @@ impl std::fmt::Debug for Authorizer {
             .field("verifier", &self.verifier)
             .field("policy", &self.policy)
             .field("revocation", &self.revocation.is_some())
+            .field("watcher", &self.watcher.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -60,6 +63,7 @@ impl Authorizer {
             policy: Policy::deny_all(),
             cache: TokenCache::default(),
             revocation: None,
+            watcher: None,
             clock: crate::clock::system(),
         }
     }
@@ -89,6 +93,19 @@ impl Authorizer {
         self
     }
 
+    /// Refuses, after verification, tokens that `watcher`'s denylist revokes (`UNAUTHENTICATED`, like
+    /// an invalid token), and applies each rule's [`Rule::when_stale`] while the watcher is stale.
+    /// Without it, a layer with a rule that fails closed is refused when built.
+    pub fn with_revocation_watcher(mut self, watcher: RevocationWatcher) -> Self {
+        self.watcher = Some(watcher);
+        self
+    }
+
+    /// The revocation watcher consulted, if any.
+    pub fn revocation_watcher(&self) -> Option<&RevocationWatcher> {
+        self.watcher.as_ref()
+    }
+
     /// The policy enforced.
     pub fn policy(&self) -> &Policy {
         &self.policy
@@ -105,12 +122,18 @@ impl Authorizer {
     }
 
     /// A tower layer enforcing `policy` on every method. Refused when a rule asks for revalidation
-    /// and no revocation checker is configured.
+    /// and no revocation checker is configured, or fails closed on a stale revocation watcher and no
+    /// watcher is configured.
     pub fn layer(mut self, policy: Policy) -> Result<crate::AuthLayer, PolicyError> {
         if self.revocation.is_none()
             && let Some(rule) = policy.first_revalidating_rule()
         {
             return Err(PolicyError::RevalidateUnsupported(rule));
+        }
+        if self.watcher.is_none()
+            && let Some(rule) = policy.first_fail_closed_rule()
+        {
+            return Err(PolicyError::WatcherRequired(rule));
         }
         self.policy = policy;
         Ok(crate::AuthLayer::new(self))
@@ -124,6 +147,9 @@ impl Authorizer {
             return Err(PolicyError::RevalidateUnsupported(
                 "interceptor rule".into(),
             ));
+        }
+        if self.watcher.is_none() && rule.when_stale != crate::WhenStale::Accept {
+            return Err(PolicyError::WatcherRequired("interceptor rule".into()));
         }
         Ok(crate::AuthInterceptor::new(self, rule))
     }
@@ -241,6 +267,7 @@ impl Authorizer {
             let checker = self.revocation.as_ref().ok_or(AuthError::Unavailable)?;
             checker.check(token, self.audience_of(&claims)).await?;
         }
+        self.check_watched(rule, token, &claims)?;
         check_access(rule, &claims)?;
         Ok(Some(AuthContext::new(claims)))
     }
@@ -259,7 +286,9 @@ impl Authorizer {
         let Some(token) = self.token_in(rule, authorization)? else {
             return Ok(None);
         };
-        Ok(Some(self.verify(token).await?))
+        let claims = self.verify(token).await?;
+        self.check_watched(rule, token, &claims)?;
+        Ok(Some(claims))
     }
 
     /// Like [`Authorizer::authorize`] with `rule`, without waiting: an unknown `kid` only schedules a
@@ -276,8 +305,21 @@ impl Authorizer {
         if rule.revalidate {
             return Err(AuthError::Unavailable);
         }
+        self.check_watched(rule, token, &claims)?;
         check_access(rule, &claims)?;
         Ok(Some(AuthContext::new(claims)))
+    }
+
+    /// The revocation watcher's verdict on verified `claims` under `rule` (nothing to say without a
+    /// watcher: building refuses fail-closed rules then). The token's `kid` is read only when some
+    /// key is revoked.
+    fn check_watched(&self, rule: &Rule, token: &str, claims: &Claims) -> Result<(), AuthError> {
+        match &self.watcher {
+            Some(watcher) => watcher.check(rule.when_stale, claims, || {
+                self.verifier.token_kid(token).ok()
+            }),
+            None => Ok(()),
+        }
     }
 
     fn token_for<'h>(

@@ -14,7 +14,8 @@ use crate::verify::VerifyError;
 pub const INVALID_TOKEN_MESSAGE: &str = "invalid token";
 /// The fixed message of every `PERMISSION_DENIED` answer.
 pub const PERMISSION_DENIED_MESSAGE: &str = "permission denied";
-/// The fixed message of every `UNAVAILABLE` answer (no usable keys, or the revocation check failed).
+/// The fixed message of every `UNAVAILABLE` answer (no usable keys, the revocation check failed, or
+/// the revocation stream is stale beyond a fail-closed rule's bound).
 pub const UNAVAILABLE_MESSAGE: &str = "authentication unavailable";
 
 /// The `www-authenticate` value sent with `UNAUTHENTICATED` when the request carried no credentials
@@ -49,6 +50,10 @@ pub enum AuthError {
     /// the revocation check could not reach the auth server.
     #[error("key source unavailable")]
     Unavailable,
+    /// The method's rule fails closed ([`Rule::fail_closed_after`](crate::Rule::fail_closed_after))
+    /// and the revocation watcher has been stale for longer than its bound.
+    #[error("revocation stream stale beyond the rule's bound")]
+    RevocationsStale,
 }
 
 impl AuthError {
@@ -60,7 +65,7 @@ impl AuthError {
             | AuthError::Invalid(_)
             | AuthError::Revoked => Code::Unauthenticated,
             AuthError::Forbidden => Code::PermissionDenied,
-            AuthError::Unavailable => Code::Unavailable,
+            AuthError::Unavailable | AuthError::RevocationsStale => Code::Unavailable,
         }
     }
 

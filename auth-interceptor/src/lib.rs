@@ -51,8 +51,12 @@
 //!   reflection; also from a TOML file ([`Policy::load`],
 //!   [`Policy::from_toml`]) that the auth server's Envoy `ext_authz` enforces as well.
 //! - [`Authorizer`]: verifier + [`KeySource`] + policy (+ verified-token cache, + optional
-//!   [`RevocationChecker`]); turned into an [`AuthLayer`] (tower; sees the method) or an
-//!   [`AuthInterceptor`] (tonic; one rule for the whole service).
+//!   [`RevocationWatcher`] and [`RevocationChecker`]); turned into an [`AuthLayer`] (tower; sees the
+//!   method) or an [`AuthInterceptor`] (tonic; one rule for the whole service).
+//! - [`RevocationWatcher`]: follows the auth server's `WatchRevocations` stream (failing over between
+//!   several servers, resuming from its last sequence) and keeps a bounded local denylist of revoked
+//!   sessions, subjects and keys; its health is a [`WatcherStatus`]. Each rule chooses, with
+//!   [`Rule::fail_closed_after`], whether to refuse once the stream has been down too long.
 //! - Key sources ([`KeySource`]): [`SharedKeys`] for static or application-managed keys (an HS256
 //!   server's: [`KeySet::hs256`]), [`JwksSource`] for keys fetched by a [`KeySetFetcher`] (the auth
 //!   server's `GetJwks` through [`GrpcJwksFetcher`], or a [`FileJwksFetcher`]), with background
@@ -78,9 +82,13 @@
 //! - A token's `aud` may list several audiences; it is accepted when any is one of ours. Give each
 //!   service its own audience (`VerifierConfig::new(issuer, "orders.v1.OrderService")`) so that a
 //!   token issued for one service is refused by every other.
-//! - Verification is local: a disabled user's or logged-out session's tokens keep working here until
-//!   they expire (at most the access-token TTL, 10 min by default) unless the method's rule asks for
-//!   revalidation ([`Rule::revalidate`]), which consults `Validate` (answers cached for a few seconds).
+//! - Verification is local: without a [`RevocationWatcher`], a disabled user's or logged-out
+//!   session's tokens keep working here until they expire (at most the access-token TTL, 10 min by
+//!   default) unless the method's rule asks for revalidation ([`Rule::revalidate`]), which consults
+//!   `Validate` (answers cached for a few seconds). With one, they are refused (`UNAUTHENTICATED`,
+//!   like an invalid token) as soon as the revocation reaches the watcher — milliseconds on a LAN —
+//!   and, while the stream is down, each rule accepts verified tokens (the default) or, past its
+//!   bound, answers `UNAVAILABLE`.
 //! - A call lives no longer than its token: the layer cancels a handler still running (or still
 //!   waiting for the request message) at `exp` + leeway, and ends a response stream still open then,
 //!   with `UNAUTHENTICATED`. (The plain interceptor checks only when the call starts.)
@@ -107,6 +115,7 @@ mod keys;
 mod layer;
 mod policy;
 mod policy_file;
+mod revocation;
 mod revoke;
 mod rule;
 mod server;
@@ -133,6 +142,9 @@ pub use keys::{KeyError, KeySet, MIN_HMAC_SECRET_LEN, SharedKeys, VerificationKe
 pub use layer::{AuthLayer, AuthMiddleware};
 pub use policy::{Access, Policy, PolicyBuilder, PolicyError, Rule};
 pub use policy_file::PolicyFileError;
+pub use revocation::{
+    NotCurrent, RevocationWatcher, RevocationWatcherConfig, WatcherError, WatcherStatus, WhenStale,
+};
 pub use revoke::RevocationChecker;
 pub use server::{DEFAULT_MAX_DECODING_MESSAGE_SIZE, LimitedConnection, ServerLimits};
 pub use source::{

@@ -6,7 +6,9 @@
 //! asks of the caller is a [`Rule`] (`crate::rule`).
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
+use crate::revocation::WhenStale;
 pub use crate::rule::{Access, Rule};
 
 /// A policy that could not be built or does not fit the server it protects.
@@ -37,6 +39,10 @@ pub enum PolicyError {
     /// turned into an interceptor, which cannot wait for one.
     #[error("rule {0:?} asks for revalidation, which needs a revocation checker and the layer")]
     RevalidateUnsupported(String),
+    /// A rule fails closed when the revocation watcher is stale, but the authorizer has no watcher
+    /// ([`Authorizer::with_revocation_watcher`](crate::Authorizer::with_revocation_watcher)).
+    #[error("rule {0:?} fails closed on a stale revocation watcher, but none is configured")]
+    WatcherRequired(String),
 }
 
 #[derive(Debug, Clone)]
@@ -122,6 +128,15 @@ impl Policy {
 
     /// The first rule asking for revalidation, by its pattern (`"default"` for the default rule).
     pub(crate) fn first_revalidating_rule(&self) -> Option<String> {
+        self.first_rule_where(|rule| rule.revalidate)
+    }
+
+    /// The first rule failing closed on a stale revocation watcher, by its pattern.
+    pub(crate) fn first_fail_closed_rule(&self) -> Option<String> {
+        self.first_rule_where(|rule| rule.when_stale != WhenStale::Accept)
+    }
+
+    fn first_rule_where(&self, pred: impl Fn(&Rule) -> bool) -> Option<String> {
         let named = self
             .exact
             .iter()
@@ -130,7 +145,7 @@ impl Policy {
             .chain(self.prefixes.iter().map(|(k, e)| (k.as_str(), &e.rule)));
         named
             .chain(std::iter::once(("default", &self.default)))
-            .find(|(_, rule)| rule.revalidate)
+            .find(|(_, rule)| pred(rule))
             .map(|(name, _)| name.to_owned())
     }
 
@@ -209,6 +224,7 @@ impl Policy {
 pub struct PolicyBuilder {
     rules: Vec<(String, Rule, bool)>,
     default: Option<Rule>,
+    fail_closed_after: Option<Duration>,
 }
 
 impl PolicyBuilder {
@@ -263,6 +279,12 @@ impl PolicyBuilder {
         self.default = Some(rule);
         self
     }
+    /// Every rule that admits a verified token (all but public and deny rules, the default included)
+    /// fails closed after `bound` ([`Rule::fail_closed_after`]), unless it set its own bound.
+    pub fn fail_closed_after(mut self, bound: Duration) -> Self {
+        self.fail_closed_after = Some(bound);
+        self
+    }
     /// Rules added so far, presets included.
     pub(crate) fn rule_count(&self) -> usize {
         self.rules.len()
@@ -294,14 +316,28 @@ impl PolicyBuilder {
     /// included) is wrong; `None` for the default rule.
     pub(crate) fn build_indexed(self) -> Result<Policy, (Option<usize>, PolicyError)> {
         let mut policy = Policy::deny_all();
-        if let Some(d) = self.default {
+        let bound = self.fail_closed_after;
+        let tune = |mut rule: Rule| {
+            if let Some(bound) = bound
+                && rule.admits_tokens()
+                && rule.when_stale == WhenStale::Accept
+            {
+                rule.when_stale = WhenStale::RefuseAfter(bound);
+            }
+            rule
+        };
+        policy.default = tune(policy.default);
+        if let Some(d) = self.default.map(tune) {
             d.check("default").map_err(|e| (None, e))?;
             policy.default = d;
         }
         for (index, (pattern, rule, preset)) in self.rules.into_iter().enumerate() {
             let at = |e| (Some(index), e);
             rule.check(&pattern).map_err(at)?;
-            let entry = Entry { rule, preset };
+            let entry = Entry {
+                rule: tune(rule),
+                preset,
+            };
             let (map_key, clash) = match parse(&pattern).map_err(at)? {
                 Pattern::Exact(k) => {
                     let clash = policy.exact.insert(k.clone(), entry).is_some();

@@ -6,6 +6,7 @@
 //! ```toml
 //! default = "deny"                  # optional; any access below; deny when absent
 //! presets = ["health", "reflection"] # also "auth_public" (auth.v1 Login and Refresh)
+//! fail_closed_after_secs = 30        # optional; see below
 //!
 //! [methods]
 //! "demo.v1.GreeterService/SayHello" = "public"
@@ -23,6 +24,11 @@
 //! `all_roles = [..]` and an optional `clients = [..]` (the token's `client_id` must be one of them,
 //! see [`Rule::clients`](crate::Rule::clients); `{ clients = [..] }` alone means a valid token of one
 //! of those clients).
+//!
+//! `fail_closed_after_secs` (0 to 86 400) makes every rule that admits tokens refuse with
+//! `UNAVAILABLE` once the revocation watcher has been stale that long
+//! ([`PolicyBuilder::fail_closed_after`](crate::PolicyBuilder::fail_closed_after)); without it they
+//! accept verified tokens until expiry. A layer built from such a file needs a watcher.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -101,7 +107,11 @@ struct FileFormat {
     presets: Vec<Spanned<String>>,
     #[serde(default)]
     methods: BTreeMap<Spanned<String>, toml::Value>,
+    fail_closed_after_secs: Option<Spanned<i64>>,
 }
+
+/// Largest `fail_closed_after_secs` (a day: no token lives longer).
+const MAX_FAIL_CLOSED_AFTER_SECS: i64 = 86_400;
 
 /// Byte offsets → 1-based lines.
 struct Lines<'a>(&'a str);
@@ -185,6 +195,20 @@ impl Policy {
             let rule = rule_from(default.get_ref())
                 .map_err(|m| syntax(&default.span(), format!("default: {m}")))?;
             builder = builder.default_rule(rule);
+        }
+        if let Some(secs) = &file.fail_closed_after_secs {
+            let value = *secs.get_ref();
+            if !(0..=MAX_FAIL_CLOSED_AFTER_SECS).contains(&value) {
+                return Err(syntax(
+                    &secs.span(),
+                    format!(
+                        "fail_closed_after_secs = {value}: expected 0 to \
+                         {MAX_FAIL_CLOSED_AFTER_SECS}"
+                    ),
+                ));
+            }
+            builder =
+                builder.fail_closed_after(std::time::Duration::from_secs(value.unsigned_abs()));
         }
         builder.build_indexed().map_err(|(index, error)| {
             let line = match index {

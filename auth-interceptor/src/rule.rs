@@ -1,6 +1,7 @@
 //! What one method requires of its caller: an [`Access`] level (public, optional, a token, roles,
-//! nobody), optionally the calling service accounts ([`Rule::clients`]), and whether to confirm the
-//! token with the auth server ([`Rule::revalidate`]).
+//! nobody), optionally the calling service accounts ([`Rule::clients`]), whether to confirm the
+//! token with the auth server ([`Rule::revalidate`]), and what to do while the revocation watcher is
+//! stale ([`Rule::fail_closed_after`]).
 //!
 //! A rule that requires a token may also require a caller identity: [`Rule::clients`] (or
 //! [`Rule::with_clients`] on a role rule) admits only service tokens (`"token_use": "service"`,
@@ -8,8 +9,11 @@
 //! listed clients; user tokens never match (their `client_id` is the issuer's own). A caller that is
 //! authenticated but not listed gets `PERMISSION_DENIED`, as for a missing role.
 
+use std::time::Duration;
+
 use crate::claims::Claims;
 use crate::policy::PolicyError;
+use crate::revocation::WhenStale;
 
 /// What a method requires of the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +59,10 @@ pub struct Rule {
     /// Ask the auth server whether the token's session is still active (see
     /// [`Authorizer::with_revocation_check`](crate::Authorizer::with_revocation_check)).
     pub revalidate: bool,
+    /// What a verified token gets while the revocation watcher
+    /// ([`Authorizer::with_revocation_watcher`](crate::Authorizer::with_revocation_watcher)) is
+    /// stale: accepted (the default) or, past a bound, refused with `UNAVAILABLE`.
+    pub when_stale: WhenStale,
 }
 
 impl Rule {
@@ -107,6 +115,17 @@ impl Rule {
         self.revalidate = true;
         self
     }
+    /// Refuse with `UNAVAILABLE` once the revocation watcher has been stale (disconnected, or not
+    /// yet through its first snapshot) for longer than `bound` — fail closed. Without this a rule
+    /// accepts verified tokens until they expire whatever the watcher's state.
+    pub fn fail_closed_after(mut self, bound: Duration) -> Self {
+        self.when_stale = WhenStale::RefuseAfter(bound);
+        self
+    }
+    /// True when the rule lets a verified token through (every access but public and deny).
+    pub(crate) fn admits_tokens(&self) -> bool {
+        !matches!(self.access, Access::Public | Access::Deny)
+    }
     /// True when verified `claims` satisfy this rule: its [`Access`] and, if it names clients, a
     /// service token of one of them.
     pub fn permits(&self, claims: &Claims) -> bool {
@@ -139,6 +158,7 @@ impl From<Access> for Rule {
             access,
             clients: None,
             revalidate: false,
+            when_stale: WhenStale::Accept,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! See `BENCHMARKS.md` at the repository root for the figures and `bench/run.sh` for the one command
 //! that reproduces them.
 
+pub mod fanout;
 pub mod greeter;
 pub mod http1;
 pub mod load;

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use auth_interceptor::GrpcJwksFetcher;
 use auth_interceptor::{
-    Authorizer, JwksSource, JwksSourceConfig, KeySource, Policy, RevocationChecker, Verifier,
-    VerifierConfig,
+    Authorizer, JwksSource, JwksSourceConfig, KeySource, Policy, RevocationChecker,
+    RevocationWatcher, Verifier, VerifierConfig,
 };
 use auth_proto::demo::greeter_service_client::GreeterServiceClient;
 use auth_proto::demo::greeter_service_server::GreeterServiceServer;
@@ -59,6 +59,15 @@ pub fn verifier_config() -> VerifierConfig {
     vc
 }
 
+/// A key source over the `GetJwks` of the auth server behind `channel`, once it has keys.
+pub async fn auth_keys(channel: Channel) -> JwksSource {
+    let keys = JwksSource::start(GrpcJwksFetcher::new(channel), JwksSourceConfig::default());
+    keys.wait_for_keys(Duration::from_secs(10))
+        .await
+        .expect("greeter got the auth server's keys");
+    keys
+}
+
 impl GreeterServer {
     /// Starts a greeter trusting `auth`'s keys (fetched through its `GetJwks`), waiting for the keys.
     pub async fn start(auth: &TestServer) -> Self {
@@ -67,14 +76,7 @@ impl GreeterServer {
 
     /// Like [`GreeterServer::start`], enforcing `policy` (e.g. `Policy::load` of a file).
     pub async fn start_enforcing(auth: &TestServer, policy: Policy) -> Self {
-        let keys = JwksSource::start(
-            GrpcJwksFetcher::new(auth.channel()),
-            JwksSourceConfig::default(),
-        );
-        keys.wait_for_keys(Duration::from_secs(10))
-            .await
-            .expect("greeter got the auth server's keys");
-        Self::start_with_policy(keys, policy).await
+        Self::start_with_policy(auth_keys(auth.channel()).await, policy).await
     }
 
     /// Starts a greeter trusting `keys` (e.g. `SharedKeys::new(KeySet::hs256(secret))` for a server in
@@ -85,7 +87,7 @@ impl GreeterServer {
 
     /// The greeter's policy in code: SayHello public, WhoAmI and StreamHello need a token,
     /// AdminHello the role `admin`, health public.
-    fn policy() -> Policy {
+    pub fn policy() -> Policy {
         let policy = Policy::builder()
             .with_health()
             .public("demo.v1.GreeterService/SayHello")
@@ -102,7 +104,7 @@ impl GreeterServer {
 
     /// Starts a greeter trusting `keys` and enforcing `policy` (e.g. `Policy::load` of a file).
     pub async fn start_with_policy(keys: impl KeySource, policy: Policy) -> Self {
-        Self::serve(
+        Self::start_with_authorizer(
             Authorizer::new(Verifier::new(verifier_config()), keys),
             policy,
         )
@@ -131,10 +133,23 @@ impl GreeterServer {
                 RevocationChecker::new(auth.channel()).with_ttl(Duration::ZERO),
             );
         }
-        Self::serve(authorizer, policy).await
+        Self::start_with_authorizer(authorizer, policy).await
     }
 
-    async fn serve(authorizer: Authorizer, policy: Policy) -> Self {
+    /// Starts a greeter trusting `auth`'s keys (as [`GreeterServer::start`]) that also refuses what
+    /// `watcher` learns is revoked, enforcing `policy` (the greeter's own when `None`).
+    pub async fn start_watching(
+        keys: impl KeySource,
+        watcher: RevocationWatcher,
+        policy: Option<Policy>,
+    ) -> Self {
+        let authorizer = Authorizer::new(Verifier::new(verifier_config()), keys)
+            .with_revocation_watcher(watcher);
+        Self::start_with_authorizer(authorizer, policy.unwrap_or_else(Self::policy)).await
+    }
+
+    /// Starts a greeter deciding with `authorizer` and enforcing `policy`.
+    pub async fn start_with_authorizer(authorizer: Authorizer, policy: Policy) -> Self {
         let auth_layer = authorizer.layer(policy).expect("layer");
         let (reporter, health) = tonic_health::server::health_reporter();
         reporter

@@ -202,7 +202,7 @@ impl Options {
     /// defaults, replaced by any flag also in `extra_args`, then the keys (`reuse`d from an earlier
     /// start on the same database, or new), then `extra_args`. Returns the flags with the master key
     /// (asymmetric mode) or the HS256 secret.
-    fn args(
+    pub(crate) fn args(
         &self,
         db_url: &str,
         data_dir: Option<&std::path::Path>,

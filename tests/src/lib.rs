@@ -25,6 +25,7 @@
 //! - [`exposition`]: a strict parser of the `/metrics` text formats.
 //! - [`policy_cases`]: the shipped policy file's decision table, shared by the ext_authz and layer
 //!   scenarios, and the Envoy `Check` client.
+//! - [`process`]: real `auth-server` processes on one PostgreSQL database, killable with SIGKILL.
 //! - [`service_accounts`]: creating service accounts, their tokens (secret or signed assertion) and
 //!   `Validate` with an audience.
 
@@ -41,6 +42,7 @@ pub mod forge;
 pub mod greeter;
 pub mod harness;
 pub mod policy_cases;
+pub mod process;
 pub mod service_accounts;
 pub mod side_port;
 pub mod tokens;
@@ -50,5 +52,6 @@ pub mod tokens;
 #[allow(unused_imports)]
 pub use {
     assertions::*, clients::*, cluster::PgCluster, database::*, exposition::*, forge::*,
-    greeter::*, harness::*, policy_cases::*, service_accounts::*, side_port::*, tokens::*,
+    greeter::*, harness::*, policy_cases::*, process::*, service_accounts::*, side_port::*,
+    tokens::*,
 };

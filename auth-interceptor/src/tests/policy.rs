@@ -346,3 +346,57 @@ presets = ["health", "reflection"]
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+#[test]
+fn fail_closed_bounds_apply_to_rules_that_admit_tokens() {
+    use crate::WhenStale;
+    use std::time::Duration;
+    let bound = Duration::from_secs(30);
+    let p = Policy::builder()
+        .public("pkg.Svc/Open")
+        .required("pkg.Svc/*")
+        .deny("pkg.Svc/Closed")
+        .rule(
+            "pkg.Svc/Tight",
+            Rule::required().fail_closed_after(Duration::ZERO),
+        )
+        .default_rule(Rule::optional())
+        .fail_closed_after(bound)
+        .build()
+        .unwrap();
+    assert_eq!(p.rule_for("/pkg.Svc/Open").when_stale, WhenStale::Accept);
+    assert_eq!(p.rule_for("/pkg.Svc/Closed").when_stale, WhenStale::Accept);
+    assert_eq!(
+        p.rule_for("/pkg.Svc/Any").when_stale,
+        WhenStale::RefuseAfter(bound)
+    );
+    assert_eq!(
+        p.rule_for("/other.Svc/M").when_stale,
+        WhenStale::RefuseAfter(bound),
+        "the default rule too"
+    );
+    assert_eq!(
+        p.rule_for("/pkg.Svc/Tight").when_stale,
+        WhenStale::RefuseAfter(Duration::ZERO),
+        "a rule's own bound wins"
+    );
+    // Without the policy-wide bound, rules accept (the default).
+    let p = Policy::builder().required("pkg.Svc/*").build().unwrap();
+    assert_eq!(p.rule_for("/pkg.Svc/Any").when_stale, WhenStale::Accept);
+    assert_eq!(p.first_fail_closed_rule(), None);
+
+    // The file's key does the same, and is range-checked.
+    let p =
+        Policy::from_toml("fail_closed_after_secs = 30\n[methods]\n\"pkg.Svc/*\" = \"required\"\n")
+            .unwrap();
+    assert_eq!(
+        p.rule_for("/pkg.Svc/Any").when_stale,
+        WhenStale::RefuseAfter(bound)
+    );
+    assert_eq!(p.first_fail_closed_rule().as_deref(), Some("pkg.Svc"));
+    for bad in ["-1", "86401"] {
+        let err = Policy::from_toml(&format!("fail_closed_after_secs = {bad}\n")).unwrap_err();
+        assert_eq!(err.line(), Some(1));
+        assert!(err.to_string().contains("expected 0 to 86400"), "{err}");
+    }
+}

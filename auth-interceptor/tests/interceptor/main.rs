@@ -7,9 +7,11 @@
 mod support;
 
 mod client;
+mod fake_revocations;
 mod keys;
 mod layer;
 mod limits;
 mod proptest_extract;
 mod proptest_verify;
+mod revocation;
 mod service_source;

@@ -1,5 +1,5 @@
 //! Shared helpers for the integration tests: a small real `AuthService` (Login, Refresh, GetJwks,
-//! Validate) whose keys and availability the test controls, a demo greeter, server/client plumbing
+//! Validate, and WatchRevocations from [`crate::fake_revocations`]) whose keys and availability the test controls, a demo greeter, server/client plumbing
 //! on real sockets, and [`skip`], which moves Tokio's clock instead of sleeping.
 //!
 //! Time in these tests: everything the crate times (key-set ages and refetch windows, revocation
@@ -29,6 +29,8 @@ use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Endpoint, Server};
 use tonic::{Request, Response, Status};
+
+pub use crate::fake_revocations::{RevLog, revocation};
 
 pub const GREETER: &str = "demo.v1.GreeterService";
 
@@ -138,6 +140,8 @@ pub struct AuthState {
     /// When set, IssueServiceToken fails with this code.
     pub issue_fails: Mutex<Option<tonic::Code>>,
     pub password: String,
+    /// What WatchRevocations serves.
+    pub revlog: RevLog,
 }
 
 impl AuthState {
@@ -162,6 +166,7 @@ impl AuthState {
             issue_requests: Mutex::new(Vec::new()),
             issue_fails: Mutex::new(None),
             password: "correct horse".into(),
+            revlog: RevLog::default(),
         })
     }
 
@@ -349,9 +354,9 @@ impl AuthService for TestAuth {
 
     async fn watch_revocations(
         &self,
-        _: Request<WatchRevocationsRequest>,
+        request: Request<WatchRevocationsRequest>,
     ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
-        Err(Status::unimplemented("not in the test server"))
+        RevLog::watch(self.0.clone(), request)
     }
 }
 

@@ -8,6 +8,7 @@
 //! loadgen auth --scenario issue-service-token --db postgres # a service account's client secret
 //! loadgen auth --scenario health --db postgres              # grpc.health.v1 Check: the baseline
 //! loadgen argon2-limit                                      # cores ÷ time per argon2id hash
+//! loadgen fanout --streams 1000 --connections 20 --revocations 200   # WatchRevocations fan-out
 //! loadgen http --base http://127.0.0.1:8000 --scenario verify   # the Flask + PyJWT seed stack
 //! loadgen table results.jsonl                               # Markdown table of the JSON lines
 //! ```
@@ -54,6 +55,8 @@ enum Cmd {
     Auth(AuthArgs),
     /// Measure the argon2id limit of this machine: cores ÷ time per hash.
     Argon2Limit(Argon2Args),
+    /// Measure WatchRevocations fan-out: many streams on one started auth-server, then revocations.
+    Fanout(FanoutArgs),
     /// Measure an HTTP/1.1 JSON service (the Flask + PyJWT seed stack).
     Http(HttpArgs),
     /// Render JSON-lines results as a Markdown table.
@@ -162,6 +165,24 @@ struct AuthArgs {
     /// Which RPC.
     #[arg(long, value_enum)]
     scenario: Scenario,
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Target a running auth-server instead (then --username/--password are required).
+    #[arg(long)]
+    addr: Option<SocketAddr>,
+    /// Username for --addr.
+    #[arg(long)]
+    username: Option<String>,
+    /// Password for --addr.
+    #[arg(long)]
+    password: Option<String>,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// How to start an auth-server.
+#[derive(Args)]
+struct ServerArgs {
     /// Database of the started server.
     #[arg(long, value_enum, default_value = "postgres")]
     db: Db,
@@ -178,20 +199,31 @@ struct AuthArgs {
     /// The auth-server binary (default: next to this one).
     #[arg(long)]
     server_bin: Option<PathBuf>,
-    /// Target a running auth-server instead (then --username/--password are required).
-    #[arg(long)]
-    addr: Option<SocketAddr>,
-    /// Username for --addr.
-    #[arg(long)]
-    username: Option<String>,
-    /// Password for --addr.
-    #[arg(long)]
-    password: Option<String>,
     /// Extra environment for the started server, `KEY=VALUE` (repeatable).
     #[arg(long = "server-env")]
     server_env: Vec<String>,
+}
+
+#[derive(Args)]
+struct FanoutArgs {
     #[command(flatten)]
-    common: Common,
+    server: ServerArgs,
+    /// Concurrent WatchRevocations streams.
+    #[arg(long, default_value_t = 1000)]
+    streams: usize,
+    /// HTTP/2 connections the streams are spread over (the server allows
+    /// AUTH_MAX_CONCURRENT_STREAMS, 100 by default, per connection).
+    #[arg(long, default_value_t = 20)]
+    connections: usize,
+    /// Revocations (logouts) issued one after the other.
+    #[arg(long, default_value_t = 200)]
+    revocations: usize,
+    /// Milliseconds between two revocations.
+    #[arg(long, default_value_t = 20)]
+    gap_ms: u64,
+    /// Label of the table rows.
+    #[arg(long, default_value = "fan-out")]
+    label: String,
 }
 
 #[derive(Args)]
@@ -379,7 +411,7 @@ struct AuthServer {
     pg: Option<(String, String)>,
 }
 
-async fn start_auth_server(args: &AuthArgs, password: &str) -> anyhow::Result<AuthServer> {
+async fn start_auth_server(args: &ServerArgs, password: &str) -> anyhow::Result<AuthServer> {
     let bin = match &args.server_bin {
         Some(b) => b.clone(),
         None => std::env::current_exe()?
@@ -560,7 +592,7 @@ async fn auth(args: AuthArgs) -> anyhow::Result<()> {
         ),
         None => {
             let password = format!("bench-{}", uuid::Uuid::new_v4().simple());
-            let s = start_auth_server(&args, &password).await?;
+            let s = start_auth_server(&args.server, &password).await?;
             pids.push(s.server.pid());
             let addr = s.server.addr;
             started = Some(s);
@@ -714,17 +746,40 @@ async fn auth_load(
         }
     };
     let label = c.label.clone().unwrap_or_else(|| {
-        let db = match (args.addr, args.db) {
+        let db = match (args.addr, args.server.db) {
             (Some(_), _) => "given server",
             (None, Db::Sqlite) => "SQLite",
             (None, Db::Postgres) => "PostgreSQL",
         };
-        format!("auth-server {scenario_name} ({db}, {})", args.alg)
+        format!("auth-server {scenario_name} ({db}, {})", args.server.alg)
     });
     let mut report = auth_bench::load::run(&label, &c.load(), call).await;
     report.idle_rss_mib = idle.0;
     report.peak_rss_mib = rss_sum(pids).1;
     Ok(report)
+}
+
+async fn fanout(args: FanoutArgs) -> anyhow::Result<()> {
+    let password = format!("bench-{}", uuid::Uuid::new_v4().simple());
+    let started = start_auth_server(&args.server, &password).await?;
+    let opts = auth_bench::fanout::FanoutOpts {
+        streams: args.streams,
+        connections: args.connections,
+        revocations: args.revocations,
+        gap: Duration::from_millis(args.gap_ms),
+        timeout: Duration::from_secs(10),
+    };
+    let result = auth_bench::fanout::run(started.server.addr, "bench", &password, &opts).await;
+    let rss = rss_sum(&[started.server.pid()]);
+    stop_auth_server(started).await;
+    let report = result?;
+    println!(
+        "{} streams over {} connections open (snapshots received) in {:?}; server RSS {:.1} MiB \
+         (peak {:.1} MiB)",
+        report.streams, args.connections, report.open_time, rss.0, rss.1
+    );
+    println!("{}", report.markdown(&args.label));
+    Ok(())
 }
 
 fn argon2_limit(a: Argon2Args) -> anyhow::Result<()> {
@@ -870,6 +925,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Greeter(a) => greeter(a).await,
         Cmd::Auth(a) => auth(a).await,
         Cmd::Argon2Limit(a) => argon2_limit(a),
+        Cmd::Fanout(a) => fanout(a).await,
         Cmd::Http(a) => http(a).await,
         Cmd::Table { file } => {
             print!("{}", markdown_table(&std::fs::read_to_string(file)?)?);

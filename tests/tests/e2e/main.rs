@@ -25,6 +25,7 @@ mod passwords;
 mod policy_file;
 mod probes;
 mod refresh;
+mod revocation_watch;
 mod revocations;
 mod security_login;
 mod security_tokens;
