@@ -48,8 +48,8 @@ where
     for<'r> ServiceAccountStatus: FromRow<'r, DB::Row>,
     for<'q> String: Decode<'q, DB> + Type<DB>,
 {
-    /// Ends every token account `id` has obtained before `cut` (`now`, or `now + 1` for a deletion,
-    /// which ends this second's too): its `tokens_not_before` moves to `cut` and a SUBJECT row goes to
+    /// Ends every token account `id` has obtained before `cut` (`now`, or `now + 1` for a disable or
+    /// a deletion, after which the account obtains no token, so this second's end too): its `tokens_not_before` moves to `cut` and a SUBJECT row goes to
     /// the revocation log. Every change that ends an account's tokens (disable, delete, rotation
     /// without overlap, key removal, a role or audience taken away) goes through here, inside the
     /// change's transaction.
@@ -279,7 +279,10 @@ where
             return Ok(None);
         }
         if disabled {
-            self.end_service_tokens(&mut tx, id, now, now).await?;
+            // A disabled account obtains no token, so this second's tokens end too (the cut is
+            // `now + 1`): nothing issued before the change survives it.
+            self.end_service_tokens(&mut tx, id, now.saturating_add(1), now)
+                .await?;
         }
         let account = Self::account_in(&mut *tx, false, id).await?;
         tx.commit().await?;
