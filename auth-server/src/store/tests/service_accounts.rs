@@ -135,7 +135,8 @@ async fn disable_and_delete_end_tokens(s: &dyn TestStore) {
     assert!(a.disabled);
     assert_eq!(
         s.service_account_status("a1").await.unwrap(),
-        status(true, T0 + 3)
+        status(true, T0 + 4),
+        "disabling ends the tokens of its own second too"
     );
     let a = s
         .set_service_account_disabled("a1", false, T0 + 4)
@@ -143,7 +144,7 @@ async fn disable_and_delete_end_tokens(s: &dyn TestStore) {
         .unwrap()
         .unwrap();
     assert!(!a.disabled);
-    assert_eq!(a.tokens_not_before, T0 + 3, "enabling resurrects nothing");
+    assert_eq!(a.tokens_not_before, T0 + 4, "enabling resurrects nothing");
     assert_eq!(
         s.set_service_account_disabled("nope", true, T0)
             .await
