@@ -20,6 +20,7 @@ both_backends!(
     a_pruned_or_unknown_sequence_gets_a_fresh_snapshot,
     idle_streams_get_heartbeats,
     watching_needs_the_role,
+    a_service_account_with_the_role_watches,
     the_watcher_limit_holds_and_is_freed_on_cancel,
     a_forced_rotation_revokes_the_old_keys_tokens,
     a_stream_ends_when_its_own_token_is_revoked,
@@ -299,6 +300,48 @@ async fn watching_needs_the_role(backend: Backend) {
         ),
         "{refused:?}"
     );
+    s.shutdown().await;
+}
+
+/// The intended watcher is a service account: with the role and the server's own audience it gets
+/// the snapshot and the live revocations; disabled, it is refused at once.
+async fn a_service_account_with_the_role_watches(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let admin = s.admin_token().await;
+    let (account, secret) = s
+        .create_service_account(&admin, "orders-watcher", &[WATCH_ROLE], &["internal"])
+        .await;
+    let token = s.service_token("orders-watcher", &secret, "internal").await;
+    let mut stream = s.watch_revocations(&token, 0).await.expect("allowed");
+    let first = snapshot(next(&mut stream).await);
+    assert!(first.first, "{first:?}");
+    let mut last = first.last;
+    while !last {
+        last = snapshot(next(&mut stream).await).last;
+    }
+    let login = s.login(ADMIN_USER, ADMIN_PASSWORD).await;
+    logout(&s, &login.refresh_token).await;
+    let r = revocation(next(&mut stream).await);
+    assert_eq!(r.target, sid_of(&login.access_token));
+    // A service token for another audience is not this server's to accept.
+    let (_, other_secret) = s
+        .create_service_account(&admin, "other-watcher", &[WATCH_ROLE], &["orders"])
+        .await;
+    let other = s
+        .service_token("other-watcher", &other_secret, "orders")
+        .await;
+    let refused = s
+        .watch_revocations(&other, 0)
+        .await
+        .expect_err("wrong audience");
+    assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+    s.clock.advance(1);
+    s.disable_service_account(&admin, &account.id).await;
+    let refused = s
+        .watch_revocations(&token, 0)
+        .await
+        .expect_err("disabled account");
+    assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
     s.shutdown().await;
 }
 
