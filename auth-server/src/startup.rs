@@ -228,6 +228,8 @@ pub(crate) async fn build_state(
         issuer: tokens.issuer,
         service_tokens: tokens.service,
         secrets,
+        account_cache: Default::default(),
+        issued_audit: Default::default(),
         sessions: tokens.sessions,
         clock,
         throttle: crate::throttle::Throttle::new(throttle.policy),

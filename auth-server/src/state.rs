@@ -40,6 +40,10 @@ pub(crate) struct AppState {
     pub service_tokens: crate::token::service::ServiceTokenIssuer,
     /// MACs of service accounts' client secrets.
     pub secrets: crate::service_accounts::secret::SecretMacs,
+    /// Service accounts read recently by `IssueServiceToken`.
+    pub account_cache: crate::service_accounts::cache::AccountCache,
+    /// The bounded audit of issued service tokens.
+    pub issued_audit: crate::service_accounts::issued::IssuedTokens,
     /// Session lifetimes.
     pub sessions: SessionPolicy,
     /// Time.

@@ -141,6 +141,23 @@ impl Revocations {
         self.check(claims, |_| kid.map(str::to_owned))
     }
 
+    /// True when the view holds a cut of `sub`'s tokens at or after `since` (unix seconds), or
+    /// cannot tell (stale): what was read about `sub` at `since` may be out of date.
+    pub(crate) fn subject_cut_since(&self, sub: &str, since: i64) -> bool {
+        if self.check_fresh().is_err() {
+            return true;
+        }
+        let view = self.view.read().unwrap_or_else(|p| p.into_inner());
+        // `revoked` is `iat < not_before`; `since - 1 < not_before` is `not_before >= since`.
+        let token = TokenRef {
+            sid: "",
+            sub,
+            iat: since.saturating_sub(1),
+            kid: None,
+        };
+        view.revoked(token, unix_seconds(&*self.clock))
+    }
+
     /// [`Self::is_revoked`] for a compact JWT: its `kid` is read only when some key is revoked.
     pub(crate) fn is_token_revoked(
         &self,

@@ -169,6 +169,9 @@ impl AdminServiceImpl {
             .update_service_account(id, &update, st.now())
             .await?
             .ok_or_else(not_found)?;
+        // This replica's IssueServiceToken reads the account afresh (others within the cache's TTL,
+        // or at once through the revocation view when tokens ended).
+        st.account_cache.forget(&account.name);
         // Taking a role or an audience away ended tokens: this replica's view has it before we answer.
         st.revoked().await;
         let detail = format!(
@@ -195,6 +198,7 @@ impl AdminServiceImpl {
             .set_service_account_disabled(id, disabled, st.now())
             .await?
             .ok_or_else(not_found)?;
+        st.account_cache.forget(&account.name);
         if disabled {
             st.revoked().await;
         }
@@ -265,6 +269,7 @@ impl AdminServiceImpl {
             .rotate_service_account_secret(id, &mac, previous_until, now)
             .await?
             .ok_or_else(not_found)?;
+        st.account_cache.forget(&account.name);
         if previous_until.is_none() {
             st.revoked().await;
         }
@@ -310,6 +315,7 @@ impl AdminServiceImpl {
             }
             Some(KeyAdded::Added(account)) => *account,
         };
+        st.account_cache.forget(&account.name);
         let detail = format!("kid {} ({})", record.kid, record.alg);
         self.audit_account(&admin, "service_account.key_added", id, Some(detail))
             .await;
@@ -331,6 +337,7 @@ impl AdminServiceImpl {
             .remove_service_account_key(id, kid, st.now())
             .await?
             .ok_or(AuthError::NotFound("service account key"))?;
+        st.account_cache.forget(&account.name);
         st.revoked().await;
         let detail = format!("kid {kid}");
         self.audit_account(&admin, "service_account.key_removed", id, Some(detail))

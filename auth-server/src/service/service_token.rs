@@ -8,8 +8,14 @@
 //! address: a locked key refuses before anything is checked, and each failure is counted. Unlike a
 //! login, the attempt is counted when it fails rather than reserved before the check: the check is a
 //! MAC or a signature (microseconds, no hashing slot to hold), so a burst can only add the attempts in
-//! flight to the threshold, against a 256-bit secret; and a success then writes no throttle row, which
-//! keeps the hot path at two reads and the audit row.
+//! flight to the threshold, against a 256-bit secret; and a success then writes no throttle row.
+//!
+//! The secret path's hot path is one database read, the throttle's lock check: the account comes
+//! from the [`AccountCache`](crate::service_accounts::cache) when it admits the request (anything it
+//! would refuse is judged on a fresh read), and issued tokens are audited once per account, audience
+//! and minute ([`issued`](crate::service_accounts::issued)), not one row per token.
+
+use std::sync::Arc;
 
 use auth_proto::v1::issue_service_token_request::Credential;
 use auth_proto::v1::{IssueServiceTokenRequest, IssueServiceTokenResponse};
@@ -63,7 +69,21 @@ pub(crate) async fn issue(
     let (client_id, proof, audience, scopes) = parse(req)?;
     let now = st.now();
     let attempt = AttemptKeys::for_client(&st.labels, &client_id, peer);
-    let account = st.store.service_account_for_token(&client_id).await?;
+    // A recently read row is used only when it admits the request as it stands.
+    let cached = match &proof {
+        Proof::Secret(secret) => st
+            .account_cache
+            .get(&client_id, now, |id, since| {
+                st.revocations.subject_cut_since(id, since)
+            })
+            .filter(|a| admits(st, a, secret.expose_secret(), &audience, &scopes, now)),
+        Proof::Assertion(_) => None,
+    };
+    let from_cache = cached.is_some();
+    let account = match cached {
+        Some(a) => Some(ServiceAccountRecord::clone(&a)),
+        None => st.store.service_account_for_token(&client_id).await?,
+    };
     // The audit trail names an account by its id, and a client id that has none by its label.
     let subject = match &account {
         Some(a) => a.id.clone(),
@@ -83,7 +103,12 @@ pub(crate) async fn issue(
         return Err(refusal.error());
     }
     let account = match authenticate(st, &client_id, account, &proof, now).await? {
-        Ok(account) => account,
+        Ok(account) => {
+            if !from_cache && matches!(proof, Proof::Secret(_)) {
+                st.account_cache.put(Arc::new(account.clone()), now);
+            }
+            account
+        }
         Err(cause) => {
             // Counted after the check (see the module documentation); a lock it sets refuses the next.
             let _ = st.throttle.count(&*st.store, &attempt, now).await?;
@@ -113,16 +138,39 @@ pub(crate) async fn issue(
     let token = st
         .service_tokens
         .issue(&st.keys.signer(), &account, &audience, roles, now)?;
-    let entry = Entry::new("service_token.issued", Outcome::Success, peer)
-        .actor(&account.id)
-        .subject(&account.id)
-        .detail(format!("audience {audience}"));
-    st.audit(entry).await;
+    st.metrics.service_token_issued();
+    if let Some(unaudited) = st.issued_audit.note(&account.id, &audience, now) {
+        let detail = match unaudited {
+            0 => format!("audience {audience}"),
+            n => format!("audience {audience}; {n} more issued since the last audited one"),
+        };
+        let entry = Entry::new("service_token.issued", Outcome::Success, peer)
+            .actor(&account.id)
+            .subject(&account.id)
+            .detail(detail);
+        st.audit(entry).await;
+    }
     Ok(IssueServiceTokenResponse {
         access_token: token.token,
         token_type: "Bearer".into(),
         expires_in: token.exp - now,
     })
+}
+
+/// True when `account` (a cached row) would issue the token asked for with `secret`: the secret
+/// matches, the account is enabled, the audience is allowed and the scopes are held.
+fn admits(
+    st: &AppState,
+    account: &ServiceAccountRecord,
+    secret: &str,
+    audience: &str,
+    scopes: &[String],
+    now: i64,
+) -> bool {
+    st.secrets.matches(secret, account, now)
+        && !account.disabled
+        && account.audiences.iter().any(|a| a == audience)
+        && scopes.iter().all(|s| account.roles.contains(s))
 }
 
 /// The account, when `proof` proves the client is it and it is enabled; otherwise the cause (for

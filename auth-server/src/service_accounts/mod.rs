@@ -1,10 +1,13 @@
 //! Service accounts: machine identities that obtain short-lived access tokens for one audience with
 //! `IssueServiceToken`, proving who they are with a client secret ([`secret`]) or an RFC 7523 client
 //! assertion signed with a registered public key ([`jwk`], [`assertion`]). What an operator may
-//! set is checked in [`input`].
+//! set is checked in [`input`]. `IssueServiceToken`'s hot path reads accounts through [`cache`] and
+//! audits issued tokens through [`issued`].
 
 pub(crate) mod assertion;
+pub(crate) mod cache;
 pub(crate) mod input;
+pub(crate) mod issued;
 pub(crate) mod jwk;
 pub(crate) mod secret;
 

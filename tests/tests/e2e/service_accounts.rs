@@ -19,7 +19,13 @@ both_backends!(
     every_failure_to_authenticate_looks_the_same,
     wrong_secrets_are_throttled_and_then_the_right_one_too,
     malformed_requests_are_invalid_arguments,
+    issued_tokens_are_audited_once_per_account_audience_and_minute,
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_stops_issuing_as_soon_as_another_disables_the_account() {
+    run_bounded(replica_stops_issuing(Backend::Postgres)).await
+}
 
 const ORDERS: &str = "orders.v1.OrderService";
 const BILLING: &str = "billing.v1.BillingService";
@@ -385,4 +391,68 @@ async fn malformed_requests_are_invalid_arguments(backend: Backend) {
         assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
         assert_no_leak(&e, &[&secret]);
     }
+}
+
+/// Tokens issued in a burst leave one audit row per account, audience and minute, naming how many
+/// came after it; the metric counts each.
+async fn issued_tokens_are_audited_once_per_account_audience_and_minute(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (account, secret) = payments(&s).await;
+    for _ in 0..5 {
+        s.service_token("payments", &secret, ORDERS).await;
+    }
+    s.service_token("payments", &secret, BILLING).await;
+    let issued = |events: &[auth_proto::v1::AuditEvent]| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| e.event == "service_token.issued" && e.subject == account.id)
+            .map(|e| e.detail.clone())
+            .collect()
+    };
+    let mut first = issued(&s.audit_events().await);
+    first.sort();
+    assert_eq!(
+        first,
+        vec![format!("audience {BILLING}"), format!("audience {ORDERS}")]
+    );
+    s.clock.advance(60);
+    s.service_token("payments", &secret, ORDERS).await;
+    let events = s.audit_events().await;
+    let latest = issued(&events);
+    assert_eq!(
+        latest.first().map(String::as_str),
+        Some(format!("audience {ORDERS}; 4 more issued since the last audited one").as_str()),
+        "newest first: {latest:?}"
+    );
+    assert!(events.iter().all(|e| !e.detail.contains(&secret)));
+    let issued_total = s.scrape().await.get(
+        "auth_tokens_issued_total",
+        &[("kind", "access"), ("grant", "client_credentials")],
+    );
+    assert_eq!(issued_total, Some(7.0));
+    s.shutdown().await;
+}
+
+/// Replica B has the account in its cache of recently read accounts; once A disables it, B refuses
+/// the secret within the revocation log's propagation (the cache is cut by the log, not by its TTL).
+async fn replica_stops_issuing(backend: Backend) {
+    let a = TestServer::start(backend).await;
+    let b = a.start_replica(Options::default()).await;
+    let (account, secret) = payments(&a).await;
+    let root = a.admin_token().await;
+    b.service_token("payments", &secret, ORDERS).await;
+    b.service_token("payments", &secret, ORDERS).await;
+    a.disable_service_account(&root, &account.id).await;
+    poll_until(
+        "replica B refusing the disabled account",
+        std::time::Duration::from_secs(1),
+        || async {
+            b.issue_service_token("payments", &secret, ORDERS)
+                .await
+                .err()
+        },
+    )
+    .await;
+    b.shutdown().await;
+    a.shutdown().await;
 }

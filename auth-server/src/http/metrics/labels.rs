@@ -85,6 +85,8 @@ label_values! {
         Password => "password",
         /// `Refresh` with a refresh token (rotation).
         RefreshToken => "refresh_token",
+        /// `IssueServiceToken` with a client secret or assertion (an access token only).
+        ClientCredentials => "client_credentials",
     }
 }
 

@@ -243,6 +243,15 @@ impl Metrics {
         }
     }
 
+    /// A service token (an access token, no refresh token) was issued.
+    pub(crate) fn service_token_issued(&self) {
+        let labels = TokenLabels {
+            kind: TokenKind::Access,
+            grant: Grant::ClientCredentials,
+        };
+        self.0.tokens.get_or_create(&labels).inc();
+    }
+
     /// `Validate` answered.
     pub(crate) fn validation(&self, result: ValidationResult, reason: ValidationReason) {
         self.0
