@@ -3,7 +3,7 @@
 //! a second — on one in-process server per backend, and across real `auth-server` processes on one
 //! PostgreSQL database: a logout through replica B reaches a greeter watching replica A, and when A
 //! is killed with SIGKILL under load the watcher fails over to B and misses none of the revocations
-//! issued meanwhile.
+//! issued meanwhile; a key rotated on A verifies on B at once, and failed logins on A throttle B.
 //!
 //! The processes run on the real clock, so propagation is measured in real time (and printed); the
 //! bound asserted is the issue's goal, 1 s, against figures of a few tens of milliseconds.
@@ -389,4 +389,73 @@ async fn replica_a_killed_under_load_the_watcher_fails_over_to_b_and_misses_no_r
         assert!(status.events_applied >= sessions.len() as u64, "{status:?}");
     })
     .await;
+}
+
+/// Real replicas stay in step on the other two counts of the issue: a key rotated on A verifies on B
+/// at once (B's key source follows the log's `keys` row, or refetches on the unknown `kid`), and
+/// failed logins on A count toward throttling on B (the throttle lives in the database).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_rotated_on_replica_a_verifies_on_b_and_failed_logins_on_a_throttle_b() {
+    run_bounded(async {
+        let (r, admin) = Replicas::start().await;
+        let (a, b) = (r.a.channel(), r.b.channel());
+        let rotated = bounded(
+            "rotate on A",
+            AdminServiceClient::with_interceptor(a.clone(), BearerAuth::new(&admin))
+                .rotate_signing_key(RotateSigningKeyRequest { force: false }),
+        )
+        .await
+        .expect("rotate")
+        .into_inner();
+        let fresh = login(&a, "alice", PASSWORD).await;
+        assert_eq!(
+            header_of(&fresh.access_token)["kid"].as_str(),
+            Some(rotated.current_kid.as_str()),
+            "A signs with the new key"
+        );
+        let started = Instant::now();
+        let valid_on_b = bounded(
+            "validate on B",
+            AuthServiceClient::new(b.clone()).validate(ValidateRequest {
+                access_token: fresh.access_token.clone(),
+                audience: String::new(),
+            }),
+        )
+        .await
+        .expect("validate")
+        .into_inner();
+        eprintln!(
+            "a token of the key rotated on A validated on B after {:?}",
+            started.elapsed()
+        );
+        assert!(valid_on_b.valid, "{valid_on_b:?}");
+
+        let mut locked = false;
+        for _ in 0..50 {
+            let attempt = AuthServiceClient::new(a.clone())
+                .login(LoginRequest {
+                    username: "alice".into(),
+                    password: "wrong-password-9".into(),
+                })
+                .await;
+            match attempt {
+                Err(s) if s.code() == Code::ResourceExhausted => {
+                    locked = true;
+                    break;
+                }
+                Err(s) => assert_eq!(s.code(), Code::Unauthenticated, "{s:?}"),
+                Ok(_) => panic!("a wrong password was accepted"),
+            }
+        }
+        assert!(locked, "A never throttled");
+        let refused = AuthServiceClient::new(b.clone())
+            .login(LoginRequest {
+                username: "alice".into(),
+                password: PASSWORD.into(),
+            })
+            .await
+            .expect_err("throttled on B too");
+        assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    })
+    .await
 }
