@@ -63,13 +63,19 @@ pub(crate) fn response(outcome: &Outcome, client_identity_headers: &[String]) ->
 fn allowed(identity: Option<&Claims>, client_identity_headers: &[String]) -> CheckResponse {
     let mut set: Vec<(&str, String)> = Vec::new();
     if let Some(c) = identity {
-        set.push((SUBJECT, c.sub.clone()));
-        set.push((USERNAME, c.username.clone()));
-        if !c.roles.is_empty() {
-            set.push((ROLES, c.roles.join(",")));
-        }
-        set.push((SESSION_ID, c.sid.clone()));
-        set.push((CLIENT_ID, c.client_id.clone()));
+        // A header with nothing to say is not set but removed: Envoy drops an empty-valued header it
+        // is told to set (`keep_empty_value` false), which would leave the client's forged one in
+        // place. Service tokens have no username and no session.
+        let mut put = |name, value: String| {
+            if !value.is_empty() {
+                set.push((name, value));
+            }
+        };
+        put(SUBJECT, c.sub.clone());
+        put(USERNAME, c.username.clone());
+        put(ROLES, c.roles.join(","));
+        put(SESSION_ID, c.sid.clone());
+        put(CLIENT_ID, c.client_id.clone());
     }
     // Removing a header that is also set is left out, so the outcome does not depend on the order
     // in which Envoy applies the two lists.
@@ -239,6 +245,33 @@ mod tests {
         );
         // Set headers overwrite the client's; the rest of the client's are removed.
         assert_eq!(ok.headers_to_remove, ["x-auth-admin"]);
+    }
+
+    #[test]
+    fn a_service_token_sets_no_empty_headers_and_forged_ones_are_removed() {
+        let mut service = Claims::clone(&claims(&["orders:read"]));
+        service.sub = "account-1".into();
+        service.username = String::new();
+        service.sid = String::new();
+        service.client_id = "payments".into();
+        service.kind = auth_interceptor::TokenKind::Service;
+        let forged = [
+            USERNAME.to_owned(),
+            SESSION_ID.to_owned(),
+            SUBJECT.to_owned(),
+        ];
+        let r = response(&Outcome::Allowed(Some(Arc::new(service))), &forged);
+        let ok = ok(&r);
+        assert_eq!(
+            set_headers(ok),
+            [
+                ("x-auth-subject", "account-1"),
+                ("x-auth-roles", "orders:read"),
+                ("x-auth-client-id", "payments"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        );
+        assert_eq!(ok.headers_to_remove, [USERNAME, SESSION_ID]);
     }
 
     #[test]
