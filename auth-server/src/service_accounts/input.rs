@@ -19,6 +19,13 @@ pub(crate) fn name(raw: &str) -> Result<&str, AuthError> {
         && raw.bytes().all(|b| {
             b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
         });
+    if raw == crate::token::access::CLIENT_ID {
+        // The `client_id` of every user token: an account of that name would blur the two.
+        return Err(AuthError::invalid(format!(
+            "name {:?} is reserved (the client id of user tokens)",
+            crate::token::access::CLIENT_ID
+        )));
+    }
     if ok {
         Ok(raw)
     } else {
@@ -86,6 +93,7 @@ mod tests {
             "pay ments",
             "pay:ments",
             "päy",
+            "auth-server",
             long.as_str(),
         ] {
             assert!(name(bad).is_err(), "{bad:?}");
