@@ -98,7 +98,7 @@ pub type Wakeups = futures_util::stream::BoxStream<'static, StoreResult<()>>;
 /// reuse, disable, delete, password change, role change, key rotation) appends to the revocation log
 /// in the same transaction (see [`revocations`]).
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: ServiceAccountStore + Send + Sync + 'static {
     /// Applies the embedded migrations, then gives accounts stored before usernames had a skeleton
     /// their canonical key and skeleton under the current profile (SQL cannot compute them).
     async fn migrate(&self) -> StoreResult<()>;
@@ -232,6 +232,28 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes throttling rows whose last failure is older than `before` and that are not locked at `now`.
     async fn purge_login_throttle(&self, before: i64, now: i64) -> StoreResult<u64>;
 
+    /// Revocation log rows with `seq > after`, oldest first, at most `limit`.
+    async fn revocations_after(&self, after: i64, limit: i64)
+    -> StoreResult<Vec<RevocationRecord>>;
+    /// The pruned horizon and head of the revocation log.
+    async fn revocation_bounds(&self) -> StoreResult<LogBounds>;
+    /// Wake-ups sent when another process commits an append to the revocation log (PostgreSQL
+    /// `LISTEN/NOTIFY`); `None` when the backend has none. A wake-up carries nothing: read the log.
+    async fn revocation_wakeups(&self) -> StoreResult<Option<Wakeups>>;
+
+    /// Appends an event to the audit trail.
+    async fn insert_audit(&self, event: &AuditEvent) -> StoreResult<()>;
+    /// Reads the audit trail, newest first.
+    async fn list_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>>;
+    /// Deletes audit events older than `before`; returns how many.
+    async fn purge_audit(&self, before: i64) -> StoreResult<u64>;
+}
+
+/// The service-account part of the [`Store`] (implemented in `service_accounts.rs`): accounts, their
+/// secrets' MACs, their public keys and the single-use `jti`s of client assertions. Every change
+/// that ends an account's tokens also appends to the revocation log, in its transaction.
+#[async_trait]
+pub trait ServiceAccountStore: Send + Sync {
     /// Inserts a service account (with `secret_hash`, no previous secret, no keys);
     /// [`StoreError::Conflict`] when its name is taken.
     async fn create_service_account(&self, account: &ServiceAccountRecord) -> StoreResult<()>;
@@ -304,20 +326,4 @@ pub trait Store: Send + Sync + 'static {
         jti: &str,
         expires_at: i64,
     ) -> StoreResult<bool>;
-
-    /// Revocation log rows with `seq > after`, oldest first, at most `limit`.
-    async fn revocations_after(&self, after: i64, limit: i64)
-    -> StoreResult<Vec<RevocationRecord>>;
-    /// The pruned horizon and head of the revocation log.
-    async fn revocation_bounds(&self) -> StoreResult<LogBounds>;
-    /// Wake-ups sent when another process commits an append to the revocation log (PostgreSQL
-    /// `LISTEN/NOTIFY`); `None` when the backend has none. A wake-up carries nothing: read the log.
-    async fn revocation_wakeups(&self) -> StoreResult<Option<Wakeups>>;
-
-    /// Appends an event to the audit trail.
-    async fn insert_audit(&self, event: &AuditEvent) -> StoreResult<()>;
-    /// Reads the audit trail, newest first.
-    async fn list_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>>;
-    /// Deletes audit events older than `before`; returns how many.
-    async fn purge_audit(&self, before: i64) -> StoreResult<u64>;
 }

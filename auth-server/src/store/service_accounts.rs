@@ -2,6 +2,7 @@
 //! public keys, the single-use `jti`s of client assertions, and — in one place,
 //! `SqlStore::end_service_tokens` — every change that ends an account's tokens.
 
+use async_trait::async_trait;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, FromRow, IntoArguments, Type};
 
 use super::dialect::Dialect;
@@ -12,7 +13,7 @@ use super::service_account_records::{
     ServiceAccountStatus, ServiceAccountUpdate,
 };
 use super::sql::SqlStore;
-use super::{StoreError, StoreResult};
+use super::{ServiceAccountStore, StoreError, StoreResult};
 
 /// The columns of `service_accounts` that [`ServiceAccountRecord`] decodes.
 macro_rules! account_columns {
@@ -70,37 +71,6 @@ where
         Ok(())
     }
 
-    /// See `Store::create_service_account`.
-    pub(super) async fn insert_service_account(
-        &self,
-        account: &ServiceAccountRecord,
-    ) -> StoreResult<()> {
-        let roles = RolesColumn::encode(&account.roles)?;
-        let audiences = RolesColumn::encode(&account.audiences)?;
-        let done = sqlx::query(concat!(
-            "INSERT INTO service_accounts (",
-            account_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, 0, $8, $8)"
-        ))
-        .bind(account.id.as_str())
-        .bind(account.name.as_str())
-        .bind(account.description.as_str())
-        .bind(roles.as_str())
-        .bind(audiences.as_str())
-        .bind(account.disabled)
-        .bind(account.secret_hash.as_slice())
-        .bind(account.created_at)
-        .execute(&self.pool)
-        .await;
-        match done {
-            Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {
-                Err(StoreError::Conflict("service account name taken"))
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
     /// One account by id (`by_name` false) or by name, with its keys, read through `conn`.
     async fn account_in(
         conn: &mut DB::Connection,
@@ -137,9 +107,57 @@ where
             .await?;
         Ok(Some(account))
     }
+}
 
-    /// See `Store::service_account`.
-    pub(super) async fn select_service_account(
+#[async_trait]
+impl<DB> ServiceAccountStore for SqlStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q [u8]>: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+    for<'r> ServiceAccountRecord: FromRow<'r, DB::Row>,
+    for<'r> ServiceAccountKeyRecord: FromRow<'r, DB::Row>,
+    for<'r> ServiceAccountStatus: FromRow<'r, DB::Row>,
+    for<'q> String: Decode<'q, DB> + Type<DB>,
+{
+    /// See `ServiceAccountStore::create_service_account`.
+    async fn create_service_account(&self, account: &ServiceAccountRecord) -> StoreResult<()> {
+        let roles = RolesColumn::encode(&account.roles)?;
+        let audiences = RolesColumn::encode(&account.audiences)?;
+        let done = sqlx::query(concat!(
+            "INSERT INTO service_accounts (",
+            account_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, 0, $8, $8)"
+        ))
+        .bind(account.id.as_str())
+        .bind(account.name.as_str())
+        .bind(account.description.as_str())
+        .bind(roles.as_str())
+        .bind(audiences.as_str())
+        .bind(account.disabled)
+        .bind(account.secret_hash.as_slice())
+        .bind(account.created_at)
+        .execute(&self.pool)
+        .await;
+        match done {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {
+                Err(StoreError::Conflict("service account name taken"))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// See `ServiceAccountStore::service_account`.
+    async fn service_account(
         &self,
         by_name: bool,
         value: &str,
@@ -148,8 +166,8 @@ where
         Self::account_in(&mut *conn, by_name, value).await
     }
 
-    /// See `Store::service_account_for_token`: the account row alone (no keys), one query.
-    pub(super) async fn select_service_account_row(
+    /// See `ServiceAccountStore::service_account_for_token`: the account row alone (no keys), one query.
+    async fn service_account_for_token(
         &self,
         name: &str,
     ) -> StoreResult<Option<ServiceAccountRecord>> {
@@ -164,11 +182,8 @@ where
             .await?)
     }
 
-    /// See `Store::service_account_keys`.
-    pub(super) async fn select_service_account_keys(
-        &self,
-        id: &str,
-    ) -> StoreResult<Vec<ServiceAccountKeyRecord>> {
+    /// See `ServiceAccountStore::service_account_keys`.
+    async fn service_account_keys(&self, id: &str) -> StoreResult<Vec<ServiceAccountKeyRecord>> {
         let sql = format!(
             "SELECT {KEY_COLUMNS} FROM service_account_keys WHERE account_id = $1 \
              ORDER BY created_at, kid"
@@ -176,8 +191,8 @@ where
         Ok(sqlx::query_as(&sql).bind(id).fetch_all(&self.pool).await?)
     }
 
-    /// See `Store::list_service_accounts`.
-    pub(super) async fn select_service_accounts(
+    /// See `ServiceAccountStore::list_service_accounts`.
+    async fn list_service_accounts(
         &self,
         after_name: Option<&str>,
         limit: i64,
@@ -216,8 +231,8 @@ where
         Ok(accounts)
     }
 
-    /// See `Store::update_service_account`.
-    pub(super) async fn change_service_account(
+    /// See `ServiceAccountStore::update_service_account`.
+    async fn update_service_account(
         &self,
         id: &str,
         update: &ServiceAccountUpdate,
@@ -260,8 +275,8 @@ where
         Ok(account)
     }
 
-    /// See `Store::set_service_account_disabled`.
-    pub(super) async fn change_service_account_disabled(
+    /// See `ServiceAccountStore::set_service_account_disabled`.
+    async fn set_service_account_disabled(
         &self,
         id: &str,
         disabled: bool,
@@ -289,8 +304,8 @@ where
         Ok(account)
     }
 
-    /// See `Store::delete_service_account`.
-    pub(super) async fn remove_service_account(&self, id: &str, now: i64) -> StoreResult<bool> {
+    /// See `ServiceAccountStore::delete_service_account`.
+    async fn delete_service_account(&self, id: &str, now: i64) -> StoreResult<bool> {
         let mut tx = self.begin_write().await?;
         self.end_service_tokens(&mut tx, id, now.saturating_add(1), now)
             .await?;
@@ -306,8 +321,8 @@ where
         Ok(true)
     }
 
-    /// See `Store::rotate_service_account_secret`.
-    pub(super) async fn change_service_account_secret(
+    /// See `ServiceAccountStore::rotate_service_account_secret`.
+    async fn rotate_service_account_secret(
         &self,
         id: &str,
         new_hash: &[u8],
@@ -339,8 +354,8 @@ where
         Ok(account)
     }
 
-    /// See `Store::add_service_account_key`.
-    pub(super) async fn insert_service_account_key(
+    /// See `ServiceAccountStore::add_service_account_key`.
+    async fn add_service_account_key(
         &self,
         id: &str,
         key: &ServiceAccountKeyRecord,
@@ -394,8 +409,8 @@ where
         Ok(account.map(|a| KeyAdded::Added(Box::new(a))))
     }
 
-    /// See `Store::remove_service_account_key`.
-    pub(super) async fn delete_service_account_key(
+    /// See `ServiceAccountStore::remove_service_account_key`.
+    async fn remove_service_account_key(
         &self,
         id: &str,
         kid: &str,
@@ -422,11 +437,8 @@ where
         Ok(account)
     }
 
-    /// See `Store::service_account_status`.
-    pub(super) async fn select_service_account_status(
-        &self,
-        id: &str,
-    ) -> StoreResult<Option<ServiceAccountStatus>> {
+    /// See `ServiceAccountStore::service_account_status`.
+    async fn service_account_status(&self, id: &str) -> StoreResult<Option<ServiceAccountStatus>> {
         Ok(
             sqlx::query_as(
                 "SELECT disabled, tokens_not_before FROM service_accounts WHERE id = $1",
@@ -437,8 +449,8 @@ where
         )
     }
 
-    /// See `Store::spend_assertion_jti`.
-    pub(super) async fn insert_assertion_jti(
+    /// See `ServiceAccountStore::spend_assertion_jti`.
+    async fn spend_assertion_jti(
         &self,
         client: &str,
         jti: &str,

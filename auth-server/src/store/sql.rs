@@ -19,10 +19,7 @@ use super::{
     RevokeScope, RotateOutcome, SessionRecord, SessionStatus, SigningKeyRecord, Store, StoreError,
     StoreResult, UserRecord, Wakeups, is_concurrent_duplicate,
 };
-use super::{
-    KeyAdded, ServiceAccountKeyRecord, ServiceAccountRecord, ServiceAccountStatus,
-    ServiceAccountUpdate,
-};
+use super::{ServiceAccountKeyRecord, ServiceAccountRecord, ServiceAccountStatus};
 
 /// A [`Store`] over a connection pool of backend `DB` (see `PgStore` and `SqliteStore`).
 #[derive(Debug)]
@@ -952,101 +949,6 @@ where
         .execute(&self.pool)
         .await?;
         Ok(DB::rows_affected(&done))
-    }
-
-    async fn create_service_account(&self, account: &ServiceAccountRecord) -> StoreResult<()> {
-        self.insert_service_account(account).await
-    }
-
-    async fn service_account(
-        &self,
-        by_name: bool,
-        value: &str,
-    ) -> StoreResult<Option<ServiceAccountRecord>> {
-        self.select_service_account(by_name, value).await
-    }
-
-    async fn service_account_for_token(
-        &self,
-        name: &str,
-    ) -> StoreResult<Option<ServiceAccountRecord>> {
-        self.select_service_account_row(name).await
-    }
-
-    async fn service_account_keys(&self, id: &str) -> StoreResult<Vec<ServiceAccountKeyRecord>> {
-        self.select_service_account_keys(id).await
-    }
-
-    async fn list_service_accounts(
-        &self,
-        after_name: Option<&str>,
-        limit: i64,
-    ) -> StoreResult<Vec<ServiceAccountRecord>> {
-        self.select_service_accounts(after_name, limit).await
-    }
-
-    async fn update_service_account(
-        &self,
-        id: &str,
-        update: &ServiceAccountUpdate,
-        now: i64,
-    ) -> StoreResult<Option<ServiceAccountRecord>> {
-        self.change_service_account(id, update, now).await
-    }
-
-    async fn set_service_account_disabled(
-        &self,
-        id: &str,
-        disabled: bool,
-        now: i64,
-    ) -> StoreResult<Option<ServiceAccountRecord>> {
-        self.change_service_account_disabled(id, disabled, now)
-            .await
-    }
-
-    async fn delete_service_account(&self, id: &str, now: i64) -> StoreResult<bool> {
-        self.remove_service_account(id, now).await
-    }
-
-    async fn rotate_service_account_secret(
-        &self,
-        id: &str,
-        new_hash: &[u8],
-        previous_until: Option<i64>,
-        now: i64,
-    ) -> StoreResult<Option<ServiceAccountRecord>> {
-        self.change_service_account_secret(id, new_hash, previous_until, now)
-            .await
-    }
-
-    async fn add_service_account_key(
-        &self,
-        id: &str,
-        key: &ServiceAccountKeyRecord,
-    ) -> StoreResult<Option<KeyAdded>> {
-        self.insert_service_account_key(id, key).await
-    }
-
-    async fn remove_service_account_key(
-        &self,
-        id: &str,
-        kid: &str,
-        now: i64,
-    ) -> StoreResult<Option<ServiceAccountRecord>> {
-        self.delete_service_account_key(id, kid, now).await
-    }
-
-    async fn service_account_status(&self, id: &str) -> StoreResult<Option<ServiceAccountStatus>> {
-        self.select_service_account_status(id).await
-    }
-
-    async fn spend_assertion_jti(
-        &self,
-        client: &str,
-        jti: &str,
-        expires_at: i64,
-    ) -> StoreResult<bool> {
-        self.insert_assertion_jti(client, jti, expires_at).await
     }
 
     async fn revocations_after(
