@@ -88,7 +88,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub const DEFAULT_TOKEN_LIFETIME: i64 = 86_400 + 300;
 
 /// A stream of wake-ups from other processes appending to the revocation log (see
-/// [`Store::revocation_wakeups`]).
+/// [`RevocationStore::revocation_wakeups`]).
 pub type Wakeups = futures_util::stream::BoxStream<'static, StoreResult<()>>;
 
 /// The storage interface of the auth server. Implementations must make each method atomic: a failed
@@ -98,7 +98,7 @@ pub type Wakeups = futures_util::stream::BoxStream<'static, StoreResult<()>>;
 /// reuse, disable, delete, password change, role change, key rotation) appends to the revocation log
 /// in the same transaction (see [`revocations`]).
 #[async_trait]
-pub trait Store: ServiceAccountStore + Send + Sync + 'static {
+pub trait Store: ServiceAccountStore + RevocationStore + Send + Sync + 'static {
     /// Applies the embedded migrations, then gives accounts stored before usernames had a skeleton
     /// their canonical key and skeleton under the current profile (SQL cannot compute them).
     async fn migrate(&self) -> StoreResult<()>;
@@ -232,15 +232,6 @@ pub trait Store: ServiceAccountStore + Send + Sync + 'static {
     /// Deletes throttling rows whose last failure is older than `before` and that are not locked at `now`.
     async fn purge_login_throttle(&self, before: i64, now: i64) -> StoreResult<u64>;
 
-    /// Revocation log rows with `seq > after`, oldest first, at most `limit`.
-    async fn revocations_after(&self, after: i64, limit: i64)
-    -> StoreResult<Vec<RevocationRecord>>;
-    /// The pruned horizon and head of the revocation log.
-    async fn revocation_bounds(&self) -> StoreResult<LogBounds>;
-    /// Wake-ups sent when another process commits an append to the revocation log (PostgreSQL
-    /// `LISTEN/NOTIFY`); `None` when the backend has none. A wake-up carries nothing: read the log.
-    async fn revocation_wakeups(&self) -> StoreResult<Option<Wakeups>>;
-
     /// Appends an event to the audit trail.
     async fn insert_audit(&self, event: &AuditEvent) -> StoreResult<()>;
     /// Reads the audit trail, newest first.
@@ -326,4 +317,19 @@ pub trait ServiceAccountStore: Send + Sync {
         jti: &str,
         expires_at: i64,
     ) -> StoreResult<bool>;
+}
+
+/// The revocation-log part of the [`Store`] (implemented in `revocations.rs`): reading the log, its
+/// bounds, and the wake-ups of other processes' appends. Appending happens inside the transactions
+/// of the changes themselves (`revocations::append`).
+#[async_trait]
+pub trait RevocationStore: Send + Sync {
+    /// Revocation log rows with `seq > after`, oldest first, at most `limit`.
+    async fn revocations_after(&self, after: i64, limit: i64)
+    -> StoreResult<Vec<RevocationRecord>>;
+    /// The pruned horizon and head of the revocation log.
+    async fn revocation_bounds(&self) -> StoreResult<LogBounds>;
+    /// Wake-ups sent when another process commits an append to the revocation log (PostgreSQL
+    /// `LISTEN/NOTIFY`); `None` when the backend has none. A wake-up carries nothing: read the log.
+    async fn revocation_wakeups(&self) -> StoreResult<Option<Wakeups>>;
 }

@@ -5,9 +5,12 @@
 //! ([`Dialect::LOCK_LOG`]) so commit order equals sequence order, inserts the rows, and sends the
 //! backend's wake-up ([`Dialect::NOTIFY_LOG`], delivered at commit).
 
+use async_trait::async_trait;
 use sqlx::{Encode, Executor, FromRow, IntoArguments, Type};
 
 use super::dialect::Dialect;
+use super::sql::SqlStore;
+use super::{RevocationStore, StoreError, StoreResult, Wakeups};
 
 /// What a revocation row matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -166,4 +169,50 @@ where
         sqlx::query(DB::NOTIFY_LOG).execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+#[async_trait]
+impl<DB> RevocationStore for SqlStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'r> RevocationRecord: FromRow<'r, DB::Row>,
+    (i64, i64): for<'r> FromRow<'r, DB::Row>,
+{
+    async fn revocations_after(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<RevocationRecord>> {
+        Ok(sqlx::query_as(
+            "SELECT seq, kind, target, not_before, expires_at, created_at FROM revocations \
+             WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit.max(0))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn revocation_bounds(&self) -> StoreResult<LogBounds> {
+        let (pruned_through, head): (i64, i64) = sqlx::query_as(
+            "SELECT pruned_through, \
+                    COALESCE((SELECT MAX(seq) FROM revocations), pruned_through) \
+             FROM revocation_horizon WHERE id = 1",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(LogBounds {
+            pruned_through,
+            head: head.max(pruned_through),
+        })
+    }
+
+    async fn revocation_wakeups(&self) -> StoreResult<Option<Wakeups>> {
+        use futures_util::StreamExt;
+        let wakeups = DB::log_wakeups(&self.pool).await?;
+        Ok(wakeups.map(|w| w.map(|r| r.map_err(StoreError::from)).boxed()))
+    }
 }

@@ -9,7 +9,7 @@ use sqlx::{
 
 use super::dialect::Dialect;
 use super::records::RolesColumn;
-use super::revocations::{self, LogBounds, NewRevocation, RevocationRecord};
+use super::revocations::{self, NewRevocation, RevocationRecord};
 use super::rows::{
     LockRow, ReusedTokenRow, SessionOwnerRow, SpentTokenRow, audit_columns, key_columns,
     session_columns, user_columns,
@@ -17,7 +17,7 @@ use super::rows::{
 use super::{
     AttemptRule, AuditEvent, AuditQuery, KeyRotation, KeyStatus, NewSession, Reservation,
     RevokeScope, RotateOutcome, SessionRecord, SessionStatus, SigningKeyRecord, Store, StoreError,
-    StoreResult, UserRecord, Wakeups, is_concurrent_duplicate,
+    StoreResult, UserRecord, is_concurrent_duplicate,
 };
 use super::{ServiceAccountKeyRecord, ServiceAccountRecord, ServiceAccountStatus};
 
@@ -949,41 +949,6 @@ where
         .execute(&self.pool)
         .await?;
         Ok(DB::rows_affected(&done))
-    }
-
-    async fn revocations_after(
-        &self,
-        after: i64,
-        limit: i64,
-    ) -> StoreResult<Vec<RevocationRecord>> {
-        Ok(sqlx::query_as(
-            "SELECT seq, kind, target, not_before, expires_at, created_at FROM revocations \
-             WHERE seq > $1 ORDER BY seq LIMIT $2",
-        )
-        .bind(after)
-        .bind(limit.max(0))
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    async fn revocation_bounds(&self) -> StoreResult<LogBounds> {
-        let (pruned_through, head): (i64, i64) = sqlx::query_as(
-            "SELECT pruned_through, \
-                    COALESCE((SELECT MAX(seq) FROM revocations), pruned_through) \
-             FROM revocation_horizon WHERE id = 1",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(LogBounds {
-            pruned_through,
-            head: head.max(pruned_through),
-        })
-    }
-
-    async fn revocation_wakeups(&self) -> StoreResult<Option<Wakeups>> {
-        use futures_util::StreamExt;
-        let wakeups = DB::log_wakeups(&self.pool).await?;
-        Ok(wakeups.map(|w| w.map(|r| r.map_err(StoreError::from)).boxed()))
     }
 
     async fn insert_audit(&self, e: &AuditEvent) -> StoreResult<()> {
