@@ -17,6 +17,7 @@ mod service_account_records;
 mod service_accounts;
 pub mod sql;
 pub mod sqlite;
+mod throttle;
 mod usernames;
 
 pub use records::{
@@ -98,7 +99,9 @@ pub type Wakeups = futures_util::stream::BoxStream<'static, StoreResult<()>>;
 /// reuse, disable, delete, password change, role change, key rotation) appends to the revocation log
 /// in the same transaction (see [`revocations`]).
 #[async_trait]
-pub trait Store: ServiceAccountStore + RevocationStore + Send + Sync + 'static {
+pub trait Store:
+    ServiceAccountStore + RevocationStore + ThrottleStore + Send + Sync + 'static
+{
     /// Applies the embedded migrations, then gives accounts stored before usernames had a skeleton
     /// their canonical key and skeleton under the current profile (SQL cannot compute them).
     async fn migrate(&self) -> StoreResult<()>;
@@ -209,29 +212,6 @@ pub trait Store: ServiceAccountStore + RevocationStore + Send + Sync + 'static {
     /// (raising the pruned horizon). Returns the number of rows deleted.
     async fn purge_expired(&self, now: i64) -> StoreResult<u64>;
 
-    /// The one of `keys` locked at `now` with the latest end, and that end; `None` when none is.
-    async fn login_lock(&self, keys: [&str; 3], now: i64) -> StoreResult<Option<(String, i64)>>;
-    /// Counts an attempt refused by `key`'s lock; returns how many its current lock refused.
-    async fn note_login_refused(&self, key: &str) -> StoreResult<i64>;
-    /// Reserves one login attempt for `key` before the password is checked, atomically (of N
-    /// concurrent callers, no more than the rule allows get through): counts it as a failure (a
-    /// success resets the key later), and when the count reaches `rule.free`, locks the key for
-    /// 2^level seconds (at most `rule.max_delay`) and starts counting again — a lock re-arms only after
-    /// the failures that earn it. Failures older than `rule.window_start` are forgotten. A key locked
-    /// at `now` is left as it is.
-    async fn reserve_login_attempt(
-        &self,
-        key: &str,
-        now: i64,
-        rule: AttemptRule,
-    ) -> StoreResult<Reservation>;
-    /// Takes back one failure counted for `key` (a reserved attempt that succeeded).
-    async fn refund_login_attempt(&self, key: &str) -> StoreResult<()>;
-    /// Forgets the failures of `key` (after a successful login).
-    async fn reset_login_failures(&self, key: &str) -> StoreResult<()>;
-    /// Deletes throttling rows whose last failure is older than `before` and that are not locked at `now`.
-    async fn purge_login_throttle(&self, before: i64, now: i64) -> StoreResult<u64>;
-
     /// Appends an event to the audit trail.
     async fn insert_audit(&self, event: &AuditEvent) -> StoreResult<()>;
     /// Reads the audit trail, newest first.
@@ -332,4 +312,32 @@ pub trait RevocationStore: Send + Sync {
     /// Wake-ups sent when another process commits an append to the revocation log (PostgreSQL
     /// `LISTEN/NOTIFY`); `None` when the backend has none. A wake-up carries nothing: read the log.
     async fn revocation_wakeups(&self) -> StoreResult<Option<Wakeups>>;
+}
+
+/// The login-throttle part of the [`Store`] (implemented in `throttle.rs`): per-key failure counts
+/// and locks, shared by every replica.
+#[async_trait]
+pub trait ThrottleStore: Send + Sync {
+    /// The one of `keys` locked at `now` with the latest end, and that end; `None` when none is.
+    async fn login_lock(&self, keys: [&str; 3], now: i64) -> StoreResult<Option<(String, i64)>>;
+    /// Counts an attempt refused by `key`'s lock; returns how many its current lock refused.
+    async fn note_login_refused(&self, key: &str) -> StoreResult<i64>;
+    /// Reserves one login attempt for `key` before the password is checked, atomically (of N
+    /// concurrent callers, no more than the rule allows get through): counts it as a failure (a
+    /// success resets the key later), and when the count reaches `rule.free`, locks the key for
+    /// 2^level seconds (at most `rule.max_delay`) and starts counting again — a lock re-arms only after
+    /// the failures that earn it. Failures older than `rule.window_start` are forgotten. A key locked
+    /// at `now` is left as it is.
+    async fn reserve_login_attempt(
+        &self,
+        key: &str,
+        now: i64,
+        rule: AttemptRule,
+    ) -> StoreResult<Reservation>;
+    /// Takes back one failure counted for `key` (a reserved attempt that succeeded).
+    async fn refund_login_attempt(&self, key: &str) -> StoreResult<()>;
+    /// Forgets the failures of `key` (after a successful login).
+    async fn reset_login_failures(&self, key: &str) -> StoreResult<()>;
+    /// Deletes throttling rows whose last failure is older than `before` and that are not locked at `now`.
+    async fn purge_login_throttle(&self, before: i64, now: i64) -> StoreResult<u64>;
 }
