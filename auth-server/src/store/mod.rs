@@ -8,6 +8,7 @@
 
 use async_trait::async_trait;
 
+mod audit;
 pub mod dialect;
 pub mod postgres;
 mod records;
@@ -100,7 +101,7 @@ pub type Wakeups = futures_util::stream::BoxStream<'static, StoreResult<()>>;
 /// in the same transaction (see [`revocations`]).
 #[async_trait]
 pub trait Store:
-    ServiceAccountStore + RevocationStore + ThrottleStore + Send + Sync + 'static
+    AuditStore + RevocationStore + ServiceAccountStore + ThrottleStore + Send + Sync + 'static
 {
     /// Applies the embedded migrations, then gives accounts stored before usernames had a skeleton
     /// their canonical key and skeleton under the current profile (SQL cannot compute them).
@@ -211,13 +212,6 @@ pub trait Store:
     /// client-assertion `jti`s past their expiry and revocation log rows past their `expires_at`
     /// (raising the pruned horizon). Returns the number of rows deleted.
     async fn purge_expired(&self, now: i64) -> StoreResult<u64>;
-
-    /// Appends an event to the audit trail.
-    async fn insert_audit(&self, event: &AuditEvent) -> StoreResult<()>;
-    /// Reads the audit trail, newest first.
-    async fn list_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>>;
-    /// Deletes audit events older than `before`; returns how many.
-    async fn purge_audit(&self, before: i64) -> StoreResult<u64>;
 }
 
 /// The service-account part of the [`Store`] (implemented in `service_accounts.rs`): accounts, their
@@ -340,4 +334,15 @@ pub trait ThrottleStore: Send + Sync {
     async fn reset_login_failures(&self, key: &str) -> StoreResult<()>;
     /// Deletes throttling rows whose last failure is older than `before` and that are not locked at `now`.
     async fn purge_login_throttle(&self, before: i64, now: i64) -> StoreResult<u64>;
+}
+
+/// The audit-trail part of the [`Store`] (implemented in `audit.rs`).
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends an event to the audit trail.
+    async fn insert_audit(&self, event: &AuditEvent) -> StoreResult<()>;
+    /// Reads the audit trail, newest first.
+    async fn list_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>>;
+    /// Deletes audit events older than `before`; returns how many.
+    async fn purge_audit(&self, before: i64) -> StoreResult<u64>;
 }
