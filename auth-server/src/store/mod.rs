@@ -1,6 +1,8 @@
-//! Persistence: the [`Store`] trait and its records, implemented once ([`sql::SqlStore`]) over two
-//! backends whose differences live in one [`dialect::Dialect`] file each: [`postgres::PgStore`] for
-//! production, [`sqlite::SqliteStore`] as the zero-config default.
+//! Persistence: the [`Store`] trait (users and sessions, plus one supertrait per other part:
+//! [`AuditStore`], [`KeyStore`], [`RevocationStore`], [`ServiceAccountStore`], [`ThrottleStore`]) and
+//! its records, implemented once ([`sql::SqlStore`], one file per part) over two backends whose
+//! differences live in one [`dialect::Dialect`] file each: [`postgres::PgStore`] for production,
+//! [`sqlite::SqliteStore`] as the zero-config default.
 //!
 //! Every method that depends on time takes `now` (seconds since the Unix epoch) from the caller, so
 //! the services own the clock and tests can move it. Secrets never reach this layer in clear: refresh
@@ -10,6 +12,7 @@ use async_trait::async_trait;
 
 mod audit;
 pub mod dialect;
+mod keys;
 pub mod postgres;
 mod records;
 pub(crate) mod revocations;
@@ -101,7 +104,14 @@ pub type Wakeups = futures_util::stream::BoxStream<'static, StoreResult<()>>;
 /// in the same transaction (see [`revocations`]).
 #[async_trait]
 pub trait Store:
-    AuditStore + RevocationStore + ServiceAccountStore + ThrottleStore + Send + Sync + 'static
+    AuditStore
+    + KeyStore
+    + RevocationStore
+    + ServiceAccountStore
+    + ThrottleStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Applies the embedded migrations, then gives accounts stored before usernames had a skeleton
     /// their canonical key and skeleton under the current profile (SQL cannot compute them).
@@ -190,22 +200,6 @@ pub trait Store:
         user_id: &str,
         now: i64,
     ) -> StoreResult<Vec<SessionRecord>>;
-
-    /// All stored signing keys.
-    async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
-    /// Inserts signing keys (first start: a current and a next key) unless a current key already exists,
-    /// atomically. Returns false when keys already existed (another replica won the race).
-    async fn init_signing_keys(&self, keys: &[SigningKeyRecord]) -> StoreResult<bool>;
-    /// Rotation, atomically, if `rotation`'s conditions hold: the current key becomes retired with
-    /// `publish_until = rotation.retire_until`, the next key becomes current, and `new_next` is
-    /// inserted as the next key. Returns the kids `(current, retired)` after rotation, `None` when a
-    /// condition does not hold (not due yet, or another replica rotated first); fails if there is no
-    /// current or no next key.
-    async fn rotate_signing_keys(
-        &self,
-        new_next: &SigningKeyRecord,
-        rotation: &KeyRotation,
-    ) -> StoreResult<Option<(String, String)>>;
 
     /// Housekeeping: deletes retired keys past `publish_until`, sessions past their absolute lifetime
     /// (with their refresh tokens, which until then serve as reuse-detection tombstones), spent
@@ -345,4 +339,25 @@ pub trait AuditStore: Send + Sync {
     async fn list_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>>;
     /// Deletes audit events older than `before`; returns how many.
     async fn purge_audit(&self, before: i64) -> StoreResult<u64>;
+}
+
+/// The signing-key part of the [`Store`] (implemented in `keys.rs`): the stored keys, their first
+/// creation and the conditional rotation that replicas race for.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// All stored signing keys.
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
+    /// Inserts signing keys (first start: a current and a next key) unless a current key already exists,
+    /// atomically. Returns false when keys already existed (another replica won the race).
+    async fn init_signing_keys(&self, keys: &[SigningKeyRecord]) -> StoreResult<bool>;
+    /// Rotation, atomically, if `rotation`'s conditions hold: the current key becomes retired with
+    /// `publish_until = rotation.retire_until`, the next key becomes current, and `new_next` is
+    /// inserted as the next key. Returns the kids `(current, retired)` after rotation, `None` when a
+    /// condition does not hold (not due yet, or another replica rotated first); fails if there is no
+    /// current or no next key.
+    async fn rotate_signing_keys(
+        &self,
+        new_next: &SigningKeyRecord,
+        rotation: &KeyRotation,
+    ) -> StoreResult<Option<(String, String)>>;
 }

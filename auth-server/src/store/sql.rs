@@ -1,6 +1,9 @@
 //! The one implementation of [`Store`]: every query, written once, for any backend that implements
 //! [`Dialect`]. The SQL is the common subset of PostgreSQL and SQLite (`$n` parameters, `RETURNING`,
-//! `ON CONFLICT`); what differs lives in the dialect files.
+//! `ON CONFLICT`); what differs lives in the dialect files. This file holds users, sessions and
+//! refresh tokens, and housekeeping; the other parts of the contract (its supertraits) are
+//! implemented for [`SqlStore`] beside their SQL: `audit.rs`, `keys.rs`, `revocations.rs`,
+//! `service_accounts.rs`, `throttle.rs`.
 
 use async_trait::async_trait;
 use sqlx::{
@@ -11,13 +14,11 @@ use super::dialect::Dialect;
 use super::records::RolesColumn;
 use super::revocations::{self, NewRevocation, RevocationRecord};
 use super::rows::{
-    LockRow, ReusedTokenRow, SessionOwnerRow, SpentTokenRow, key_columns, session_columns,
-    user_columns,
+    LockRow, ReusedTokenRow, SessionOwnerRow, SpentTokenRow, session_columns, user_columns,
 };
 use super::{
-    AuditEvent, KeyRotation, KeyStatus, NewSession, Reservation, RevokeScope, RotateOutcome,
-    SessionRecord, SessionStatus, SigningKeyRecord, Store, StoreError, StoreResult, UserRecord,
-    is_concurrent_duplicate,
+    AuditEvent, NewSession, Reservation, RevokeScope, RotateOutcome, SessionRecord, SessionStatus,
+    SigningKeyRecord, Store, StoreError, StoreResult, UserRecord, is_concurrent_duplicate,
 };
 use super::{ServiceAccountKeyRecord, ServiceAccountRecord, ServiceAccountStatus};
 
@@ -104,39 +105,6 @@ fn session_rows(first: Option<NewRevocation>, sids: Vec<String>) -> Vec<NewRevoc
 const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens \
      (token_hash, session_id, created_at, expires_at, generation) \
      VALUES ($1, $2, $3, $4, (SELECT generation FROM sessions WHERE id = $2))";
-
-/// Stores a signing key with the given status.
-async fn insert_key<'c, DB>(
-    conn: &'c mut DB::Connection,
-    key: &SigningKeyRecord,
-    status: KeyStatus,
-) -> Result<(), sqlx::Error>
-where
-    DB: Dialect,
-    &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
-{
-    sqlx::query(concat!(
-        "INSERT INTO signing_keys (",
-        key_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-    ))
-    .bind(key.kid.as_str())
-    .bind(key.alg.as_str())
-    .bind(status.as_str())
-    .bind(key.private_key_enc.as_slice())
-    .bind(key.public_jwk.as_str())
-    .bind(key.created_at)
-    .bind(key.publish_until)
-    .bind(key.activated_at)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
 
 /// Every user holding the admin role, by its JSON-encoded name in the roles column.
 const ADMINS: &str = "FROM users WHERE roles LIKE '%\"admin\"%'";
@@ -710,88 +678,6 @@ where
             .bind(now)
             .fetch_all(&self.pool)
             .await?)
-    }
-
-    async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
-        let sql = concat!(
-            "SELECT ",
-            key_columns!(),
-            " FROM signing_keys ORDER BY created_at, kid"
-        );
-        Ok(sqlx::query_as(sql).fetch_all(&self.pool).await?)
-    }
-
-    async fn init_signing_keys(&self, keys: &[SigningKeyRecord]) -> StoreResult<bool> {
-        let mut tx = self.begin_write().await?;
-        let current: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM signing_keys WHERE status = 'current'")
-                .fetch_one(&mut *tx)
-                .await?;
-        if current > 0 {
-            return Ok(false);
-        }
-        for key in keys {
-            match insert_key(&mut *tx, key, key.status).await {
-                Ok(_) => {}
-                // Another replica inserted its keys concurrently and won.
-                Err(sqlx::Error::Database(d)) if d.is_unique_violation() => return Ok(false),
-                Err(e) => return Err(e.into()),
-            }
-        }
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    async fn rotate_signing_keys(
-        &self,
-        new_next: &SigningKeyRecord,
-        rotation: &KeyRotation,
-    ) -> StoreResult<Option<(String, String)>> {
-        let mut tx = self.begin_write().await?;
-        // One conditional update decides: a replica that lost the race (the row is no longer
-        // current once it gets it) or came too early changes nothing.
-        let retired: Option<String> = sqlx::query_scalar(
-            "UPDATE signing_keys SET status = 'retired', publish_until = $1 \
-             WHERE status = 'current' AND COALESCE(activated_at, created_at) <= $2 \
-             AND EXISTS (SELECT 1 FROM signing_keys WHERE status = 'next' AND created_at <= $3) \
-             RETURNING kid",
-        )
-        .bind(rotation.retire_until)
-        .bind(rotation.current_since)
-        .bind(rotation.next_since)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(retired) = retired else {
-            let active: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM signing_keys WHERE status IN ('current', 'next')",
-            )
-            .fetch_one(&mut *tx)
-            .await?;
-            return match active {
-                2 => Ok(None),
-                _ => Err(StoreError::Conflict("no current/next key")),
-            };
-        };
-        let current: Option<String> = sqlx::query_scalar(
-            "UPDATE signing_keys SET status = 'current', activated_at = $1 \
-             WHERE status = 'next' RETURNING kid",
-        )
-        .bind(rotation.now)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(current) = current else {
-            return Err(StoreError::Conflict("no current/next key"));
-        };
-        insert_key(&mut *tx, new_next, KeyStatus::Next).await?;
-        // Every replica reloads its keys at once; a forced rotation also revokes the retired key's
-        // tokens everywhere.
-        let mut rows = vec![NewRevocation::keys()];
-        if rotation.revoke_retired {
-            rows.push(NewRevocation::key(retired.as_str()));
-        }
-        self.log(&mut tx, &rows, rotation.now).await?;
-        tx.commit().await?;
-        Ok(Some((current, retired)))
     }
 
     async fn purge_expired(&self, now: i64) -> StoreResult<u64> {
