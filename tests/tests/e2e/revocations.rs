@@ -470,6 +470,56 @@ async fn streams_end_at_shutdown_without_holding_it(backend: Backend) {
     );
 }
 
+/// A watcher that stops reading is not kept: flooded with more revocations than HTTP/2 flow
+/// control, its 64-message buffer and the fan-out's 4,096 rows can hold, its stream is ended (it
+/// fell behind the fan-out; the 30 s send timeout is the backstop) and its place freed — the bound
+/// on what a stalled or hostile watcher holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_that_stops_reading_is_dropped() {
+    run_bounded(stalled_watcher()).await
+}
+
+async fn stalled_watcher() {
+    let s = TestServer::start_with(
+        Backend::Postgres,
+        Options::with_args(&["--max-revocation-watchers", "1"]),
+    )
+    .await;
+    let token = watcher_token(&s).await;
+    let mut stalled = s.watch_revocations(&token, 0).await.expect("watch");
+    snapshot(next(&mut stalled).await);
+    // 200,000 revocations at once (written behind the API's back, then a wake-up): ≈ 9 MB of
+    // stream messages, beyond what the client's HTTP/2 window (2 MiB by default) lets the server
+    // send unread plus its send buffer (400 KiB), the stream's 64 messages and the fan-out's 4,096
+    // rows. Nothing is read from `stalled` from here on.
+    s.exec(
+        "INSERT INTO revocations (kind, target, not_before, expires_at, created_at) \
+         SELECT 'session', $1 || g, NULL, 4102444800, 0 FROM generate_series(1, 200000) g",
+        "flood-",
+    )
+    .await;
+    s.exec("SELECT pg_notify('auth_revocations', $1)", "").await;
+    let started = Instant::now();
+    poll_until(
+        "the stalled watcher's place freed",
+        Duration::from_secs(45),
+        || async {
+            let watchers = s.scrape().await.get("auth_revocation_watchers", &[]);
+            (watchers == Some(0.0)).then_some(())
+        },
+    )
+    .await;
+    let took = started.elapsed();
+    eprintln!("stalled watcher dropped after {took:?}");
+    assert!(took < Duration::from_secs(40), "took {took:?}");
+
+    // Its place serves the next watcher.
+    let mut next_watcher = s.watch_revocations(&token, 0).await.expect("a free place");
+    assert!(snapshot(next(&mut next_watcher).await).first);
+    drop(stalled);
+    s.shutdown().await;
+}
+
 /// Two replicas on one PostgreSQL: a logout through B is REVOKED on A within a second; a key
 /// rotated on A is published and verified by B at once; failed logins on A count on B.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
