@@ -62,15 +62,25 @@ impl AccessTokenIssuer {
             client_id: CLIENT_ID.to_owned(),
             kind: auth_interceptor::TokenKind::User,
         };
-        let mut header = Header::new(signer.alg);
-        header.typ = Some(auth_interceptor::ACCESS_TOKEN_TYP.to_owned());
-        header.kid = Some(signer.kid.clone());
-        let token = jsonwebtoken::encode(&header, &claims, &signer.key)
-            .map_err(|e| AuthError::Internal(format!("signing failed: {e}")))?;
-        Ok(IssuedAccessToken {
-            token,
-            jti: claims.jti,
-            exp,
-        })
+        sign(signer, claims, exp)
     }
+}
+
+/// Signs `claims` as an RFC 9068 access token (`typ: at+jwt`, the signer's `kid`): the one signing
+/// step of user and service tokens alike.
+pub(crate) fn sign(
+    signer: &Signer,
+    claims: Claims,
+    exp: i64,
+) -> Result<IssuedAccessToken, AuthError> {
+    let mut header = Header::new(signer.alg);
+    header.typ = Some(auth_interceptor::ACCESS_TOKEN_TYP.to_owned());
+    header.kid = Some(signer.kid.clone());
+    let token = jsonwebtoken::encode(&header, &claims, &signer.key)
+        .map_err(|e| AuthError::Internal(format!("signing failed: {e}")))?;
+    Ok(IssuedAccessToken {
+        token,
+        jti: claims.jti,
+        exp,
+    })
 }

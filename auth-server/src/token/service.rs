@@ -3,7 +3,6 @@
 //! for, its roles (or the subset asked for), `"token_use": "service"`, and no `sid` or `username`.
 
 use auth_interceptor::{Audience, Claims, TokenKind};
-use jsonwebtoken::Header;
 
 use super::access::IssuedAccessToken;
 use crate::error::AuthError;
@@ -45,15 +44,6 @@ impl ServiceTokenIssuer {
             client_id: account.name.clone(),
             kind: TokenKind::Service,
         };
-        let mut header = Header::new(signer.alg);
-        header.typ = Some(auth_interceptor::ACCESS_TOKEN_TYP.to_owned());
-        header.kid = Some(signer.kid.clone());
-        let token = jsonwebtoken::encode(&header, &claims, &signer.key)
-            .map_err(|e| AuthError::Internal(format!("signing failed: {e}")))?;
-        Ok(IssuedAccessToken {
-            token,
-            jti: claims.jti,
-            exp: now + self.ttl,
-        })
+        super::access::sign(signer, claims, now + self.ttl)
     }
 }
